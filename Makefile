@@ -1,0 +1,67 @@
+# Lifeline: `make setup run` starts everything on the embedded default; `make test` tests it.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+VENDOR := console_ui/static/vendor
+# Scale-out test mode: PostgreSQL database `test` and Redis on loopback (see README).
+SCALEOUT_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+SCALEOUT_REDIS_URL    ?= redis://127.0.0.1:6379/15
+PYTEST_ARGS ?=
+
+.PHONY: setup install vendor migrate run test test-embedded test-scaleout lint bench clean
+
+setup: install vendor migrate
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+# The pages load these from us, never from a CDN.
+vendor: node_modules/.package-lock.json
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/leaflet $(VENDOR)/leaflet.markercluster \
+	  $(VENDOR)/socket.io-client $(VENDOR)/chart.js $(VENDOR)/world-atlas $(VENDOR)/topojson-client
+	cp -r node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet-src.esm.js \
+	  node_modules/leaflet/dist/leaflet.css node_modules/leaflet/dist/images $(VENDOR)/leaflet/
+	cp node_modules/leaflet.markercluster/dist/leaflet.markercluster.js \
+	  node_modules/leaflet.markercluster/dist/MarkerCluster.css \
+	  node_modules/leaflet.markercluster/dist/MarkerCluster.Default.css $(VENDOR)/leaflet.markercluster/
+	cp node_modules/socket.io-client/dist/socket.io.esm.min.js $(VENDOR)/socket.io-client/
+	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.js/
+	cp node_modules/world-atlas/countries-110m.json node_modules/world-atlas/countries-50m.json \
+	  node_modules/world-atlas/land-50m.json $(VENDOR)/world-atlas/
+	cp node_modules/topojson-client/dist/topojson-client.min.js $(VENDOR)/topojson-client/
+
+migrate: install
+	$(BIN)/python -m server migrate
+
+run: install
+	LIFELINE_LOG_FORMAT=$${LIFELINE_LOG_FORMAT:-text} $(BIN)/python -m server run
+
+# Every suite twice where storage matters: embedded (SQLite, in-process) and scale-out
+# (PostgreSQL + Redis). The same tests; the settings choose.
+test: test-embedded test-scaleout
+
+test-embedded: install vendor
+	env -u LIFELINE_DATABASE_URL -u LIFELINE_REDIS_URL $(BIN)/pytest $(PYTEST_ARGS)
+
+test-scaleout: install vendor
+	LIFELINE_DATABASE_URL=$(SCALEOUT_DATABASE_URL) LIFELINE_REDIS_URL=$(SCALEOUT_REDIS_URL) \
+	  $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .mypy_cache .ruff_cache

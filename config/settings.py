@@ -1,0 +1,154 @@
+"""Settings: every knob of a deployment, validated once at start-up.
+
+The names are part of the stable surface (shared/CONTRACT.md). Defaults are the embedded mode:
+one process, SQLite under ``DATA_DIR``, in-process fan-out, nothing else to run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Language = Literal["en", "ru", "kk", "pl"]
+LANGUAGES: tuple[Language, ...] = ("en", "ru", "kk", "pl")
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line naming it."""
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """One deployment's configuration, read from ``LIFELINE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="LIFELINE_", extra="ignore", frozen=True)
+
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(default=8080, ge=0, le=65535)
+    DATA_DIR: Path = Path("./var")
+    DATABASE_URL: str = ""
+    REDIS_URL: str = ""
+    REQUIRE_TOTP: bool = True
+    PUBLIC_URL: str = ""
+    ICE_SERVERS: list[dict[str, Any]] = Field(default_factory=list)
+    TURN_SECRET: str = ""
+    MAP_TILE_URL: str = ""
+    NODE_ID: str = ""
+    MEDIA_ADDRESSES: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    MEDIA_PEER_NETWORKS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    DEFAULT_LANGUAGE: Language = "en"
+    MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1024)
+    SESSION_IDLE_SECS: int = Field(default=15 * 60, ge=30)
+    SESSION_MAX_AGE_SECS: int = Field(default=12 * 3600, ge=60)
+    LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
+    LOGIN_LOCKOUT_SECS: int = Field(default=10 * 60, ge=1)
+    LOG_FORMAT: Literal["json", "text"] = "json"
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("MEDIA_ADDRESSES", "MEDIA_PEER_NETWORKS", mode="before")
+    @classmethod
+    def _commas(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("MEDIA_ADDRESSES")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_address(item)
+        return value
+
+    @field_validator("MEDIA_PEER_NETWORKS")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("ICE_SERVERS", mode="before")
+    @classmethod
+    def _ice_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
+
+    @field_validator("ICE_SERVERS")
+    @classmethod
+    def _ice_shape(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for server in value:
+            urls = server.get("urls")
+            if not urls:
+                raise ValueError("each ICE server needs 'urls'")
+            for url in [urls] if isinstance(urls, str) else urls:
+                if not str(url).startswith(("stun:", "stuns:", "turn:", "turns:")):
+                    raise ValueError(f"not a STUN/TURN URL: {url}")
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://HOST/DB")
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://HOST:PORT/DB")
+        return value
+
+    @field_validator("PUBLIC_URL")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("use the full URL the browsers open, e.g. https://lifeline.example")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _node_id(self) -> Settings:
+        if not self.NODE_ID:
+            import socket
+
+            object.__setattr__(self, "NODE_ID", socket.gethostname() or "node")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or SQLite in ``DATA_DIR`` for the embedded mode."""
+        if self.DATABASE_URL:
+            return self.DATABASE_URL
+        return f"sqlite+aiosqlite:///{(self.DATA_DIR / 'lifeline.db').resolve()}"
+
+    @property
+    def scale_out(self) -> bool:
+        return bool(self.REDIS_URL)
+
+    @property
+    def cookies_secure(self) -> bool:
+        return self.PUBLIC_URL.startswith("https://")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; a bad value raises one line naming the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise SettingsError(f"LIFELINE_{name}: {first['msg']}") from None
+    except ValueError as exc:  # pydantic-settings' own error: a JSON setting that does not parse
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = match.group(1) if match else "settings"
+        raise SettingsError(f"LIFELINE_{name}: not valid JSON") from None

@@ -1,0 +1,1 @@
+"""Lifeline's aiohttp application: HTTP API, auth and roles, persistence, audit, CLI."""

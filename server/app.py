@@ -1,0 +1,135 @@
+"""The application factory: wires routes, pages, Socket.IO, storage and metrics from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from config import Settings
+from server import admin, health, page_routes
+from server.audit import AuditLog
+from server.auth import routes as auth_routes
+from server.auth.sessions import session_middleware
+from server.clock import Clock, SystemClock
+from server.db.engine import Database
+from server.errors import Handler, error_middleware
+from server.i18n import Catalogs, negotiate
+from server.keys import (
+    AUDIT_KEY,
+    CATALOGS_KEY,
+    CLOCK_KEY,
+    DB_KEY,
+    ERROR_PAGE_KEY,
+    LANG_KEY,
+    METRICS_KEY,
+    PAGES_KEY,
+    REDIS_KEY,
+    REGISTRY_KEY,
+    SETTINGS_KEY,
+    SIO_KEY,
+)
+from server.metrics import Metrics, metrics_middleware
+from server.pages import STATIC_DIR, Pages
+from signaling.server import attach, create_sio
+
+
+def _content_security_policy(settings: Settings) -> str:
+    tiles = ""
+    if settings.MAP_TILE_URL:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(settings.MAP_TILE_URL.replace("{s}", "a"))
+        tiles = f" {parts.scheme}://{parts.netloc.split('{')[0]}" if parts.netloc else ""
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        f"img-src 'self' data: blob:{tiles}; media-src 'self' blob:; "
+        "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
+    )
+
+
+def _headers_middleware(settings: Settings) -> web.Middleware:
+    csp = _content_security_policy(settings)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(self), microphone=(self), geolocation=(self)"
+        )
+        if request.path.startswith(("/login", "/account", "/admin", "/api/")):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return middleware
+
+
+@web.middleware
+async def _language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[LANG_KEY], _ = negotiate(request, request.app[SETTINGS_KEY].DEFAULT_LANGUAGE)
+    return await handler(request)
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """Open the database and Redis for the app's lifetime; close them on shutdown."""
+    settings = app[SETTINGS_KEY]
+    db = Database(settings.database_url)
+    app[DB_KEY] = db
+    app[AUDIT_KEY] = AuditLog(db, app[CLOCK_KEY])
+    redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+    app[REDIS_KEY] = redis
+    try:
+        yield
+    finally:
+        if redis is not None:
+            await redis.aclose()
+        await db.close()
+
+
+async def _socketio(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[SIO_KEY].shutdown()
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    """Build one Lifeline node. Nothing is opened until the app starts."""
+    registry = CollectorRegistry()
+    app_metrics = Metrics(registry)
+    app = web.Application(
+        client_max_size=settings.MAX_BODY_BYTES,
+        middlewares=[
+            metrics_middleware(app_metrics),
+            _headers_middleware(settings),
+            error_middleware,
+            _language_middleware,
+            session_middleware,
+        ],
+    )
+    app[SETTINGS_KEY] = settings
+    app[CLOCK_KEY] = clock or SystemClock()
+    app[REGISTRY_KEY] = registry
+    app[METRICS_KEY] = app_metrics
+    catalogs = Catalogs()
+    app[CATALOGS_KEY] = catalogs
+    pages = Pages(catalogs)
+    app[PAGES_KEY] = pages
+    app[ERROR_PAGE_KEY] = lambda request, status, code, message: pages.render(
+        request, "error.html", status=status, code=code, message=message
+    )
+    app.cleanup_ctx.append(_storage)
+
+    sio = create_sio(settings)
+    app[SIO_KEY] = sio
+    attach(sio, app)
+    app.cleanup_ctx.append(_socketio)
+
+    for table in (health.routes, auth_routes.routes, admin.routes, page_routes.routes):
+        app.router.add_routes(table)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    return app

@@ -1,0 +1,1 @@
+"""Staff authentication: passwords, TOTP, server-side sessions, CSRF, role checks."""

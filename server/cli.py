@@ -1,0 +1,191 @@
+"""The command line: ``run``, ``migrate``, ``users``, ``evidence`` (see shared/CONTRACT.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from config import Settings, SettingsError, load_settings
+from server.audit import AuditLog
+from server.auth.passwords import password_problem
+from server.auth.totp import provisioning_uri
+from server.clock import SystemClock
+from server.db.engine import Database
+from server.db.migrate import upgrade
+from server.logs import setup_logging
+from server.users import any_admin, do_create_user
+
+PAGES = (
+    ("citizen", "/"),
+    ("console", "/console"),
+    ("wall", "/wall"),
+    ("map", "/map"),
+    ("stats", "/stats"),
+    ("admin", "/admin"),
+)
+FIRST_ADMIN = "admin"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Lifeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="serve everything")
+    run.add_argument("--host")
+    run.add_argument("--port", type=int)
+    sub.add_parser("migrate", help="bring the database to the newest schema")
+    users = sub.add_parser("users", help="staff accounts").add_subparsers(
+        dest="users_command", required=True
+    )
+    add = users.add_parser("add", help="add a staff account")
+    add.add_argument("name")
+    add.add_argument(
+        "--role", required=True, choices=["operator", "supervisor", "internal_security", "admin"]
+    )
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    evidence = sub.add_parser("evidence", help="evidence and the audit chain").add_subparsers(
+        dest="evidence_command", required=True
+    )
+    evidence.add_parser("verify", help="verify the whole audit chain")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        overrides = {}
+        if getattr(args, "host", None):
+            overrides["HOST"] = args.host
+        if getattr(args, "port", None) is not None:
+            overrides["PORT"] = args.port
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    if args.command == "migrate":
+        upgrade(settings.database_url)
+        print(f"database at the newest schema: {_redacted(settings.database_url)}")
+        return 0
+    if args.command == "run":
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.database_url)
+        return asyncio.run(_run(settings))
+    if args.command == "users":
+        return asyncio.run(_users_add(settings, args.name, args.role, args.password_stdin))
+    return asyncio.run(_verify(settings))
+
+
+def _redacted(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+async def _first_admin(settings: Settings) -> str | None:
+    """Create the first admin when there is none; return its one-time password."""
+    db = Database(settings.database_url)
+    try:
+        async with db.session() as session:
+            if await any_admin(session):
+                return None
+        created = await do_create_user(
+            AuditLog(db, SystemClock()),
+            SystemClock(),
+            actor="system",
+            username=FIRST_ADMIN,
+            role="admin",
+        )
+        return created.password
+    finally:
+        await db.close()
+
+
+async def _run(settings: Settings) -> int:
+    from server.app import create_app
+
+    password = await _first_admin(settings)
+    runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.HOST, settings.PORT)
+    await site.start()
+    port = settings.PORT
+    server = site._server  # the bound socket tells the real port when PORT is 0
+    if server is not None and getattr(server, "sockets", None):
+        port = server.sockets[0].getsockname()[1]
+    base = settings.PUBLIC_URL or f"http://{settings.HOST}:{port}"
+    for name, path in PAGES:
+        print(f"{name}: {base}{path}", flush=True)
+    if password:
+        print(
+            f"first admin: user '{FIRST_ADMIN}', one-time password: {password} "
+            f"(sign in at {base}/login; you must change it and set up TOTP)",
+            flush=True,
+        )
+    if not settings.REQUIRE_TOTP:
+        print("warning: LIFELINE_REQUIRE_TOTP=false: no second factor, demo use only", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
+    return 0
+
+
+async def _users_add(settings: Settings, name: str, role: str, password_stdin: bool) -> int:
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        problem = password_problem(password, password, name)
+        if problem:
+            print(f"error: password refused ({problem})", file=sys.stderr)
+            return 2
+    db = Database(settings.database_url)
+    try:
+        from server.errors import AppError
+
+        try:
+            created = await do_create_user(
+                AuditLog(db, SystemClock()),
+                SystemClock(),
+                actor="cli",
+                username=name,
+                role=role,
+                password=password,
+                with_totp_secret=settings.REQUIRE_TOTP,
+            )
+        except AppError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+    finally:
+        await db.close()
+    user = created.user
+    print(f"added {user.username} ({user.role})")
+    if created.password:
+        print(f"one-time password: {created.password} (must be changed at first login)")
+    if user.totp_secret:
+        print(f"totp: {provisioning_uri(user.totp_secret, user.username)}")
+    return 0
+
+
+async def _verify(settings: Settings) -> int:
+    db = Database(settings.database_url)
+    try:
+        report = await AuditLog(db, SystemClock()).verify()
+    finally:
+        await db.close()
+    if report.ok:
+        print(f"audit chain intact: {report.entries} entries")
+        return 0
+    print(f"audit chain BROKEN at {report.broken} ({report.entries} entries before it hold)")
+    return 1

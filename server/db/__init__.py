@@ -1,0 +1,1 @@
+"""Persistence: sqlmodel tables, one async engine per app, alembic migrations."""

@@ -1,0 +1,177 @@
+"""The tables. Every timestamp is aware UTC; every state change is a row of its own."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from server.db.types import UTCDateTime
+
+
+class Role(enum.StrEnum):
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    INTERNAL_SECURITY = "internal_security"
+    ADMIN = "admin"
+
+
+class CallState(enum.StrEnum):
+    QUEUED = "queued"
+    ANSWERED = "answered"
+    ENDED = "ended"
+    ABANDONED = "abandoned"
+    TRANSFERRED = "transferred"
+    FAILED = "failed"
+
+
+class Channel(enum.StrEnum):
+    POLICE = "police"
+    INTERNAL_SECURITY = "internal_security"
+
+
+class SessionStage(enum.StrEnum):
+    """How far a staff login has got: a session only reaches ``active`` after every step."""
+
+    CHANGE_PASSWORD = "change_password"
+    ENROL_TOTP = "enrol_totp"
+    ACTIVE = "active"
+
+
+def _ts(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(UTCDateTime(), nullable=nullable)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    role: str = Field(max_length=32)
+    password_hash: str = Field(max_length=255)
+    must_change_password: bool = True
+    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_confirmed: bool = False
+    # The last 30-second step a code was accepted for: a code is good once (RFC 6238 5.2).
+    totp_last_step: int | None = None
+    disabled: bool = False
+    failed_logins: int = 0
+    locked_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    language: str = Field(default="en", max_length=8)
+    created_at: datetime = Field(sa_column=_ts())
+    updated_at: datetime = Field(sa_column=_ts())
+
+
+class StaffSession(SQLModel, table=True):
+    """Server-side session: the cookie holds a random token, the table only its hash."""
+
+    __tablename__ = "staff_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    stage: str = Field(max_length=32)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_ts())
+    last_seen_at: datetime = Field(sa_column=_ts())
+    remote: str = Field(default="", max_length=64)
+
+
+class Call(SQLModel, table=True):
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_state_channel", "state", "channel"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    channel: str = Field(max_length=32)
+    mode: str = Field(max_length=16)
+    language: str = Field(max_length=8)
+    state: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    operator_id: int | None = Field(default=None, foreign_key="users.id")
+    media_node: str | None = Field(default=None, max_length=64)
+    last_seq: int = 0
+    disposition: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=_ts())
+    answered_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class CallTransition(SQLModel, table=True):
+    """Who moved a call from which state to which, and when: wait times come from these."""
+
+    __tablename__ = "call_transitions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    from_state: str | None = Field(default=None, max_length=16)
+    to_state: str = Field(max_length=16)
+    actor: str = Field(max_length=80)
+    reason: str = Field(default="", max_length=255)
+    at: datetime = Field(sa_column=_ts())
+
+
+class LocationSample(SQLModel, table=True):
+    __tablename__ = "location_samples"
+    __table_args__ = (UniqueConstraint("call_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    seq: int
+    lat: float
+    lon: float
+    accuracy_m: float | None = None
+    heading_deg: float | None = None
+    speed_mps: float | None = None
+    measured_at: datetime = Field(sa_column=_ts())
+    received_at: datetime = Field(sa_column=_ts())
+
+
+class ChatMessage(SQLModel, table=True):
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        UniqueConstraint("call_id", "seq"),
+        # A resend after a reconnect carries the same client id and is stored once.
+        UniqueConstraint("call_id", "client_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    seq: int
+    sender: str = Field(max_length=16)
+    sender_user_id: int | None = Field(default=None, foreign_key="users.id")
+    client_id: str = Field(max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = Field(sa_column=_ts())
+
+
+class Recording(SQLModel, table=True):
+    __tablename__ = "recordings"
+    __table_args__ = (UniqueConstraint("call_id", "segment"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    segment: int
+    path: str = Field(max_length=512)
+    media_node: str = Field(max_length=64)
+    started_at: datetime = Field(sa_column=_ts())
+    ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    size_bytes: int | None = None
+    sha256: str | None = Field(default=None, max_length=64)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One link of the append-only hash chain; ``hash`` covers every other column."""
+
+    __tablename__ = "audit_log"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = Field(sa_column=_ts())
+    actor: str = Field(max_length=80)
+    action: str = Field(max_length=64, index=True)
+    subject: str = Field(default="", max_length=128)
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)

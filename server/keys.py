@@ -1,0 +1,39 @@
+"""Every piece of application state, each under its own typed key (no string keys)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from config import Settings
+from server.clock import Clock
+from server.errors import ErrorPage
+
+if TYPE_CHECKING:
+    import socketio
+    from prometheus_client import CollectorRegistry
+    from redis.asyncio import Redis
+
+    from server.audit import AuditLog
+    from server.auth.sessions import StaffContext
+    from server.db.engine import Database
+    from server.i18n import Catalogs
+    from server.metrics import Metrics
+    from server.pages import Pages
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+CLOCK_KEY = web.AppKey[Clock]("clock")
+DB_KEY = web.AppKey["Database"]("db")
+AUDIT_KEY = web.AppKey["AuditLog"]("audit")
+REDIS_KEY = web.AppKey["Redis | None"]("redis")
+SIO_KEY = web.AppKey["socketio.AsyncServer"]("sio")
+CATALOGS_KEY = web.AppKey["Catalogs"]("catalogs")
+PAGES_KEY = web.AppKey["Pages"]("pages")
+METRICS_KEY = web.AppKey["Metrics"]("metrics")
+ERROR_PAGE_KEY = web.AppKey[ErrorPage]("error_page")
+REGISTRY_KEY = web.AppKey["CollectorRegistry"]("registry")
+
+# Per request: the signed-in staff member (or None), set by the session middleware.
+STAFF_KEY = web.RequestKey["StaffContext | None"]("staff")
+LANG_KEY = web.RequestKey("lang", str)

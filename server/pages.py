@@ -1,0 +1,66 @@
+"""Server-rendered pages: one jinja2 environment, the same context for every template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from server.i18n import LANG_COOKIE, LANGUAGE_NAMES, Catalogs
+from server.keys import CATALOGS_KEY, LANG_KEY, SETTINGS_KEY, STAFF_KEY
+
+UI_DIR = Path(__file__).resolve().parent.parent / "console_ui"
+TEMPLATES_DIR = UI_DIR / "templates"
+STATIC_DIR = UI_DIR / "static"
+ASSET_VERSION = "1"
+
+
+class Pages:
+    """Renders templates with the request's language, staff member and CSRF token."""
+
+    def __init__(self, catalogs: Catalogs) -> None:
+        self.catalogs = catalogs
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+            autoescape=jinja2.select_autoescape(default=True),
+            undefined=jinja2.StrictUndefined,
+            extensions=["jinja2.ext.i18n"],
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def context(self, request: web.Request) -> dict[str, Any]:
+        from server.auth.csrf import csrf_token  # auth imports pages for its forms
+
+        lang = request.get(LANG_KEY, "en")
+        settings = request.app[SETTINGS_KEY]
+
+        def _(key: str, **values: object) -> str:
+            return self.catalogs.gettext(lang, key, **values)
+
+        return {
+            "_": _,
+            "gettext": _,
+            "lang": lang,
+            "languages": list(LANGUAGE_NAMES.items()),
+            "staff": request.get(STAFF_KEY),
+            "csrf_token": csrf_token(request),
+            "require_totp": settings.REQUIRE_TOTP,
+            "map_tile_url": settings.MAP_TILE_URL,
+            "request_path": request.path,
+            "static": lambda path: f"/static/{path}?v={ASSET_VERSION}",
+        }
+
+    def render(
+        self, request: web.Request, template: str, *, status: int = 200, **values: Any
+    ) -> web.Response:
+        context = self.context(request)
+        context.update(values)
+        body = self.env.get_template(template).render(context)
+        response = web.Response(text=body, status=status, content_type="text/html")
+        response.headers["Content-Language"] = context["lang"]
+        if request.query.get("lang") == context["lang"]:
+            response.set_cookie(LANG_COOKIE, context["lang"], max_age=365 * 86400, samesite="Lax")
+        return response

@@ -1,0 +1,1 @@
+"""Socket.IO: namespaces, event schemas, rooms, and the client manager for the mode."""

@@ -53,7 +53,7 @@ async def _render(
     return request.app[PAGES_KEY].render(
         request,
         "admin.html",
-        status=status,
+        http_status=status,
         users=users,
         roles=[r.value for r in Role],
         created=shown,

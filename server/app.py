@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -51,7 +52,7 @@ def _content_security_policy(settings: Settings) -> str:
     )
 
 
-def _headers_middleware(settings: Settings) -> web.Middleware:
+def _headers_middleware(settings: Settings) -> Middleware:
     csp = _content_security_policy(settings)
 
     @web.middleware
@@ -120,7 +121,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     pages = Pages(catalogs)
     app[PAGES_KEY] = pages
     app[ERROR_PAGE_KEY] = lambda request, status, code, message: pages.render(
-        request, "error.html", status=status, code=code, message=message
+        request, "error.html", http_status=status, status=status, code=code, message=message
     )
     app.cleanup_ctx.append(_storage)
 

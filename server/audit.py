@@ -91,13 +91,14 @@ class AuditLog:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction in which ``record`` may be called; commits on success."""
         async with self.db.session() as session:
+            connection = await session.connection()
             if self.db.is_postgres:
-                await session.execute(
+                await connection.execute(
                     text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID}
                 )
             else:
                 # Take SQLite's write lock now, so two writers cannot read the same chain head.
-                await session.execute(text("BEGIN IMMEDIATE"))
+                await connection.execute(text("BEGIN IMMEDIATE"))
             try:
                 yield session
                 await session.commit()

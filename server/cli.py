@@ -115,10 +115,8 @@ async def _run(settings: Settings) -> int:
     await runner.setup()
     site = web.TCPSite(runner, settings.HOST, settings.PORT)
     await site.start()
-    port = settings.PORT
-    server = site._server  # the bound socket tells the real port when PORT is 0
-    if server is not None and getattr(server, "sockets", None):
-        port = server.sockets[0].getsockname()[1]
+    # With PORT=0 the system picks the port: print the one really bound.
+    port = runner.addresses[0][1] if runner.addresses else settings.PORT
     base = settings.PUBLIC_URL or f"http://{settings.HOST}:{port}"
     for name, path in PAGES:
         print(f"{name}: {base}{path}", flush=True)

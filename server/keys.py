@@ -10,17 +10,17 @@ from config import Settings
 from server.clock import Clock
 from server.errors import ErrorPage
 
-if TYPE_CHECKING:
-    import socketio
-    from prometheus_client import CollectorRegistry
-    from redis.asyncio import Redis
+if TYPE_CHECKING:  # the keys name these types as strings: importing them would be circular
+    import socketio  # noqa: F401
+    from prometheus_client import CollectorRegistry  # noqa: F401
+    from redis.asyncio import Redis  # noqa: F401
 
-    from server.audit import AuditLog
-    from server.auth.sessions import StaffContext
-    from server.db.engine import Database
-    from server.i18n import Catalogs
-    from server.metrics import Metrics
-    from server.pages import Pages
+    from server.audit import AuditLog  # noqa: F401
+    from server.auth.sessions import StaffContext  # noqa: F401
+    from server.db.engine import Database  # noqa: F401
+    from server.i18n import Catalogs  # noqa: F401
+    from server.metrics import Metrics  # noqa: F401
+    from server.pages import Pages  # noqa: F401
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 CLOCK_KEY = web.AppKey[Clock]("clock")

@@ -9,12 +9,27 @@ import jinja2
 from aiohttp import web
 
 from server.i18n import LANG_COOKIE, LANGUAGE_NAMES, Catalogs
-from server.keys import CATALOGS_KEY, LANG_KEY, SETTINGS_KEY, STAFF_KEY
+from server.keys import LANG_KEY, SETTINGS_KEY, STAFF_KEY
 
 UI_DIR = Path(__file__).resolve().parent.parent / "console_ui"
 TEMPLATES_DIR = UI_DIR / "templates"
 STATIC_DIR = UI_DIR / "static"
 ASSET_VERSION = "1"
+
+
+class _LazyCsrf:
+    """Mints the pre-login CSRF cookie only for pages that really render a form."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = request
+
+    def __str__(self) -> str:
+        from server.auth.csrf import csrf_token  # auth imports pages for its forms
+
+        return csrf_token(self._request)
+
+    def __html__(self) -> str:
+        return str(self)
 
 
 class Pages:
@@ -32,8 +47,6 @@ class Pages:
         )
 
     def context(self, request: web.Request) -> dict[str, Any]:
-        from server.auth.csrf import csrf_token  # auth imports pages for its forms
-
         lang = request.get(LANG_KEY, "en")
         settings = request.app[SETTINGS_KEY]
 
@@ -46,7 +59,7 @@ class Pages:
             "lang": lang,
             "languages": list(LANGUAGE_NAMES.items()),
             "staff": request.get(STAFF_KEY),
-            "csrf_token": csrf_token(request),
+            "csrf_token": _LazyCsrf(request),
             "require_totp": settings.REQUIRE_TOTP,
             "map_tile_url": settings.MAP_TILE_URL,
             "request_path": request.path,
@@ -54,12 +67,12 @@ class Pages:
         }
 
     def render(
-        self, request: web.Request, template: str, *, status: int = 200, **values: Any
+        self, request: web.Request, template: str, *, http_status: int = 200, **values: Any
     ) -> web.Response:
         context = self.context(request)
         context.update(values)
         body = self.env.get_template(template).render(context)
-        response = web.Response(text=body, status=status, content_type="text/html")
+        response = web.Response(text=body, status=http_status, content_type="text/html")
         response.headers["Content-Language"] = context["lang"]
         if request.query.get("lang") == context["lang"]:
             response.set_cookie(LANG_COOKIE, context["lang"], max_age=365 * 86400, samesite="Lax")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -66,7 +67,7 @@ async def authenticate(
             return LoginResult(Outcome.BAD_CREDENTIALS)
         if user.locked_until is not None and user.locked_until > now:
             await record("login_refused", reason="locked")
-            minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+            minutes = max(1, math.ceil((user.locked_until - now).total_seconds() / 60))
             return LoginResult(Outcome.LOCKED, locked_minutes=minutes)
         if user.disabled:
             await record("login_refused", reason="disabled")

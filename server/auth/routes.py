@@ -64,7 +64,7 @@ def _login_page(
     return request.app[PAGES_KEY].render(
         request,
         "login.html",
-        status=status,
+        http_status=status,
         error=error,
         notice=notice,
         next=next_path or safe_next(request.query.get("next", "")),
@@ -184,8 +184,8 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
         return request.app[PAGES_KEY].render(
             request,
             "change_password.html",
-            status=400,
-            error=_t(request, problem),
+            http_status=400,
+            error=_t(request, problem, min=MIN_PASSWORD_LENGTH),
             forced=forced,
             min_length=MIN_PASSWORD_LENGTH,
         )
@@ -229,7 +229,7 @@ def _totp_page(
     return request.app[PAGES_KEY].render(
         request,
         "totp_enrol.html",
-        status=status,
+        http_status=status,
         qr_svg=qr_svg(uri),
         secret=secret,
         otpauth_uri=uri,
@@ -252,7 +252,8 @@ async def totp_submit(request: web.Request) -> web.StreamResponse:
     audit, clock = request.app[AUDIT_KEY], request.app[CLOCK_KEY]
     async with audit.transaction() as session:
         user = await session.get(User, staff.user_id)
-        assert user is not None and user.totp_secret
+        assert user is not None
+        assert user.totp_secret
         step = accepted_step(user.totp_secret, form.get("totp", ""), clock.now(), None)
         if step is not None:
             user.totp_confirmed, user.totp_last_step = True, step

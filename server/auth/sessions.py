@@ -139,7 +139,8 @@ async def _load(request: web.Request) -> StaffContext | None:
         if idle > timedelta(seconds=TOUCH_EVERY_SECS):
             row.last_seen_at = now
             await session.commit()
-        assert row.id is not None and user.id is not None
+        assert row.id is not None
+        assert user.id is not None
         return StaffContext(
             session_id=row.id,
             user_id=user.id,

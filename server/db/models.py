@@ -40,7 +40,7 @@ class SessionStage(enum.StrEnum):
     ACTIVE = "active"
 
 
-def _ts(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+def _ts(nullable: bool = False) -> Column[datetime]:
     return Column(UTCDateTime(), nullable=nullable)
 
 

@@ -8,11 +8,9 @@ Create Date: 2026-11-25
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 import server.db.types
-
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -25,12 +23,12 @@ def upgrade() -> None:
         "audit_log",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("at", server.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("actor", sa.String(length=80), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.String(length=128), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
-        sa.Column("prev_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("prev_hash", sa.String(length=64), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
         sa.UniqueConstraint("hash"),
     )
@@ -40,17 +38,17 @@ def upgrade() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("username", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("must_change_password", sa.Boolean(), nullable=False),
-        sa.Column("totp_secret", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("totp_secret", sa.String(length=64), nullable=True),
         sa.Column("totp_confirmed", sa.Boolean(), nullable=False),
         sa.Column("totp_last_step", sa.Integer(), nullable=True),
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
         sa.Column("locked_until", server.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("created_at", server.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", server.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -60,16 +58,16 @@ def upgrade() -> None:
 
     op.create_table(
         "calls",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("mode", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
-        sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("mode", sa.String(length=16), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("operator_id", sa.Integer(), nullable=True),
-        sa.Column("media_node", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("media_node", sa.String(length=64), nullable=True),
         sa.Column("last_seq", sa.Integer(), nullable=False),
-        sa.Column("disposition", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("disposition", sa.String(length=64), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("created_at", server.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("answered_at", server.db.types.UTCDateTime(timezone=True), nullable=True),
@@ -87,13 +85,13 @@ def upgrade() -> None:
     op.create_table(
         "staff_sessions",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("stage", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("csrf_token", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("stage", sa.String(length=32), nullable=False),
+        sa.Column("csrf_token", sa.String(length=64), nullable=False),
         sa.Column("created_at", server.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", server.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("remote", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("remote", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
@@ -109,11 +107,11 @@ def upgrade() -> None:
     op.create_table(
         "call_transitions",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("call_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("from_state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
-        sa.Column("to_state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("call_id", sa.String(length=36), nullable=False),
+        sa.Column("from_state", sa.String(length=16), nullable=True),
+        sa.Column("to_state", sa.String(length=16), nullable=False),
+        sa.Column("actor", sa.String(length=80), nullable=False),
+        sa.Column("reason", sa.String(length=255), nullable=False),
         sa.Column("at", server.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["call_id"],
@@ -127,11 +125,11 @@ def upgrade() -> None:
     op.create_table(
         "chat_messages",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("call_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+        sa.Column("call_id", sa.String(length=36), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("sender", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("sender", sa.String(length=16), nullable=False),
         sa.Column("sender_user_id", sa.Integer(), nullable=True),
-        sa.Column("client_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("at", server.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -152,7 +150,7 @@ def upgrade() -> None:
     op.create_table(
         "location_samples",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("call_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+        sa.Column("call_id", sa.String(length=36), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("lat", sa.Float(), nullable=False),
         sa.Column("lon", sa.Float(), nullable=False),
@@ -174,14 +172,14 @@ def upgrade() -> None:
     op.create_table(
         "recordings",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("call_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+        sa.Column("call_id", sa.String(length=36), nullable=False),
         sa.Column("segment", sa.Integer(), nullable=False),
-        sa.Column("path", sqlmodel.sql.sqltypes.AutoString(length=512), nullable=False),
-        sa.Column("media_node", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("path", sa.String(length=512), nullable=False),
+        sa.Column("media_node", sa.String(length=64), nullable=False),
         sa.Column("started_at", server.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("ended_at", server.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("size_bytes", sa.Integer(), nullable=True),
-        sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("sha256", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["call_id"],
             ["calls.id"],

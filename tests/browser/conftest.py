@@ -1,0 +1,141 @@
+"""Browser tests: a real ``python -m server run`` process and one headless Chromium per module."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from tests import stores
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream=fps=30",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+START_TIMEOUT_SECS = 60.0
+
+
+@dataclass
+class RunningServer:
+    """A server process started the way `make run` starts it, and what it printed.
+
+    ``env`` is the process's environment: a CLI command run with it (``users add``) works on the
+    same database.
+    """
+
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+    urls: dict[str, str]
+    lines: list[str] = field(default_factory=list)
+    admin_password: str | None = None
+
+    @property
+    def base(self) -> str:
+        return self.urls["citizen"].rstrip("/")
+
+
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> RunningServer:
+    """Start `python -m server run --port 0` on a fresh database; wait for its URL lines."""
+    if stores.SCALE_OUT:
+        stores.reset_postgres_schema()  # a fresh deployment: `run` migrates it itself
+    stores.flush_redis()
+    env = {
+        **os.environ,
+        "LIFELINE_DATA_DIR": str(data_dir),
+        "LIFELINE_LOG_FORMAT": "text",
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    if not stores.SCALE_OUT:
+        env.pop("LIFELINE_DATABASE_URL", None)
+        env.pop("LIFELINE_REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    server = RunningServer(process, env, {})
+    deadline = time.monotonic() + START_TIMEOUT_SECS
+    while "admin" not in server.urls:
+        line = _next_line(server, deadline)
+        if match := re.fullmatch(r"(citizen|console|wall|map|stats|admin): (http\S+)", line):
+            server.urls[match.group(1)] = match.group(2)
+    # On a first start the one-time password line follows the URLs at once.
+    deadline = time.monotonic() + 3.0
+    while server.admin_password is None and time.monotonic() < deadline:
+        try:
+            line = _next_line(server, deadline, fail=False)
+        except TimeoutError:
+            break
+        if match := re.search(r"one-time password: (\S+)", line):
+            server.admin_password = match.group(1)
+    return server
+
+
+def _next_line(server: RunningServer, deadline: float, fail: bool = True) -> str:
+    stdout = server.process.stdout
+    assert stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                break
+            if selector.select(timeout=0.2):
+                line = stdout.readline().rstrip("\n")
+                server.lines.append(line)
+                return line
+    if not fail:
+        raise TimeoutError
+    server.process.kill()
+    raise AssertionError(f"server did not start; it printed: {server.lines}")
+
+
+def stop_server(server: RunningServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    if server.process.stdout is not None:
+        server.process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    server = start_server(tmp_path_factory.mktemp("live"))
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is required: apt-get install chromium"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,55 @@
+"""Shared fixtures: a real app on a real database of the mode under test, a clock to move."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from config import Settings
+from server.app import create_app
+from server.clock import FrozenClock
+from tests import stores
+
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture(scope="session")
+def db_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return stores.migrated_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture
+def database_url(db_template: str, tmp_path: Path) -> str:
+    return stores.fresh_database(db_template, tmp_path / "data")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        DATA_DIR=tmp_path / "data",
+        DATABASE_URL=database_url,
+        REDIS_URL=stores.REDIS_URL,
+        LOG_FORMAT="text",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FrozenClock) -> web.Application:
+    return create_app(settings, clock)
+
+
+@pytest.fixture
+async def client(
+    app: web.Application, aiohttp_client: ClientFactory
+) -> TestClient[web.Request, web.Application]:
+    return await aiohttp_client(app)

@@ -1,0 +1,87 @@
+"""Signing staff in over real HTTP, as a browser would: GET the form, POST it with its token."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pyotp
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+
+from server.clock import FrozenClock
+from server.keys import AUDIT_KEY, CLOCK_KEY
+from server.users import do_create_user
+
+Client = TestClient[web.Request, web.Application]
+PASSWORD = "correct horse battery staple"
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Account:
+    username: str
+    password: str
+    totp_secret: str
+
+    def code(self, clock: FrozenClock, steps_ahead: int = 0) -> str:
+        """The code an authenticator shows at ``clock`` (a later step: a code not used yet)."""
+        return pyotp.TOTP(self.totp_secret).at(clock.now(), counter_offset=steps_ahead)
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+async def add_account(client: Client, username: str, role: str) -> Account:
+    """An enrolled account (password set, TOTP confirmed), made as `users add` makes it."""
+    app = client.app
+    assert app is not None
+    created = await do_create_user(
+        app[AUDIT_KEY],
+        app[CLOCK_KEY],
+        actor="test",
+        username=username,
+        role=role,
+        password=PASSWORD,
+        with_totp_secret=True,
+    )
+    assert created.user.totp_secret
+    return Account(username, PASSWORD, created.user.totp_secret)
+
+
+async def page_csrf(client: Client, path: str = "/login") -> str:
+    response = await client.get(path)
+    assert response.status == 200, await response.text()
+    return csrf_of(await response.text())
+
+
+async def post_login(
+    client: Client, username: str, password: str, totp: str = "", next_path: str = ""
+) -> ClientResponse:
+    token = await page_csrf(client)
+    return await client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": password,
+            "totp": totp,
+            "csrf_token": token,
+            "next": next_path,
+        },
+        allow_redirects=False,
+    )
+
+
+async def sign_in(client: Client, account: Account, clock: FrozenClock, step: int = 0) -> str:
+    """Sign in fully; returns the session's CSRF token (for the API's X-CSRF-Token)."""
+    response = await post_login(
+        client, account.username, account.password, account.code(clock, step)
+    )
+    assert response.status == 303, await response.text()
+    location = response.headers["Location"]
+    page = await client.get(location)
+    assert page.status == 200, (location, await page.text())
+    return csrf_of(await page.text())

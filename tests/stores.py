@@ -1,0 +1,86 @@
+"""Test storage chosen by settings: embedded (SQLite, in-process) or scale-out (PostgreSQL, Redis).
+
+``make test`` runs every suite twice; the second run sets ``LIFELINE_DATABASE_URL`` and
+``LIFELINE_REDIS_URL``. The test code is the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import asyncpg
+import redis
+
+from server.db.migrate import upgrade
+
+DATABASE_URL = os.environ.get("LIFELINE_DATABASE_URL", "")
+REDIS_URL = os.environ.get("LIFELINE_REDIS_URL", "")
+SCALE_OUT = DATABASE_URL.startswith("postgresql")
+
+TABLES = (
+    "audit_log",
+    "recordings",
+    "chat_messages",
+    "location_samples",
+    "call_transitions",
+    "calls",
+    "staff_sessions",
+    "users",
+)
+
+
+def _pg_dsn() -> str:
+    return DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _pg(*statements: str) -> None:
+    conn = await asyncpg.connect(_pg_dsn())
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def reset_postgres_schema() -> None:
+    """An empty ``public`` schema: what a new deployment starts from."""
+    asyncio.run(_pg("DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public"))
+
+
+def truncate_postgres() -> None:
+    asyncio.run(_pg(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+
+
+def flush_redis() -> None:
+    if REDIS_URL:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+
+def migrated_template(directory: Path) -> str:
+    """Migrate once per test session: a SQLite file to copy, or the PostgreSQL schema."""
+    if SCALE_OUT:
+        reset_postgres_schema()
+        upgrade(DATABASE_URL)
+        return DATABASE_URL
+    path = directory / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return str(path)
+
+
+def fresh_database(template: str, directory: Path) -> str:
+    """A migrated, empty database for one test (or one module's server)."""
+    flush_redis()
+    if SCALE_OUT:
+        truncate_postgres()
+        return DATABASE_URL
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "lifeline.db"
+    shutil.copyfile(template, target)
+    return f"sqlite+aiosqlite:///{target}"

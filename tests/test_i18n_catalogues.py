@@ -1,0 +1,230 @@
+"""The four catalogues agree with each other and with every key the templates and scripts use.
+
+No server: the .po files are read with Babel as ``server.i18n.Catalogs`` reads them, and each
+template is compiled and rendered by the environment of ``server.pages.Pages`` under
+StrictUndefined, in every language, with a catalogue lookup that fails on an unknown key. The
+render catches keys built at run time (``"role." ~ code``) that no regex can see.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jinja2
+import pytest
+from babel.messages.pofile import read_po
+
+from config.settings import LANGUAGES
+from server.i18n import LANGUAGE_NAMES, TRANSLATIONS_DIR, Catalogs
+from server.pages import STATIC_DIR, TEMPLATES_DIR, Pages
+
+# `_("key")` / `_('key')` and `gettext(...)` in templates; `t('key')` / `t("key")` in scripts.
+# A literal followed by `~` (a key built at run time) is left to test_every_page_renders.
+TEMPLATE_KEY_RE = re.compile(r"""\b(?:_|gettext)\(\s*(["'])([^"']+)\1(?=\s*[,)])""")
+SCRIPT_KEY_RE = re.compile(r"""(?<![\w.$])t\(\s*(["'])([^"']+)\1(?=\s*[,)])""")
+KEY_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+
+TEMPLATES = sorted(path.name for path in TEMPLATES_DIR.glob("*.html"))
+# Layouts and partials: rendered through the pages that extend or include them.
+LAYOUTS = {"base.html", "staff_base.html", "public_base.html"}
+PAGES = [name for name in TEMPLATES if name not in LAYOUTS and not name.startswith("_")]
+SCRIPTS = sorted((STATIC_DIR / "js").glob("*.js"))
+ROLES = ("operator", "supervisor", "internal_security", "admin")
+
+
+def read_catalogue(lang: str) -> dict[str, str]:
+    """All messages of one .po file, the header excluded: key -> text."""
+    with (TRANSLATIONS_DIR / f"{lang}.po").open("rb") as handle:
+        catalog = read_po(handle, locale=lang)
+    assert str(catalog.locale) == lang
+    assert catalog.charset.lower() == "utf-8"
+    return {str(message.id): str(message.string) for message in catalog if message.id}
+
+
+@pytest.fixture(scope="module")
+def catalogues() -> dict[str, dict[str, str]]:
+    return {lang: read_catalogue(lang) for lang in LANGUAGES}
+
+
+@pytest.fixture(scope="module")
+def english(catalogues: dict[str, dict[str, str]]) -> dict[str, str]:
+    return catalogues["en"]
+
+
+@pytest.fixture(scope="module")
+def pages() -> Pages:
+    return Pages(Catalogs())
+
+
+def placeholders(text: str) -> set[str]:
+    """The ``{name}`` fields of a str.format text."""
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+
+
+def keys_in(pattern: re.Pattern[str], paths: list[Path]) -> dict[str, str]:
+    """Every key the pattern finds: key -> the first file it was seen in."""
+    found: dict[str, str] = {}
+    for path in paths:
+        for match in pattern.finditer(path.read_text(encoding="utf-8")):
+            found.setdefault(match.group(2), path.name)
+    return found
+
+
+def test_templates_and_scripts_exist() -> None:
+    assert "base.html" in TEMPLATES
+    assert {path.name for path in SCRIPTS} >= {"i18n.js", "citizen.js", "console.js"}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_catalogue_has_the_english_keys_and_no_empty_text(
+    lang: str, catalogues: dict[str, dict[str, str]], english: dict[str, str]
+) -> None:
+    messages = catalogues[lang]
+    assert set(messages) - set(english) == set(), "keys English lacks"
+    assert set(english) - set(messages) == set(), "keys missing"
+    assert [key for key, text in messages.items() if not text.strip()] == []
+
+
+def test_keys_are_symbolic(english: dict[str, str]) -> None:
+    assert [key for key in english if not KEY_RE.match(key)] == []
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_placeholders_match_english(
+    lang: str, catalogues: dict[str, dict[str, str]], english: dict[str, str]
+) -> None:
+    differing = {
+        key: (placeholders(english[key]), placeholders(text))
+        for key, text in catalogues[lang].items()
+        if placeholders(english[key]) != placeholders(text)
+    }
+    assert differing == {}
+
+
+def test_every_template_key_is_in_english(english: dict[str, str]) -> None:
+    used = keys_in(TEMPLATE_KEY_RE, sorted(TEMPLATES_DIR.glob("*.html")))
+    assert used, "no keys found: has the pattern stopped matching?"
+    assert {key: where for key, where in used.items() if key not in english} == {}
+
+
+def test_every_script_key_is_in_english(english: dict[str, str]) -> None:
+    used = keys_in(SCRIPT_KEY_RE, SCRIPTS)
+    assert used, "no keys found: has the pattern stopped matching?"
+    assert {key: where for key, where in used.items() if key not in english} == {}
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_template_compiles(name: str, pages: Pages) -> None:
+    assert isinstance(pages.env.get_template(name), jinja2.Template)
+
+
+def strict_gettext(messages: dict[str, str]) -> Callable[..., str]:
+    """A ``_`` that fails on an unknown key instead of showing the key."""
+
+    def gettext(key: str, **values: object) -> str:
+        assert key in messages, f"unknown key {key!r}"
+        return messages[key].format(**values) if values else messages[key]
+
+    return gettext
+
+
+def staff(role: str) -> SimpleNamespace:
+    return SimpleNamespace(username=f"{role}-1", role=role, stage="ok")
+
+
+def user(user_id: int, role: str, *, flags: bool) -> SimpleNamespace:
+    return SimpleNamespace(
+        id=user_id,
+        username=f"user{user_id}",
+        role=role,
+        disabled=flags,
+        totp_confirmed=not flags,
+        locked=flags,
+        must_change_password=flags,
+    )
+
+
+def page_cases() -> list[tuple[str, dict[str, Any]]]:
+    """Each page with the values its handler passes, in the states that change its markup."""
+    created = SimpleNamespace(username="new-operator", password="one-time-secret")
+    users = [user(1, "admin", flags=False), user(2, "operator", flags=True)]
+    return [
+        ("login.html", {"error": "x", "notice": "y", "next": "/console", "username": ""}),
+        ("login.html", {"error": None, "notice": None, "next": "", "username": "someone"}),
+        ("change_password.html", {"staff": staff("operator"), "error": "x", "forced": False}),
+        ("change_password.html", {"staff": staff("operator"), "error": None, "forced": True}),
+        (
+            "totp_enrol.html",
+            {
+                "staff": staff("operator"),
+                "qr_svg": "<svg></svg>",
+                "secret": "JBSWY3DPEHPK3PXP",
+                "otpauth_uri": "otpauth://totp/lifeline:op?secret=JBSWY3DPEHPK3PXP",
+                "error": None,
+            },
+        ),
+        (
+            "admin.html",
+            {"staff": staff("admin"), "users": users, "roles": list(ROLES), "created": created},
+        ),
+        ("admin.html", {"staff": staff("admin"), "users": [], "roles": [], "created": None}),
+        ("citizen.html", {}),
+        ("console.html", {"staff": staff("operator")}),
+        ("console.html", {"staff": staff("internal_security")}),
+        ("wall.html", {"staff": staff("supervisor")}),
+        ("wall.html", {"staff": staff("internal_security")}),
+        ("map.html", {}),
+        ("stats.html", {}),
+        ("stats.html", {"total": 7}),
+        ("error.html", {"status": 404, "code": "not_found", "message": "x"}),
+        ("error.html", {"staff": staff("supervisor"), "status": 403, "code": "f", "message": "x"}),
+    ]
+
+
+def test_every_page_has_a_render_case() -> None:
+    assert set(PAGES) - {name for name, _ in page_cases()} == set()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_page_renders(lang: str, pages: Pages, catalogues: dict[str, dict[str, str]]) -> None:
+    gettext = strict_gettext(catalogues[lang])
+    for name, values in page_cases():
+        context: dict[str, Any] = {
+            "_": gettext,
+            "gettext": gettext,
+            "lang": lang,
+            "languages": list(LANGUAGE_NAMES.items()),
+            "staff": None,
+            "csrf_token": "csrf-value",
+            "require_totp": False,
+            "map_tile_url": "",
+            "request_path": "/",
+            "static": lambda path: f"/static/{path}",
+            "min_length": 12,
+            "error": None,
+        }
+        context.update(values)
+        html = pages.env.get_template(name).render(context)
+        assert f'<html lang="{lang}"' in html, name
+        assert 'data-testid="lang-switch"' in html, name
+        # A strict CSP comes later: nothing inline.
+        assert re.search(r"<script(?![^>]*\bsrc=)", html) is None, name
+        assert re.search(r"\sstyle=|\son[a-z]+=", html) is None, name
+        for form in re.findall(r"<form[^>]*method=\"post\".*?</form>", html, re.S):
+            assert 'name="csrf_token" value="csrf-value"' in form, name
+
+
+def test_every_key_the_server_uses_is_in_the_catalogue() -> None:
+    """Messages the Python code picks (login errors, password rules) are catalogue keys too."""
+    pattern = re.compile(r'"((?:login|password|totp)\.(?:error|notice)\.[a-z_]+)"')
+    used: set[str] = set()
+    for path in (TEMPLATES_DIR.parent.parent / "server").rglob("*.py"):
+        used.update(pattern.findall(path.read_text(encoding="utf-8")))
+    assert len(used) >= 10, "the pattern no longer finds the server's message keys"
+    english = set(read_catalogue("en"))
+    assert used <= english, sorted(used - english)

@@ -85,3 +85,10 @@ async def sign_in(client: Client, account: Account, clock: FrozenClock, step: in
     page = await client.get(location)
     assert page.status == 200, (location, await page.text())
     return csrf_of(await page.text())
+
+
+async def another_browser(client: Client) -> Client:
+    """A second browser on the same server: its own cookie jar. Close it after use."""
+    other: Client = TestClient(client.server)  # type: ignore[assignment]
+    await other.start_server()
+    return other

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -22,6 +23,7 @@ SCALE_OUT = DATABASE_URL.startswith("postgresql")
 
 TABLES = (
     "audit_log",
+    "snapshots",
     "recordings",
     "chat_messages",
     "location_samples",
@@ -45,13 +47,19 @@ async def _pg(*statements: str) -> None:
         await conn.close()
 
 
+def _run(*statements: str) -> None:
+    """Run in a thread of its own: callers may sit on a running loop (sync Playwright's)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _pg(*statements)).result()
+
+
 def reset_postgres_schema() -> None:
     """An empty ``public`` schema: what a new deployment starts from."""
-    asyncio.run(_pg("DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public"))
+    _run("DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
 
 
 def truncate_postgres() -> None:
-    asyncio.run(_pg(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    _run(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
 
 
 def flush_redis() -> None:

@@ -8,7 +8,15 @@ import pytest
 from server.clock import FrozenClock
 from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY
 from server.users import do_create_user
-from tests.staff import PASSWORD, Client, add_account, csrf_of, post_login, sign_in
+from tests.staff import (
+    PASSWORD,
+    Client,
+    add_account,
+    another_browser,
+    csrf_of,
+    post_login,
+    sign_in,
+)
 
 NEW_PASSWORD = "a much longer passphrase 2026"
 
@@ -69,6 +77,7 @@ async def test_first_login_forces_password_change_then_totp(
         "/account/totp", data={"totp": code, "csrf_token": token}, allow_redirects=False
     )
     assert ok.status == 303
+    assert ok.headers["Location"] == "/console", "the role's home, not the citizen page"
     console = await client.get("/console")
     assert console.status == 200
 
@@ -167,7 +176,7 @@ async def test_role_change_and_disable_take_effect_at_once(
     assert client.app is not None
     admin = await add_account(client, "root", "admin")
     admin_csrf = await sign_in(client, admin, clock)
-    other = await _second_client(client)
+    other = await another_browser(client)
     operator = await add_account(client, "fred", "operator")
     await sign_in(other, operator, clock)
     assert (await other.get("/console")).status == 200
@@ -252,15 +261,6 @@ async def test_only_admins_reach_admin(client: Client, clock: FrozenClock, role:
     api = await client.get("/api/users")
     assert api.status == 403
     assert (await api.json())["error"]["code"] == "role_forbidden"
-
-
-async def _second_client(client: Client) -> Client:
-    """A second browser on the same server (its own cookie jar)."""
-    from aiohttp.test_utils import TestClient
-
-    other: Client = TestClient(client.server)  # type: ignore[assignment]
-    await other.start_server()
-    return other
 
 
 async def test_clock_is_the_apps(client: Client, clock: FrozenClock) -> None:

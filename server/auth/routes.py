@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.auth.access import home_for, require_stage
+from server.auth.access import HOME_BY_ROLE, home_for, require_stage
 from server.auth.csrf import CSRF_FIELD, check_csrf
 from server.auth.login import Outcome, authenticate
 from server.auth.passwords import (
@@ -15,7 +15,7 @@ from server.auth.passwords import (
 )
 from server.auth.sessions import create_session, end_session, end_user_sessions, set_stage
 from server.auth.totp import accepted_step, new_secret, provisioning_uri, qr_svg
-from server.db.models import SessionStage, User
+from server.db.models import Role, SessionStage, User
 from server.i18n import Catalogs
 from server.keys import (
     AUDIT_KEY,
@@ -115,9 +115,6 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             "/account/password" if stage == SessionStage.CHANGE_PASSWORD else "/account/totp"
         )
     else:
-        from server.auth.access import HOME_BY_ROLE
-        from server.db.models import Role
-
         response.headers["Location"] = next_path or HOME_BY_ROLE.get(Role(result.user.role), "/")
     return response
 
@@ -200,7 +197,7 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
         await set_stage(request, staff.session_id, stage)
         if stage == SessionStage.ENROL_TOTP:
             raise web.HTTPSeeOther("/account/totp")
-    raise web.HTTPSeeOther("/")
+    raise web.HTTPSeeOther(HOME_BY_ROLE.get(Role(staff.role), "/"))
 
 
 async def _has_totp(request: web.Request, user_id: int) -> bool:
@@ -271,4 +268,4 @@ async def totp_submit(request: web.Request) -> web.StreamResponse:
             request, secret, username, error=_t(request, "totp.error.code"), status=400
         )
     await set_stage(request, staff.session_id, SessionStage.ACTIVE)
-    raise web.HTTPSeeOther("/")
+    raise web.HTTPSeeOther(HOME_BY_ROLE.get(Role(staff.role), "/"))

@@ -175,3 +175,17 @@ class AuditEntry(SQLModel, table=True):
     data: str = Field(sa_column=Column(Text, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+class Snapshot(SQLModel, table=True):
+    """A still taken by an operator from the live video: evidence, hashed like a recording."""
+
+    __tablename__ = "snapshots"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    taken_by: int = Field(foreign_key="users.id")
+    path: str = Field(max_length=512)
+    sha256: str = Field(max_length=64)
+    size_bytes: int
+    at: datetime = Field(sa_column=_ts())

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
@@ -42,6 +44,7 @@ class RunningServer:
     env: dict[str, str]
     urls: dict[str, str]
     lines: list[str] = field(default_factory=list)
+    output: queue.Queue[str] = field(default_factory=queue.Queue)
     admin_password: str | None = None
 
     @property
@@ -73,6 +76,8 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
         env=env,
     )
     server = RunningServer(process, env, {})
+    assert process.stdout is not None
+    threading.Thread(target=_pump, args=(process.stdout, server.output), daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT_SECS
     while "admin" not in server.urls:
         line = _next_line(server, deadline)
@@ -91,21 +96,29 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
 
 
 def _next_line(server: RunningServer, deadline: float, fail: bool = True) -> str:
-    stdout = server.process.stdout
-    assert stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
+    """The next line the server printed, read by a thread (a pipe's buffer hides lines from
+    ``select``)."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            line = server.output.get(timeout=min(remaining, 0.2))
+        except queue.Empty:
+            if server.process.poll() is not None and server.output.empty():
                 break
-            if selector.select(timeout=0.2):
-                line = stdout.readline().rstrip("\n")
-                server.lines.append(line)
-                return line
+            continue
+        server.lines.append(line)
+        return line
     if not fail:
         raise TimeoutError
-    server.process.kill()
+    stop_server(server)
     raise AssertionError(f"server did not start; it printed: {server.lines}")
+
+
+def _pump(stream: IO[str], sink: queue.Queue[str]) -> None:
+    for line in stream:
+        sink.put(line.rstrip("\n"))
 
 
 def stop_server(server: RunningServer) -> None:

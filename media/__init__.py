@@ -1,0 +1,1 @@
+"""Live call media: aiortc peers, encoded-frame forwarding, stream-copy recording."""

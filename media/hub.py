@@ -1,0 +1,152 @@
+"""The node's media hub: one MediaSession per call, what the server and signaling call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from media import ice
+from media.recorder import ClosedSegment
+from media.session import CITIZEN, MediaConfig, MediaSession
+from server.clock import Clock
+
+__all__ = ["CITIZEN", "ClosedSegment", "MediaHub"]
+
+logger = logging.getLogger(__name__)
+
+
+class MediaHub:
+    """One per node (app state). Holds a MediaSession per call.
+
+    ``media_addresses``: the only addresses gathered and announced (empty: aioice's choice,
+    every interface but loopback). ``peer_networks``: remote candidates outside them are
+    dropped (empty: any IP address; a hostname candidate is always dropped).
+    """
+
+    def __init__(
+        self,
+        *,
+        recordings_dir: Path,
+        ice_servers: list[dict[str, Any]],
+        media_addresses: list[str],
+        peer_networks: list[str],
+        on_segment_closed: Callable[[ClosedSegment], Awaitable[None]],
+        segment_secs: float = 60.0,
+        clock: Clock,
+    ) -> None:
+        if segment_secs <= 0:
+            raise ValueError("segment_secs must be positive")
+        self._config = MediaConfig(
+            recordings_dir=recordings_dir,
+            ice_servers=list(ice_servers),
+            media_addresses=list(media_addresses),
+            peer_networks=ice.parse_networks(peer_networks),
+            segment_secs=segment_secs,
+        )
+        self._clock = clock
+        self._on_segment_closed = on_segment_closed
+        self._sessions: dict[str, MediaSession] = {}
+
+    def _session(self, call_id: str) -> MediaSession:
+        try:
+            return self._sessions[call_id]
+        except KeyError:
+            raise LookupError(f"no media session for call {call_id}") from None
+
+    def has_session(self, call_id: str) -> bool:
+        return call_id in self._sessions
+
+    async def citizen_offer(self, call_id: str, sdp: str) -> str:
+        """Answer the citizen's offer (opening the call's session); a second offer replaces
+        the citizen's peer and starts a new recording segment.
+
+        Raises:
+            ValueError: the offer is unusable (no VP8 video or Opus audio, malformed).
+        """
+        session = self._sessions.get(call_id)
+        if session is not None:
+            return await session.citizen_offer(sdp)
+        session = MediaSession(
+            call_id,
+            config=self._config,
+            clock=self._clock,
+            on_segment_closed=self._on_segment_closed,
+        )
+        self._sessions[call_id] = session
+        try:
+            return await session.citizen_offer(sdp)
+        except BaseException:
+            if self._sessions.get(call_id) is session and not session.has_peers:
+                del self._sessions[call_id]
+                await session.close()
+            raise
+
+    async def subscriber_offer(
+        self, call_id: str, subscriber_id: str, sdp: str, *, talk: bool
+    ) -> str:
+        """Answer an operator's (``talk``: their audio goes to the citizen) or a monitor's
+        offer; it receives the citizen's video and audio.
+
+        Raises:
+            LookupError: the call has no media session.
+            ValueError: the offer is unusable.
+        """
+        if subscriber_id == CITIZEN:
+            raise ValueError(f"{CITIZEN!r} is not a subscriber id")
+        return await self._session(call_id).subscriber_offer(subscriber_id, sdp, talk=talk)
+
+    async def add_candidate(
+        self,
+        call_id: str,
+        peer: str,
+        candidate: str,
+        sdp_mid: str | None,
+        sdp_mline_index: int | None,
+    ) -> None:
+        """A trickled remote candidate for ``peer`` ("citizen" or a subscriber id).
+
+        Raises:
+            LookupError: the call has no media session.
+            ValueError: the candidate does not parse.
+        """
+        await self._session(call_id).add_candidate(peer, candidate, sdp_mid, sdp_mline_index)
+
+    async def snapshot(self, call_id: str) -> bytes:
+        """A JPEG of the citizen's current picture.
+
+        Raises:
+            LookupError: no session, or no video yet.
+        """
+        return await self._session(call_id).snapshot()
+
+    async def remove_subscriber(self, call_id: str, subscriber_id: str) -> None:
+        session = self._sessions.get(call_id)
+        if session is not None:
+            await session.remove_subscriber(subscriber_id)
+
+    async def end_call(self, call_id: str) -> list[ClosedSegment]:
+        """Close every peer and the last segment; returns all the call's segments."""
+        session = self._sessions.pop(call_id, None)
+        if session is None:
+            return []
+        return await session.close()
+
+    def stats(self, call_id: str) -> dict[str, Any]:
+        """Frames received, forwarded, dropped and recorded per track.
+
+        Raises:
+            LookupError: the call has no media session.
+        """
+        return self._session(call_id).stats()
+
+    async def close(self) -> None:
+        """Node shutdown: close every session's peers and segments, together."""
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        results = await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        for session, result in zip(sessions, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.error("closing media of call %s failed", session.call_id, exc_info=result)

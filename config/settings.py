@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     SESSION_MAX_AGE_SECS: int = Field(default=12 * 3600, ge=60)
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
     LOGIN_LOCKOUT_SECS: int = Field(default=10 * 60, ge=1)
+    CALL_RATE_LIMIT: str = "6/minute;30/hour"
+    ABANDON_GRACE_SECS: float = Field(default=30.0, ge=0)
+    RECORDING_SEGMENT_SECS: float = Field(default=60.0, ge=5, le=60)
     LOG_FORMAT: Literal["json", "text"] = "json"
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -107,6 +110,14 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("use redis://HOST:PORT/DB")
+        return value
+
+    @field_validator("CALL_RATE_LIMIT")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        parse_many(value)
         return value
 
     @field_validator("PUBLIC_URL")

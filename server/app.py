@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from config import Settings
-from server import admin, health, page_routes
+from server import admin, call_routes, health, page_routes
 from server.audit import AuditLog
 from server.auth import routes as auth_routes
 from server.auth.sessions import session_middleware
@@ -25,8 +26,11 @@ from server.keys import (
     DB_KEY,
     ERROR_PAGE_KEY,
     LANG_KEY,
+    MEDIA_KEY,
     METRICS_KEY,
     PAGES_KEY,
+    PRESENCE_KEY,
+    RATE_LIMITS_KEY,
     REDIS_KEY,
     REGISTRY_KEY,
     SETTINGS_KEY,
@@ -34,7 +38,12 @@ from server.keys import (
 )
 from server.metrics import Metrics, metrics_middleware
 from server.pages import STATIC_DIR, Pages
-from signaling.server import attach, create_sio
+from server.presence import LocalPresence, RedisPresence
+from server.ratelimit import RateLimits
+from signaling.server import attach, close_manager, create_sio
+
+if TYPE_CHECKING:
+    from media.hub import ClosedSegment
 
 
 def _content_security_policy(settings: Settings) -> str:
@@ -93,9 +102,43 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await db.close()
 
 
-async def _socketio(app: web.Application) -> AsyncIterator[None]:
-    yield
-    await app[SIO_KEY].shutdown()
+async def _calls(app: web.Application) -> AsyncIterator[None]:
+    """Presence, rate limits, the media hub and the call namespaces, for the app's lifetime."""
+    from media.hub import MediaHub
+    from server.recordings import record_segment
+    from signaling.citizen import CitizenNamespace
+    from signaling.console import ConsoleNamespace
+
+    settings = app[SETTINGS_KEY]
+    redis = app[REDIS_KEY]
+    app[PRESENCE_KEY] = RedisPresence(redis) if redis is not None else LocalPresence()
+    app[RATE_LIMITS_KEY] = RateLimits(settings.REDIS_URL)
+
+    async def on_segment_closed(segment: ClosedSegment) -> None:
+        await record_segment(app, segment)
+
+    hub = MediaHub(
+        recordings_dir=settings.DATA_DIR / "recordings",
+        ice_servers=settings.ICE_SERVERS,
+        media_addresses=settings.MEDIA_ADDRESSES,
+        peer_networks=settings.MEDIA_PEER_NETWORKS,
+        on_segment_closed=on_segment_closed,
+        segment_secs=settings.RECORDING_SEGMENT_SECS,
+        clock=app[CLOCK_KEY],
+    )
+    app[MEDIA_KEY] = hub
+    sio = app[SIO_KEY]
+    citizen = CitizenNamespace(app)
+    sio.register_namespace(citizen)
+    sio.register_namespace(ConsoleNamespace(app))
+    try:
+        yield
+    finally:
+        await citizen.close()
+        await hub.close()
+        await sio.shutdown()
+        await close_manager(sio)
+        await app[RATE_LIMITS_KEY].close()
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -128,9 +171,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     sio = create_sio(settings)
     app[SIO_KEY] = sio
     attach(sio, app)
-    app.cleanup_ctx.append(_socketio)
+    app.cleanup_ctx.append(_calls)
 
-    for table in (health.routes, auth_routes.routes, admin.routes, page_routes.routes):
+    for table in (
+        health.routes,
+        auth_routes.routes,
+        admin.routes,
+        page_routes.routes,
+        call_routes.routes,
+    ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

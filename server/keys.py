@@ -12,6 +12,7 @@ from server.errors import ErrorPage
 
 if TYPE_CHECKING:  # the keys name these types as strings: importing them would be circular
     import socketio  # noqa: F401
+    from media.hub import MediaHub  # noqa: F401
     from prometheus_client import CollectorRegistry  # noqa: F401
     from redis.asyncio import Redis  # noqa: F401
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:  # the keys name these types as strings: importing them would 
     from server.i18n import Catalogs  # noqa: F401
     from server.metrics import Metrics  # noqa: F401
     from server.pages import Pages  # noqa: F401
+    from server.presence import Presence  # noqa: F401
+    from server.ratelimit import RateLimits  # noqa: F401
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 CLOCK_KEY = web.AppKey[Clock]("clock")
@@ -31,6 +34,9 @@ SIO_KEY = web.AppKey["socketio.AsyncServer"]("sio")
 CATALOGS_KEY = web.AppKey["Catalogs"]("catalogs")
 PAGES_KEY = web.AppKey["Pages"]("pages")
 METRICS_KEY = web.AppKey["Metrics"]("metrics")
+MEDIA_KEY = web.AppKey["MediaHub"]("media")
+PRESENCE_KEY = web.AppKey["Presence"]("presence")
+RATE_LIMITS_KEY = web.AppKey["RateLimits"]("rate_limits")
 ERROR_PAGE_KEY = web.AppKey[ErrorPage]("error_page")
 REGISTRY_KEY = web.AppKey["CollectorRegistry"]("registry")
 

@@ -87,8 +87,15 @@ async def sign_in(client: Client, account: Account, clock: FrozenClock, step: in
     return csrf_of(await page.text())
 
 
+class _SecondBrowser(TestClient[web.Request, web.Application]):
+    """A client of a server another client owns: closing it leaves the server running."""
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
 async def another_browser(client: Client) -> Client:
     """A second browser on the same server: its own cookie jar. Close it after use."""
-    other: Client = TestClient(client.server)  # type: ignore[assignment]
+    other = _SecondBrowser(client.server)
     await other.start_server()
     return other

@@ -24,8 +24,9 @@ async def test_an_emit_reaches_a_client(client: Client) -> None:
     """In scale-out mode this goes through Redis (the AsyncRedisManager) and back."""
     assert client.app is not None
     server = client.app[SIO_KEY]
-    expected_manager = "AsyncRedisManager" if stores.SCALE_OUT else "AsyncManager"
-    assert type(server.manager).__name__ == expected_manager
+    expected_manager = socketio.AsyncRedisManager if stores.SCALE_OUT else socketio.AsyncManager
+    assert isinstance(server.manager, expected_manager)
+    assert isinstance(server.manager, socketio.AsyncRedisManager) == stores.SCALE_OUT
 
     received: asyncio.Queue[Any] = asyncio.Queue()
     sio = socketio.AsyncClient(reconnection=False)

@@ -111,13 +111,16 @@ async def end_user_sessions(request: web.Request, user_id: int, keep: int | None
         await session.commit()
 
 
-async def _load(request: web.Request) -> StaffContext | None:
-    token = request.cookies.get(SESSION_COOKIE)
+async def resolve_session(app: web.Application, token: str) -> tuple[StaffContext | None, bool]:
+    """The signed-in staff member behind a session token, and whether it just expired.
+
+    Used by every HTTP request and every Socket.IO event of the console.
+    """
     if not token or len(token) > 128:
-        return None
-    settings = request.app[SETTINGS_KEY]
-    now = request.app[CLOCK_KEY].now()
-    async with request.app[DB_KEY].session() as session:
+        return None, False
+    settings = app[SETTINGS_KEY]
+    now = app[CLOCK_KEY].now()
+    async with app[DB_KEY].session() as session:
         found = (
             await session.exec(
                 select(StaffSession, User)
@@ -126,22 +129,21 @@ async def _load(request: web.Request) -> StaffContext | None:
             )
         ).first()
         if found is None:
-            return None
+            return None, False
         row, user = found
         idle = now - row.last_seen_at
         too_old = now - row.created_at > timedelta(seconds=settings.SESSION_MAX_AGE_SECS)
         if user.disabled or too_old or idle > timedelta(seconds=settings.SESSION_IDLE_SECS):
             await session.delete(row)
             await session.commit()
-            request[SESSION_EXPIRED_KEY] = not user.disabled
             log.info("session ended", extra={"user": user.username, "idle_secs": idle.seconds})
-            return None
+            return None, not user.disabled
         if idle > timedelta(seconds=TOUCH_EVERY_SECS):
             row.last_seen_at = now
             await session.commit()
         assert row.id is not None
         assert user.id is not None
-        return StaffContext(
+        staff = StaffContext(
             session_id=row.id,
             user_id=user.id,
             username=user.username,
@@ -150,6 +152,14 @@ async def _load(request: web.Request) -> StaffContext | None:
             csrf_token=row.csrf_token,
             language=user.language,
         )
+        return staff, False
+
+
+async def _load(request: web.Request) -> StaffContext | None:
+    staff, expired = await resolve_session(request.app, request.cookies.get(SESSION_COOKIE, ""))
+    if expired:
+        request[SESSION_EXPIRED_KEY] = True
+    return staff
 
 
 @web.middleware

@@ -62,6 +62,9 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
         "LIFELINE_DATA_DIR": str(data_dir),
         "LIFELINE_LOG_FORMAT": "text",
         "PYTHONUNBUFFERED": "1",
+        # Media stays on loopback: gathered, announced and accepted (MEDIA-NOTES.md).
+        "LIFELINE_MEDIA_ADDRESSES": "127.0.0.1",
+        "LIFELINE_MEDIA_PEER_NETWORKS": "127.0.0.0/8",
         **(extra_env or {}),
     }
     if not stores.SCALE_OUT:

@@ -1,0 +1,58 @@
+"""Who is connected where: in-process for the embedded mode, Redis (with TTLs) for scale-out.
+
+A citizen whose page reloads is away for a second; a citizen who closed the tab is gone. The
+call is abandoned only when no connection of that citizen exists on any node for a while.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+PRESENCE_TTL_SECS = 120
+
+
+class Presence(Protocol):
+    async def join(self, key: str, member: str) -> None: ...
+    async def leave(self, key: str, member: str) -> None: ...
+    async def count(self, key: str) -> int: ...
+
+
+class LocalPresence:
+    def __init__(self) -> None:
+        self._members: defaultdict[str, set[str]] = defaultdict(set)
+
+    async def join(self, key: str, member: str) -> None:
+        self._members[key].add(member)
+
+    async def leave(self, key: str, member: str) -> None:
+        members = self._members.get(key)
+        if members is not None:
+            members.discard(member)
+            if not members:
+                del self._members[key]
+
+    async def count(self, key: str) -> int:
+        return len(self._members.get(key, ()))
+
+
+class RedisPresence:
+    """A Redis set per key; its TTL is renewed on every join, so a dead node's members expire."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def join(self, key: str, member: str) -> None:
+        name = f"lifeline:presence:{key}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(name, member)
+            pipe.expire(name, PRESENCE_TTL_SECS)
+            await pipe.execute()
+
+    async def leave(self, key: str, member: str) -> None:
+        await self._redis.srem(f"lifeline:presence:{key}", member)
+
+    async def count(self, key: str) -> int:
+        return int(await self._redis.scard(f"lifeline:presence:{key}"))

@@ -1,0 +1,97 @@
+"""What every namespace shares: payload validation, error events, origin checks, emitting.
+
+A bad payload never drops the connection: the client gets an ``error`` event naming the event
+and the reason, and the acknowledgement ``{"ok": false, "error": {...}}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import socketio
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from server.errors import AppError
+from server.keys import SETTINGS_KEY
+from signaling.events import ErrorEvent
+
+log = logging.getLogger("lifeline.signaling")
+
+Ack = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
+N = TypeVar("N", bound="LifelineNamespace")
+
+
+class LifelineNamespace(socketio.AsyncNamespace):
+    """A namespace bound to one app (namespaces are singletons per server)."""
+
+    def __init__(self, namespace: str, app: web.Application) -> None:
+        super().__init__(namespace)
+        self.app = app
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        """Unknown events (a citizen trying a staff event, say) get an error, not silence."""
+        if event not in ("connect", "disconnect") and not hasattr(self, f"on_{event}"):
+            sid = args[0] if args else ""
+            return await self.refuse(sid, event, "unknown_event", f"No such event {event!r}")
+        return await super().trigger_event(event, *args)
+
+    async def refuse(self, sid: str, event: str, code: str, message: str) -> Ack:
+        error = ErrorEvent(code=code, message=message, event=event)
+        log.info("event refused", extra={"event": event, "code": code, "reason": message})
+        await self.emit("error", error.model_dump(), to=sid)
+        return {"ok": False, "error": {"code": code, "message": message}}
+
+    def check_origin(self, environ: dict[str, Any]) -> None:
+        """engine.io refuses a foreign Origin; refuse a missing one too (no browser omits it)."""
+        request = environ.get("aiohttp.request")
+        origin = request.headers.get("Origin", "") if request is not None else ""
+        if not origin:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "origin_required", "message": "Connect from the Lifeline pages"}
+            )
+        public = self.app[SETTINGS_KEY].PUBLIC_URL
+        host = request.headers.get("Host", "") if request is not None else ""
+        if origin not in {public, f"http://{host}", f"https://{host}"} - {""}:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "foreign_origin", "message": "Foreign origin"}
+            )
+
+
+def event(
+    model: type[M],
+) -> Callable[[Callable[[N, str, M], Awaitable[Ack]]], Callable[[N, str, Any], Awaitable[Ack]]]:
+    """Validate the payload into ``model``; turn refusals into an error event and ack."""
+
+    def wrap(
+        handler: Callable[[N, str, M], Awaitable[Ack]],
+    ) -> Callable[[N, str, Any], Awaitable[Ack]]:
+        name = handler.__name__.removeprefix("on_")
+
+        @functools.wraps(handler)
+        async def run(self: N, sid: str, data: Any = None, *_extra: Any) -> Ack:
+            try:
+                payload = model.model_validate(data if data is not None else {})
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "payload"
+                return await self.refuse(sid, name, "invalid", f"{where}: {first['msg']}")
+            try:
+                return await handler(self, sid, payload)
+            except AppError as exc:
+                return await self.refuse(sid, name, exc.code, exc.message)
+            except Exception:
+                log.exception("event failed", extra={"event": name})
+                return await self.refuse(sid, name, "internal", "Something went wrong on our side")
+
+        return run
+
+    return wrap
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

@@ -1,0 +1,258 @@
+"""Namespace ``/console``: operators, supervisors and internal security, by staff session.
+
+The session is re-read from the database on every event, so a logout, a disabled account or a
+role change stops a connected console at its next event, as it does the HTTP pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from server.auth.access import CONSOLE_ROLES
+from server.auth.sessions import SESSION_COOKIE, StaffContext, resolve_session
+from server.calls import (
+    channels_for,
+    chat_event,
+    chat_since,
+    check_call_for_staff,
+    do_accept,
+    do_store_chat,
+    live_calls,
+    location_event,
+    locations_since,
+    summary_of,
+)
+from server.db.models import CallState, Role, Snapshot, User
+from server.errors import AppError, Forbidden, Unauthorized
+from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, MEDIA_KEY, SETTINGS_KEY, SIO_KEY
+from signaling.base import Ack, LifelineNamespace, dump, event
+from signaling.citizen import finish_call
+from signaling.events import (
+    CallEnd,
+    CallJoin,
+    CallRef,
+    CallStateEvent,
+    ConsoleChatSend,
+    ConsoleIceCandidate,
+    ConsoleOffer,
+    QueueCallRemoved,
+    Strict,
+)
+from signaling.fanout import (
+    CONSOLE_NS,
+    call_room,
+    queue_room,
+    to_call_watchers,
+    to_citizen,
+    to_queue,
+)
+
+log = logging.getLogger("lifeline.signaling.console")
+
+
+class ConsoleNamespace(LifelineNamespace):
+    def __init__(self, app: web.Application) -> None:
+        super().__init__(CONSOLE_NS, app)
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        self.check_origin(environ)
+        request = environ.get("aiohttp.request")
+        token = request.cookies.get(SESSION_COOKIE, "") if request is not None else ""
+        staff, _expired = await resolve_session(self.app, token)
+        if staff is None or not staff.active or staff.role not in CONSOLE_ROLES:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "unauthorized", "message": "Sign in to the console first"}
+            )
+        await self.save_session(sid, {"token": token})
+        for channel in channels_for(staff.role):
+            await self.enter_room(sid, queue_room(channel))
+
+    async def staff(self, sid: str) -> StaffContext:
+        """The console's staff member as of now; a dead session disconnects the socket."""
+        session = await self.get_session(sid)
+        staff, _expired = await resolve_session(self.app, session.get("token", ""))
+        if staff is None or not staff.active or staff.role not in CONSOLE_ROLES:
+            await self.disconnect(sid)
+            raise Unauthorized("Your session has ended: sign in again", code="session_expired")
+        return staff
+
+    @event(Strict)
+    async def on_queue(self, sid: str, payload: Strict) -> Ack:
+        staff = await self.staff(sid)
+        calls = await live_calls(self.app[DB_KEY], staff.role)
+        return {"ok": True, "calls": [dump(c) for c in calls], "me": staff.username}
+
+    @event(CallRef)
+    async def on_accept(self, sid: str, payload: CallRef) -> Ack:
+        staff = await self.staff(sid)
+        if staff.role == Role.SUPERVISOR:
+            raise Forbidden(
+                "Supervisors monitor calls; operators answer them", code="role_forbidden"
+            )
+        async with self.app[DB_KEY].session() as session:
+            user = await session.get(User, staff.user_id)
+        assert user is not None
+        call = await do_accept(
+            self.app[AUDIT_KEY], self.app[CLOCK_KEY], call_id=payload.call_id, user=user
+        )
+        await self.enter_room(sid, call_room(call.id))
+        sio = self.app[SIO_KEY]
+        await to_queue(
+            sio,
+            call.channel,
+            QueueCallRemoved(call_id=call.id, reason="answered", by=staff.username),
+        )
+        state = CallStateEvent(
+            call_id=call.id,
+            state=CallState.ANSWERED,
+            operator=staff.username,
+            at=self.app[CLOCK_KEY].now(),
+        )
+        await to_citizen(sio, call.id, state)
+        await to_call_watchers(sio, call.id, state)
+        return {"ok": True, "call": dump(await summary_of(self.app[DB_KEY], call))}
+
+    @event(CallJoin)
+    async def on_join(self, sid: str, payload: CallJoin) -> Ack:
+        """Open a call (its operator after a reload, or a supervisor) and catch up from seq."""
+        staff = await self.staff(sid)
+        db = self.app[DB_KEY]
+        call = await check_call_for_staff(
+            db, payload.call_id, staff.role, staff.user_id, must_own=True
+        )
+        await self.enter_room(sid, call_room(call.id))
+        chats = await chat_since(db, call.id, payload.last_seq)
+        places = await locations_since(db, call.id, payload.last_seq)
+        events = sorted(
+            [dump(chat_event(m)) for m in chats] + [dump(location_event(p)) for p in places],
+            key=lambda e: int(e["seq"]),
+        )
+        return {"ok": True, "call": dump(await summary_of(db, call)), "events": events}
+
+    @event(ConsoleChatSend)
+    async def on_chat(self, sid: str, payload: ConsoleChatSend) -> Ack:
+        staff = await self.staff(sid)
+        call = await check_call_for_staff(
+            self.app[DB_KEY], payload.call_id, staff.role, staff.user_id, must_own=True
+        )
+        stored = await do_store_chat(
+            self.app[DB_KEY],
+            self.app[CLOCK_KEY],
+            call_id=call.id,
+            sender="operator",
+            sender_user_id=staff.user_id,
+            client_id=payload.client_id,
+            body=payload.body,
+        )
+        if not stored.duplicate:
+            message = chat_event(stored.message, staff.username)
+            sio = self.app[SIO_KEY]
+            await to_call_watchers(sio, call.id, message)
+            await to_citizen(sio, call.id, message)
+        return {"ok": True, "seq": stored.message.seq, "duplicate": stored.duplicate}
+
+    @event(ConsoleOffer)
+    async def on_media_offer(self, sid: str, payload: ConsoleOffer) -> Ack:
+        staff = await self.staff(sid)
+        call = await check_call_for_staff(
+            self.app[DB_KEY], payload.call_id, staff.role, staff.user_id, must_own=True
+        )
+        if call.state != CallState.ANSWERED:
+            raise AppError("The call is not live", status=409, code="call_not_live")
+        hub = self.app[MEDIA_KEY]
+        if not hub.has_session(call.id):
+            raise AppError("No media from the caller yet", status=409, code="no_media")
+        talk = call.operator_id == staff.user_id
+        answer = await hub.subscriber_offer(
+            call.id, f"staff-{staff.user_id}", payload.sdp, talk=talk
+        )
+        return {"ok": True, "type": "answer", "sdp": answer}
+
+    @event(ConsoleIceCandidate)
+    async def on_media_ice(self, sid: str, payload: ConsoleIceCandidate) -> Ack:
+        staff = await self.staff(sid)
+        call = await check_call_for_staff(
+            self.app[DB_KEY], payload.call_id, staff.role, staff.user_id, must_own=True
+        )
+        await self.app[MEDIA_KEY].add_candidate(
+            call.id,
+            f"staff-{staff.user_id}",
+            payload.candidate,
+            payload.sdpMid,
+            payload.sdpMLineIndex,
+        )
+        return {"ok": True}
+
+    @event(CallRef)
+    async def on_snapshot(self, sid: str, payload: CallRef) -> Ack:
+        staff = await self.staff(sid)
+        call = await check_call_for_staff(
+            self.app[DB_KEY], payload.call_id, staff.role, staff.user_id, must_own=True
+        )
+        try:
+            jpeg = await self.app[MEDIA_KEY].snapshot(call.id)
+        except LookupError:
+            raise AppError("No picture from the caller yet", status=409, code="no_video") from None
+        snapshot = await store_snapshot(self.app, call.id, staff, jpeg)
+        return {
+            "ok": True,
+            "snapshot_id": snapshot.id,
+            "sha256": snapshot.sha256,
+            "url": f"/api/calls/{call.id}/snapshots/{snapshot.id}",
+        }
+
+    @event(CallEnd)
+    async def on_end_call(self, sid: str, payload: CallEnd) -> Ack:
+        staff = await self.staff(sid)
+        call = await check_call_for_staff(
+            self.app[DB_KEY], payload.call_id, staff.role, staff.user_id, must_own=True
+        )
+        state = await finish_call(
+            self.app,
+            call.id,
+            call.channel,
+            actor=staff.username,
+            disposition=payload.disposition,
+            note=payload.note,
+        )
+        await self.leave_room(sid, call_room(call.id))
+        return {"ok": True, "state": state}
+
+
+async def store_snapshot(
+    app: web.Application, call_id: str, staff: StaffContext, jpeg: bytes
+) -> Snapshot:
+    """Write the JPEG, hash it, and record it (row + audit entry) in one transaction."""
+    clock = app[CLOCK_KEY]
+    now = clock.now()
+    digest = hashlib.sha256(jpeg).hexdigest()
+    directory = app[SETTINGS_KEY].DATA_DIR / "snapshots" / call_id
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{now:%Y%m%dT%H%M%S%f}-{digest[:12]}.jpg"
+    await asyncio.to_thread(path.write_bytes, jpeg)
+    audit = app[AUDIT_KEY]
+    async with audit.transaction() as session:
+        snapshot = Snapshot(
+            call_id=call_id,
+            taken_by=staff.user_id,
+            path=str(path),
+            sha256=digest,
+            size_bytes=len(jpeg),
+            at=now,
+        )
+        session.add(snapshot)
+        await session.flush()
+        await audit.record(
+            session,
+            actor=staff.username,
+            action="snapshot_taken",
+            subject=f"call:{call_id}",
+            data={"sha256": digest, "snapshot_id": snapshot.id},
+        )
+    return snapshot

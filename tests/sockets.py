@@ -1,0 +1,101 @@
+"""Real Socket.IO clients for the tests: a citizen by call token, a console by staff cookie."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import socketio
+
+from tests.staff import Client
+
+EVENT_TIMEOUT_SECS = 10.0
+
+
+@dataclass
+class Peer:
+    """One connected Socket.IO client and everything it has received."""
+
+    sio: socketio.AsyncClient
+    namespace: str
+    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    errors: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+    async def call(self, event: str, data: Any = None) -> Any:
+        return await self.sio.call(
+            event, data, namespace=self.namespace, timeout=EVENT_TIMEOUT_SECS
+        )
+
+    async def next_event(self, type_: str, **match: Any) -> dict[str, Any]:
+        """Wait for the next event of ``type_`` (matching ``match``), keeping the others."""
+
+        async def wait() -> dict[str, Any]:
+            while True:
+                item = await self.events.get()
+                if item.get("type") == type_ and all(item.get(k) == v for k, v in match.items()):
+                    return item
+
+        return await asyncio.wait_for(wait(), EVENT_TIMEOUT_SECS)
+
+    async def next_error(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.errors.get(), EVENT_TIMEOUT_SECS)
+
+    def received(self, type_: str) -> list[dict[str, Any]]:
+        return [e for e in self.seen if e.get("type") == type_]
+
+
+def base_url(client: Client) -> str:
+    return str(client.make_url("/")).rstrip("/")
+
+
+@asynccontextmanager
+async def connect(
+    url: str, namespace: str, *, auth: Any = None, headers: dict[str, str] | None = None
+) -> AsyncIterator[Peer]:
+    async with aiohttp.ClientSession() as http:
+        sio = socketio.AsyncClient(reconnection=False, http_session=http)
+        peer = Peer(sio, namespace)
+
+        def on_event(data: dict[str, Any]) -> None:
+            peer.seen.append(data)
+            peer.events.put_nowait(data)
+
+        sio.on("event", on_event, namespace=namespace)
+        sio.on("error", peer.errors.put_nowait, namespace=namespace)
+        await sio.connect(
+            url,
+            namespaces=[namespace],
+            transports=["websocket"],
+            auth=auth,
+            headers={"Origin": url, **(headers or {})},
+            wait_timeout=EVENT_TIMEOUT_SECS,
+        )
+        try:
+            yield peer
+        finally:
+            await sio.disconnect()
+
+
+def citizen(client: Client, token: str, last_seq: int = 0) -> Any:
+    return connect(base_url(client), "/citizen", auth={"token": token, "last_seq": last_seq})
+
+
+def console(client: Client) -> Any:
+    """A console socket carrying the client's staff session cookie."""
+    jar = client.session.cookie_jar.filter_cookies(client.make_url("/"))
+    cookie = jar["lifeline_session"].value
+    return connect(base_url(client), "/console", headers={"Cookie": f"lifeline_session={cookie}"})
+
+
+async def start_call(client: Client, **body: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/api/calls", json={"channel": "police", "language": "en", "mode": "video", **body}
+    )
+    assert response.status == 201, await response.text()
+    result: dict[str, Any] = await response.json()
+    return result

@@ -1,0 +1,258 @@
+"""A call from start to end over real Socket.IO: queue, accept, location, chat, resume, end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from config import Settings
+from server.app import create_app
+from server.clock import FrozenClock
+from server.db.models import Call, CallTransition, ChatMessage, LocationSample
+from server.keys import DB_KEY
+from tests.conftest import ClientFactory
+from tests.sockets import citizen, console, start_call
+from tests.staff import Client, add_account, another_browser, sign_in
+
+WARSAW = {
+    "lat": 52.2297,
+    "lon": 21.0122,
+    "accuracy": 12.5,
+    "heading": 90.0,
+    "speed": 1.2,
+    "timestamp": 1_790_000_000_000.0,
+}
+
+
+@pytest.fixture
+async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
+    browser = await another_browser(client)
+    await sign_in(browser, await add_account(client, "olga", "operator"), clock)
+    yield browser
+    await browser.close()
+
+
+async def _transitions(client: Client, call_id: str) -> list[tuple[str | None, str]]:
+    assert client.app is not None
+    async with client.app[DB_KEY].session() as session:
+        rows = (
+            await session.exec(
+                select(CallTransition)
+                .where(col(CallTransition.call_id) == call_id)
+                .order_by(col(CallTransition.id))
+            )
+        ).all()
+    return [(r.from_state, r.to_state) for r in rows]
+
+
+async def test_a_call_end_to_end(client: Client, operator: Client) -> None:
+    started = await start_call(client)
+    call_id = started["call_id"]
+    assert started["state"] == "queued"
+    assert started["ice_servers"] == []
+    async with citizen(client, started["token"]) as phone, console(operator) as desk:
+        resumed = await phone.call("resume", {"last_seq": 0})
+        assert resumed["ok"] and resumed["call"]["state"] == "queued"
+        queue = await desk.call("queue", {})
+        assert [c["call_id"] for c in queue["calls"]] == [call_id]
+
+        sent = await phone.call("location", WARSAW)
+        assert sent == {"ok": True, "seq": 1}
+        located = await desk.next_event("location", call_id=call_id)
+        assert (located["lat"], located["lon"], located["accuracy"]) == (52.2297, 21.0122, 12.5)
+
+        accepted = await desk.call("accept", {"call_id": call_id})
+        assert accepted["ok"], accepted
+        assert accepted["call"]["operator"] == "olga"
+        answered = await phone.next_event("call.state", state="answered")
+        assert answered["operator"] == "olga"
+        gone = await desk.next_event("queue.call_removed", call_id=call_id)
+        assert gone["reason"] == "answered"
+
+        hello = await phone.call("chat", {"client_id": "c-0000001", "body": "Help, a fight"})
+        assert hello["ok"] and hello["seq"] == 2
+        heard = await desk.next_event("chat.message", seq=2)
+        assert heard["sender"] == "citizen" and heard["body"] == "Help, a fight"
+        # A resend after a flaky network is stored once.
+        again = await phone.call("chat", {"client_id": "c-0000001", "body": "Help, a fight"})
+        assert again == {"ok": True, "seq": 2, "duplicate": True}
+        reply = await desk.call(
+            "chat", {"call_id": call_id, "client_id": "o-0000001", "body": "Police on the way"}
+        )
+        assert reply["ok"]
+        told = await phone.next_event("chat.message", sender="operator")
+        assert told["body"] == "Police on the way" and told["sender_name"] == "olga"
+
+        ended = await desk.call(
+            "end_call", {"call_id": call_id, "disposition": "dispatched", "note": "unit 12"}
+        )
+        assert ended == {"ok": True, "state": "ended"}
+        await phone.next_event("call.state", state="ended")
+
+    assert await _transitions(client, call_id) == [
+        (None, "queued"),
+        ("queued", "answered"),
+        ("answered", "ended"),
+    ]
+    assert client.app is not None
+    async with client.app[DB_KEY].session() as session:
+        call = await session.get(Call, call_id)
+        chats = (await session.exec(select(ChatMessage))).all()
+    assert call is not None and call.disposition == "dispatched" and call.note == "unit 12"
+    assert [m.seq for m in chats] == [2, 3]
+
+
+async def test_a_reconnecting_page_gets_what_it_missed(client: Client, operator: Client) -> None:
+    started = await start_call(client)
+    call_id = started["call_id"]
+    async with console(operator) as desk:
+        await desk.call("accept", {"call_id": call_id})
+        async with citizen(client, started["token"]) as phone:
+            await phone.call("chat", {"client_id": "c-aaaaaaa1", "body": "first"})
+        # The page is gone (reload); the operator writes meanwhile.
+        await desk.call("chat", {"call_id": call_id, "client_id": "o-aaaaaaa1", "body": "hello?"})
+        await desk.call(
+            "chat", {"call_id": call_id, "client_id": "o-aaaaaaa2", "body": "still there?"}
+        )
+        async with citizen(client, started["token"], last_seq=1) as phone:
+            resumed = await phone.call("resume", {"last_seq": 1})
+            assert resumed["call"]["state"] == "answered"
+            assert [e["body"] for e in resumed["events"]] == ["hello?", "still there?"]
+            assert [e["seq"] for e in resumed["events"]] == [2, 3]
+        # The console reloads too and catches up from its last number.
+        caught_up = await desk.call("join", {"call_id": call_id, "last_seq": 0})
+        assert [e["seq"] for e in caught_up["events"]] == [1, 2, 3]
+
+
+async def test_citizen_hangs_up_while_queued(client: Client, operator: Client) -> None:
+    started = await start_call(client)
+    async with console(operator) as desk, citizen(client, started["token"]) as phone:
+        result = await phone.call("end_call", {})
+        assert result == {"ok": True, "state": "abandoned"}
+        removed = await desk.next_event("queue.call_removed", call_id=started["call_id"])
+        assert removed["reason"] == "abandoned"
+    assert await _transitions(client, started["call_id"]) == [
+        (None, "queued"),
+        ("queued", "abandoned"),
+    ]
+
+
+async def test_a_page_that_leaves_is_abandoned_after_the_grace(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock
+) -> None:
+    quick = settings.model_copy(update={"ABANDON_GRACE_SECS": 0.2})
+    client = await aiohttp_client(create_app(quick, clock))
+    started = await start_call(client)
+    async with citizen(client, started["token"]):
+        pass
+    for _ in range(50):
+        if ("queued", "abandoned") in await _transitions(client, started["call_id"]):
+            break
+        await asyncio.sleep(0.1)
+    assert await _transitions(client, started["call_id"]) == [
+        (None, "queued"),
+        ("queued", "abandoned"),
+    ]
+
+
+async def test_a_reload_inside_the_grace_keeps_the_call(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock
+) -> None:
+    quick = settings.model_copy(update={"ABANDON_GRACE_SECS": 0.5})
+    client = await aiohttp_client(create_app(quick, clock))
+    started = await start_call(client)
+    async with citizen(client, started["token"]):
+        pass
+    async with citizen(client, started["token"]) as phone:
+        await asyncio.sleep(0.8)
+        resumed = await phone.call("resume", {})
+        assert resumed["call"]["state"] == "queued"
+
+
+async def test_two_operators_on_two_nodes_accept_at_once(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """Two app instances on one database (two nodes): exactly one wins, the other sees it gone."""
+    node_a = await aiohttp_client(create_app(settings, clock))
+    node_b = await aiohttp_client(
+        create_app(settings.model_copy(update={"NODE_ID": "node-b"}), clock)
+    )
+    anna = await add_account(node_a, "anna", "operator")
+    boris = await add_account(node_a, "boris", "operator")
+    await sign_in(node_a, anna, clock)
+    await sign_in(node_b, boris, clock)
+    for round_ in range(5):
+        starter = await another_browser(node_a)
+        started = await start_call(starter)
+        await starter.close()
+        async with console(node_a) as desk_a, console(node_b) as desk_b:
+            results = await asyncio.gather(
+                desk_a.call("accept", {"call_id": started["call_id"]}),
+                desk_b.call("accept", {"call_id": started["call_id"]}),
+            )
+        winners = [r for r in results if r["ok"]]
+        losers = [r for r in results if not r["ok"]]
+        assert len(winners) == 1, (round_, results)
+        assert losers[0]["error"]["code"] == "call_gone"
+        transitions = await _transitions(node_a, started["call_id"])
+        assert transitions.count(("queued", "answered")) == 1
+
+
+async def test_internal_security_calls_are_invisible_to_others(
+    client: Client, clock: FrozenClock
+) -> None:
+    browsers = {}
+    for role in ("operator", "supervisor", "internal_security"):
+        browser = await another_browser(client)
+        await sign_in(browser, await add_account(client, role.replace("_", "-"), role), clock)
+        browsers[role] = browser
+    try:
+        misconduct = await start_call(client, channel="internal_security")
+        police = await start_call(client, channel="police")
+        async with (
+            console(browsers["operator"]) as op,
+            console(browsers["supervisor"]) as sup,
+            console(browsers["internal_security"]) as sec,
+            citizen(client, misconduct["token"]) as phone,
+        ):
+            for desk, expected in ((op, [police]), (sup, [police]), (sec, [misconduct])):
+                listed = await desk.call("queue", {})
+                assert [c["call_id"] for c in listed["calls"]] == [e["call_id"] for e in expected]
+            await phone.call("location", WARSAW)
+            await sec.next_event("location", call_id=misconduct["call_id"])
+            for desk in (op, sup):
+                refused = await desk.call("accept", {"call_id": misconduct["call_id"]})
+                assert refused["error"]["code"] in ("call_gone", "role_forbidden")
+                joined = await desk.call("join", {"call_id": misconduct["call_id"]})
+                assert joined["error"]["code"] == "call_not_found"
+            assert (await sec.call("accept", {"call_id": misconduct["call_id"]}))["ok"]
+            await phone.call("chat", {"client_id": "c-secret01", "body": "an officer took a bribe"})
+            await sec.next_event("chat.message", call_id=misconduct["call_id"])
+            await asyncio.sleep(0.3)  # give any leak the time to arrive
+            for desk in (op, sup):
+                leaked = [e for e in desk.seen if e.get("call_id") == misconduct["call_id"]]
+                assert leaked == []
+    finally:
+        for browser in browsers.values():
+            await browser.close()
+
+
+async def test_rate_limit_on_new_calls(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock
+) -> None:
+    tight = settings.model_copy(update={"CALL_RATE_LIMIT": "3/minute"})
+    client = await aiohttp_client(create_app(tight, clock))
+    for _ in range(3):
+        await start_call(client)
+    refused = await client.post("/api/calls", json={"channel": "police"})
+    assert refused.status == 429
+    assert (await refused.json())["error"]["code"] == "rate_limited"
+    assert "Retry-After" in refused.headers
+    assert client.app is not None
+    async with client.app[DB_KEY].session() as session:
+        assert len((await session.exec(select(Call))).all()) == 3
+        assert (await session.exec(select(LocationSample))).all() == []

@@ -1,0 +1,66 @@
+// Socket.IO for the call pages: websocket transport only (no sticky sessions across nodes),
+// acknowledged requests that throw a coded error, and ids for messages that may be resent.
+import { io } from '/static/vendor/socket.io-client/socket.io.esm.min.js';
+
+/** How long a request waits for its acknowledgement before it counts as lost. */
+export const ACK_TIMEOUT_MS = 10_000;
+
+/** A refused request: `code` is the server's machine-readable reason (`call_gone`, `no_media`...). */
+export class RequestError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   */
+  constructor(code, message) {
+    super(message);
+    this.name = 'RequestError';
+    this.code = code;
+  }
+}
+
+/**
+ * Opens a namespace. Socket.IO reconnects on its own, with backoff; `auth` may be a function so
+ * every reconnect sends what the page knows by then (the token and the last sequence number).
+ * @param {string} namespace
+ * @param {object | ((cb: (data: object) => void) => void)} [auth]
+ */
+export function connect(namespace, auth) {
+  return io(namespace, {
+    transports: ['websocket'],
+    auth,
+    reconnectionDelay: 500,
+    reconnectionDelayMax: 4000,
+    timeout: 8000,
+  });
+}
+
+/**
+ * Sends `name` and resolves with the acknowledgement when it says `ok`.
+ * @param {import('/static/vendor/socket.io-client/socket.io.esm.min.js').Socket} socket
+ * @param {string} name
+ * @param {object} payload
+ * @returns {Promise<Record<string, any>>}
+ * @throws {RequestError} `timeout` when no acknowledgement came, else the server's code
+ */
+export async function request(socket, name, payload) {
+  let reply;
+  try {
+    reply = await socket.timeout(ACK_TIMEOUT_MS).emitWithAck(name, payload);
+  } catch {
+    throw new RequestError('timeout', `${name}: no answer`);
+  }
+  if (!reply || reply.ok !== true) {
+    const error = (reply && reply.error) || {};
+    throw new RequestError(error.code || 'refused', error.message || `${name} refused`);
+  }
+  return reply;
+}
+
+/** A random id (22 url-safe characters) for a chat message, kept when it is resent. */
+export function newClientId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
+}

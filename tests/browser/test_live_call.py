@@ -1,0 +1,350 @@
+"""The live call in two real Chromium contexts: a citizen's phone and an operator's console.
+
+Issue 4, "Done when" 1 and 4: the citizen taps call, the operator sees it in the queue and accepts;
+chat crosses both ways; the caller's location reaches the console map with its accuracy; media
+flows both ways (the operator's video decodes, the citizen receives the operator's audio); a
+reload of the citizen's page resumes the call without losing or doubling a chat message.
+Screenshots for a person to look at go to ``tests/artifacts``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Geolocation,
+    Page,
+    ViewportSize,
+    expect,
+)
+
+from tests.browser.conftest import RunningServer, start_server, stop_server
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_MS = 15_000
+# Media needs the caller's offer, ICE on loopback and a first keyframe: give it longer.
+MEDIA_TIMEOUT_MS = 30_000
+STAFF_PASSWORD = "Sturdy violet 93 harbour"
+PHONE: ViewportSize = {"width": 360, "height": 740}
+CONSOLE_SCREEN: ViewportSize = {"width": 1920, "height": 1080}
+WARSAW: Geolocation = {"latitude": 52.2297, "longitude": 21.0122, "accuracy": 15}
+COORDINATE_TOLERANCE = 1e-6
+
+# Before any page script runs: keep every RTCPeerConnection the page makes, so the test can read
+# its getStats(). It changes nothing the page does.
+RECORD_PEERS_JS = """(() => {
+  const Native = window.RTCPeerConnection;
+  window.__peers = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); window.__peers.push(this); }
+  };
+})();"""
+
+# Inbound counters of the page's newest open peer connection, and the remote video's size.
+INBOUND_JS = """async (selector) => {
+  const open = (window.__peers || []).filter((pc) => pc.connectionState !== 'closed');
+  const pc = open[open.length - 1];
+  const result = { peers: open.length, framesDecoded: 0, audioPackets: 0, videoWidth: 0 };
+  const video = selector ? document.querySelector(selector) : null;
+  result.videoWidth = video ? video.videoWidth : 0;
+  if (!pc) return result;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    if (s.kind === 'video') result.framesDecoded += s.framesDecoded || 0;
+    if (s.kind === 'audio') result.audioPackets += s.packetsReceived || 0;
+  });
+  return result;
+}"""
+
+# True once `counter` has risen past `above` (polled by wait_for_function).
+RISING_JS = (
+    f"async ([selector, counter, above]) => (await ({INBOUND_JS})(selector))[counter] > above"
+)
+
+
+@pytest.fixture(scope="module")
+def call_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server whose media node gathers on loopback, where Chromium's candidates are too."""
+    server = start_server(
+        tmp_path_factory.mktemp("live-call"),
+        {"LIFELINE_MEDIA_ADDRESSES": "127.0.0.1", "LIFELINE_CALL_RATE_LIMIT": "100/minute"},
+    )
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _server_before_browser(call_server: RunningServer) -> None:
+    """Start the server before Chromium: in scale-out mode its start resets PostgreSQL with
+    ``asyncio.run()``, which fails once sync Playwright's event loop runs in this thread."""
+
+
+@pytest.fixture(scope="module")
+def page_errors() -> list[str]:
+    """Uncaught exceptions in the pages' scripts (every page of this module reports here)."""
+    return []
+
+
+@pytest.fixture(autouse=True)
+def _no_page_errors(page_errors: list[str]) -> Iterator[None]:
+    page_errors.clear()
+    yield
+    assert page_errors == [], "uncaught errors in the pages' scripts"
+
+
+def add_operator(server: RunningServer, name: str) -> str:
+    """Add an operator with the CLI, on the server's own database; return its TOTP secret."""
+    command = [sys.executable, "-m", "server", "users", "add", name, "--role", "operator"]
+    done = subprocess.run(
+        [*command, "--password-stdin"],
+        input=f"{STAFF_PASSWORD}\n",
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"users add {name} failed: {done.stdout}{done.stderr}"
+    uris = [line[len("totp: ") :] for line in done.stdout.splitlines() if line.startswith("totp: ")]
+    assert len(uris) == 1, f"users add printed no otpauth URI: {done.stdout}"
+    secret: str = pyotp.parse_uri(uris[0]).secret
+    return secret
+
+
+@pytest.fixture(scope="module")
+def console(browser: Browser, call_server: RunningServer, page_errors: list[str]) -> Iterator[Page]:
+    """Operator op1, signed in with password and TOTP, on /console at 1920x1080, on shift."""
+    secret = add_operator(call_server, "op1")
+    context = browser.new_context(viewport=CONSOLE_SCREEN, permissions=["microphone"])
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(RECORD_PEERS_JS)
+    page = context.new_page()
+    page.on("pageerror", lambda error: page_errors.append(f"console: {error}"))
+    page.goto(f"{call_server.base}/login")
+    page.locator("input[name=username]").fill("op1")
+    page.locator("input[name=password]").fill(STAFF_PASSWORD)
+    page.locator("input[name=totp]").fill(pyotp.TOTP(secret).now())
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{call_server.base}/console")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    page.get_by_test_id("start-shift").click()  # the gesture that unlocks the alert tone
+    expect(page.get_by_test_id("shift-state")).to_have_attribute("data-state", "on")
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def phone(browser: Browser, page_errors: list[str]) -> Iterator[BrowserContext]:
+    """A phone with the fake camera and microphone, and a fake position in Warsaw."""
+    context = browser.new_context(
+        viewport=PHONE,
+        is_mobile=True,
+        has_touch=True,
+        permissions=["camera", "microphone", "geolocation"],
+        geolocation=WARSAW,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(RECORD_PEERS_JS)
+    context.on("weberror", lambda error: page_errors.append(f"citizen: {error.error}"))
+    yield context
+    context.close()
+
+
+def start_call(phone: BrowserContext, base: str) -> tuple[Page, str]:
+    """The citizen taps "Video call"; returns the page and the call's id once it is queued."""
+    citizen = phone.new_page()
+    citizen.goto(f"{base}/")
+    expect(citizen.locator("body")).to_have_attribute("data-ready", "true")
+    citizen.get_by_test_id("start-video-call").tap()
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "queued")
+    stored: dict[str, Any] = json.loads(
+        citizen.evaluate("() => sessionStorage.getItem('lifeline.call')")
+    )
+    call_id: str = stored["callId"]
+    return citizen, call_id
+
+
+def accept(console: Page, call_id: str) -> None:
+    item = console.locator(f"[data-testid=queue-item][data-call-id='{call_id}']")
+    expect(item).to_be_visible()
+    item.click()  # select it: accept takes the selected call
+    console.get_by_test_id("accept-call").click()
+    expect(item).to_have_count(0)
+    expect(console.get_by_test_id("console-call-state")).to_have_attribute("data-state", "live")
+
+
+def end_from_console(console: Page, citizen: Page) -> None:
+    console.get_by_test_id("end-call").click()
+    console.get_by_test_id("disposition").select_option("advice_given")
+    console.get_by_test_id("end-note").fill("Browser test call")
+    console.get_by_test_id("end-confirm").click()
+    expect(console.get_by_test_id("console-call-state")).to_have_attribute("data-state", "ended")
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "ended")
+
+
+def chat(page: Page, text: str) -> None:
+    page.get_by_test_id("chat-input").fill(text)
+    page.get_by_test_id("chat-send").click()
+
+
+def chat_lines(page: Page, text: str) -> int:
+    """How many chat lines say exactly ``text``."""
+    exact = re.compile(f"^{re.escape(text)}$")
+    count: int = page.get_by_test_id("chat-log").locator(".chat-text", has_text=exact).count()
+    return count
+
+
+def expect_located(console: Page) -> None:
+    where = console.get_by_test_id("caller-location")
+    expect(where).not_to_have_attribute("data-lat", "")
+    console.wait_for_function(
+        """([lat, lon, tolerance]) => {
+          const el = document.querySelector('[data-testid=caller-location]');
+          return Math.abs(Number(el.dataset.lat) - lat) < tolerance
+            && Math.abs(Number(el.dataset.lon) - lon) < tolerance;
+        }""",
+        arg=[WARSAW["latitude"], WARSAW["longitude"], COORDINATE_TOLERANCE],
+    )
+    assert float(where.get_attribute("data-accuracy") or "nan") == WARSAW["accuracy"]
+
+
+def inbound(page: Page, selector: str | None = None) -> dict[str, int]:
+    counters: dict[str, int] = page.evaluate(INBOUND_JS, selector)
+    return counters
+
+
+def expect_rising(page: Page, counter: str, selector: str | None = None) -> None:
+    """The counter of the page's newest peer connection rises (media keeps arriving)."""
+    page.wait_for_function(
+        RISING_JS, arg=[selector, counter, 0], polling=250, timeout=MEDIA_TIMEOUT_MS
+    )
+    before = inbound(page, selector)[counter]
+    page.wait_for_function(
+        RISING_JS, arg=[selector, counter, before], polling=250, timeout=MEDIA_TIMEOUT_MS
+    )
+
+
+def test_call_answered_with_chat_and_location(
+    phone: BrowserContext, console: Page, call_server: RunningServer, artifacts: Path
+) -> None:
+    citizen, call_id = start_call(phone, call_server.base)
+    expect(citizen.get_by_test_id("call-hint")).to_be_visible()
+    citizen.screenshot(path=str(artifacts / "live-citizen-queued-360.png"))
+
+    item = console.locator(f"[data-testid=queue-item][data-call-id='{call_id}']")
+    expect(item).to_be_visible()
+    expect(item).to_have_attribute("data-channel", "police")
+    expect(item.locator(".q-place")).to_contain_text("52.22970")
+    console.screenshot(path=str(artifacts / "live-console-queue-1920.png"))
+    accept(console, call_id)
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+
+    chat(citizen, "There is a fire on the third floor")
+    expect(console.get_by_test_id("chat-log")).to_contain_text("There is a fire on the third floor")
+    chat(console, "Help is on the way. Are you safe?")
+    expect(citizen.get_by_test_id("chat-log")).to_contain_text("Help is on the way. Are you safe?")
+    expect_located(console)
+    citizen.screenshot(path=str(artifacts / "live-citizen-answered-360.png"))
+    console.screenshot(path=str(artifacts / "live-console-call-1920.png"))
+
+    assert chat_lines(citizen, "There is a fire on the third floor") == 1
+    assert chat_lines(console, "Help is on the way. Are you safe?") == 1
+    end_from_console(console, citizen)
+
+
+def test_reload_resumes_the_call_without_losing_or_doubling_chat(
+    phone: BrowserContext, console: Page, call_server: RunningServer
+) -> None:
+    citizen, call_id = start_call(phone, call_server.base)
+    accept(console, call_id)
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+    said = ["first from the caller", "second from the caller"]
+    for text in said:
+        chat(citizen, text)
+    chat(console, "first from the operator")
+    expect(citizen.get_by_test_id("chat-log")).to_contain_text("first from the operator")
+    expect(console.get_by_test_id("chat-log")).to_contain_text(said[-1])
+
+    citizen.reload()
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+    expect(console.get_by_test_id("console-call-state")).to_have_attribute("data-state", "live")
+    chat(citizen, "after the reload")
+    chat(console, "operator after the reload")
+    expect(console.get_by_test_id("chat-log")).to_contain_text("after the reload")
+    expect(citizen.get_by_test_id("chat-log")).to_contain_text("operator after the reload")
+
+    for text in [*said, "first from the operator", "after the reload"]:
+        assert chat_lines(citizen, text) == 1, f"the citizen shows {text!r} not once"
+        assert chat_lines(console, text) == 1, f"the console shows {text!r} not once"
+    end_from_console(console, citizen)
+
+
+def test_media_flows_both_ways_and_after_a_reload(
+    phone: BrowserContext, console: Page, call_server: RunningServer, artifacts: Path
+) -> None:
+    """Needs the server's media session (media/hub.py) to answer both offers and relay."""
+    citizen, call_id = start_call(phone, call_server.base)
+    accept(console, call_id)
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+
+    video = "[data-testid=remote-video]"
+    expect_rising(console, "framesDecoded", video)
+    console.wait_for_function(
+        "(selector) => document.querySelector(selector).videoWidth > 0", arg=video
+    )
+    expect_rising(citizen, "audioPackets")
+    console.get_by_test_id("take-snapshot").click()
+    snapshot = console.get_by_test_id("snapshots").locator("li.snapshot")
+    expect(snapshot).to_have_count(1)
+    expect(snapshot).to_have_attribute("data-sha256", re.compile(r"^[0-9a-f]{64}$"))
+    console.screenshot(path=str(artifacts / "live-console-video-1920.png"))
+
+    citizen.reload()
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+    # New frames at the operator: from the citizen's new peer connection, through the server.
+    console.wait_for_function(
+        "() => document.querySelector('[data-testid=console-call-state]').dataset.state === 'live'"
+    )
+    expect_rising(console, "framesDecoded", video)
+    expect_rising(citizen, "audioPackets")
+    end_from_console(console, citizen)
+
+
+def test_text_only_call_without_location_asks_for_the_address(
+    browser: Browser, console: Page, call_server: RunningServer, page_errors: list[str]
+) -> None:
+    """A silent call: no camera, no microphone, location refused; the chat carries the call."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(RECORD_PEERS_JS)
+    context.on("weberror", lambda error: page_errors.append(f"citizen: {error.error}"))
+    try:
+        citizen = context.new_page()
+        citizen.goto(f"{call_server.base}/")
+        expect(citizen.locator("body")).to_have_attribute("data-ready", "true")
+        citizen.get_by_test_id("start-text-call").tap()
+        expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "queued")
+        expect(citizen.locator(".chat-system").last).to_be_visible()
+        assert citizen.evaluate("() => window.__peers.length") == 0, "a text call made a peer"
+        stored = json.loads(citizen.evaluate("() => sessionStorage.getItem('lifeline.call')"))
+        item = console.locator(f"[data-testid=queue-item][data-call-id='{stored['callId']}']")
+        expect(item).to_be_visible()
+        accept(console, stored["callId"])
+        chat(citizen, "Main street 5, flat 12")
+        expect(console.get_by_test_id("chat-log")).to_contain_text("Main street 5, flat 12")
+        expect(console.get_by_test_id("caller-location")).to_have_attribute("data-lat", "")
+        end_from_console(console, citizen)
+    finally:
+        context.close()

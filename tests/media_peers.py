@@ -180,6 +180,17 @@ async def connect_citizen(
 ) -> MediaPeer:
     """A phone: sendrecv audio (hears the operator) and sendrecv video, as the page offers;
     without ``camera`` (permission refused) audio only."""
+    return await citizen_peer(lambda sdp: hub.citizen_offer(call_id, sdp), video, camera=camera)
+
+
+async def citizen_peer(
+    answer_for: Callable[[str], Awaitable[str]],
+    video: CounterVideoTrack | None = None,
+    *,
+    camera: bool = True,
+) -> MediaPeer:
+    """The phone of ``connect_citizen``, answered by whoever ``answer_for`` asks (the hub
+    itself, or the server over Socket.IO)."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     sending: list[MediaStreamTrack] = [ToneAudioTrack(440.0)]
     if camera:
@@ -188,7 +199,7 @@ async def connect_citizen(
         pc.addTrack(track)
     peer = MediaPeer(pc, Received(), sending)
     try:
-        await _negotiate(pc, peer.received, lambda sdp: hub.citizen_offer(call_id, sdp))
+        await _negotiate(pc, peer.received, answer_for)
     except BaseException:
         await peer.close()
         raise
@@ -199,6 +210,13 @@ async def connect_subscriber(
     hub: MediaHub, call_id: str, subscriber_id: str, *, talk: bool
 ) -> MediaPeer:
     """A console: receives video and audio; an operator (talk) sends a tone back."""
+    return await subscriber_peer(
+        lambda sdp: hub.subscriber_offer(call_id, subscriber_id, sdp, talk=talk), talk=talk
+    )
+
+
+async def subscriber_peer(answer_for: Callable[[str], Awaitable[str]], *, talk: bool) -> MediaPeer:
+    """The console of ``connect_subscriber``, answered by ``answer_for``."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("video", direction="recvonly")
     sending: list[MediaStreamTrack] = []
@@ -210,11 +228,7 @@ async def connect_subscriber(
         pc.addTransceiver("audio", direction="recvonly")
     peer = MediaPeer(pc, Received(), sending)
     try:
-        await _negotiate(
-            pc,
-            peer.received,
-            lambda sdp: hub.subscriber_offer(call_id, subscriber_id, sdp, talk=talk),
-        )
+        await _negotiate(pc, peer.received, answer_for)
     except BaseException:
         await peer.close()
         raise

@@ -1,0 +1,179 @@
+"""A recorded call through the server: real aiortc peers offer over Socket.IO, as pages do.
+
+The recording is the evidence: every segment is stored with its SHA-256, entered in the audit
+chain, plays (PyAV opens it, with video and audio), and together the segments last as long as
+the call did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from sqlmodel import col, select
+
+from server.clock import FrozenClock
+from server.db.models import AuditEntry, Recording
+from server.keys import AUDIT_KEY, DB_KEY, MEDIA_KEY
+from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
+from tests.sockets import Peer, citizen, console, start_call
+from tests.staff import Client, add_account, another_browser, sign_in
+
+MEDIA_TIMEOUT_SECS = 20.0
+
+
+@pytest.fixture
+async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
+    browser = await another_browser(client)
+    await sign_in(browser, await add_account(client, "ola", "operator"), clock)
+    yield browser
+    await browser.close()
+
+
+def _answer_via(socket: Peer, **extra: str) -> Callable[[str], Awaitable[str]]:
+    async def answer(sdp: str) -> str:
+        reply = await socket.call("media_offer", {"type": "offer", "sdp": sdp, **extra})
+        assert reply["ok"], reply
+        return str(reply["sdp"])
+
+    return answer
+
+
+def _check_segment(segment: Recording) -> float:
+    """The file is the one hashed, and plays with video and audio; returns its seconds."""
+    path = Path(segment.path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == segment.sha256
+    assert path.stat().st_size == segment.size_bytes
+    with av.open(str(path)) as container:
+        kinds = {stream.type for stream in container.streams}
+        duration = (container.duration or 0) / av.time_base
+    assert {"video", "audio"} <= kinds
+    return float(duration)
+
+
+async def test_a_recorded_call_with_a_reload(client: Client, operator: Client) -> None:
+    assert client.app is not None
+    hub = client.app[MEDIA_KEY]
+    started = await start_call(client)
+    call_id = started["call_id"]
+    peers: list[MediaPeer] = []
+    began = time.monotonic()
+    try:
+        async with citizen(client, started["token"]) as phone, console(operator) as desk:
+            peers.append(await citizen_peer(_answer_via(phone)))
+            # Recording starts before anyone answers.
+            await wait_until(
+                lambda: hub.stats(call_id)["citizen"]["video_received"] > 30,
+                MEDIA_TIMEOUT_SECS,
+                "the citizen's video at the server",
+            )
+            assert (await desk.call("accept", {"call_id": call_id}))["ok"]
+            console_peer = await subscriber_peer(
+                _answer_via(desk, call_id=call_id),
+                talk=True,
+            )
+            peers.append(console_peer)
+            phone_peer = peers[0]
+            await wait_until(
+                lambda: (
+                    console_peer.received.video_frames > 30
+                    and console_peer.received.audio_frames > 30
+                    and phone_peer.received.audio_frames > 30
+                ),
+                MEDIA_TIMEOUT_SECS,
+                "video and audio at the operator, the operator at the phone",
+            )
+            assert console_peer.received.video_size == (640, 480)
+
+            snap = await desk.call("snapshot", {"call_id": call_id})
+            assert snap["ok"], snap
+            image = await operator.get(snap["url"])
+            assert image.status == 200
+            jpeg = await image.read()
+            assert hashlib.sha256(jpeg).hexdigest() == snap["sha256"]
+            picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert picture is not None
+            assert picture.shape[:2] == (480, 640)
+
+            # The page reloads: a new peer connection; the recording goes on in a new segment.
+            await phone_peer.close()
+            before = console_peer.received.video_frames
+            peers.append(await citizen_peer(_answer_via(phone)))
+            await wait_until(
+                lambda: console_peer.received.video_frames > before + 30,
+                MEDIA_TIMEOUT_SECS,
+                "new frames at the operator after the reload",
+            )
+            await asyncio.sleep(1.0)
+            ended = await desk.call(
+                "end_call", {"call_id": call_id, "disposition": "dispatched", "note": ""}
+            )
+            assert ended["state"] == "ended"
+        call_secs = time.monotonic() - began
+    finally:
+        for peer in peers:
+            await peer.close()
+
+    async with client.app[DB_KEY].session() as session:
+        segments = (
+            await session.exec(
+                select(Recording)
+                .where(col(Recording.call_id) == call_id)
+                .order_by(col(Recording.segment))
+            )
+        ).all()
+        closed = (
+            await session.exec(
+                select(AuditEntry).where(col(AuditEntry.action) == "recording_segment_closed")
+            )
+        ).all()
+    assert [s.segment for s in segments] == [1, 2]
+    recorded_secs = sum([_check_segment(segment) for segment in segments])
+    assert abs(recorded_secs - call_secs) <= 2.0, (recorded_secs, call_secs)
+    assert sorted(e.subject for e in closed) == [f"call:{call_id}"] * 2
+    assert {s.sha256 for s in segments} == {json.loads(e.data)["sha256"] for e in closed}
+    report = await client.app[AUDIT_KEY].verify()
+    assert report.ok, report.broken
+
+
+async def test_snapshots_and_offers_of_hidden_calls_do_not_exist_for_others(
+    client: Client, operator: Client, clock: FrozenClock
+) -> None:
+    """The internal-security channel over HTTP: its snapshots are nobody else's."""
+    assert client.app is not None
+    security = await another_browser(client)
+    await sign_in(security, await add_account(client, "sec", "internal_security"), clock)
+    peers: list[MediaPeer] = []
+    try:
+        started = await start_call(client, channel="internal_security")
+        call_id = started["call_id"]
+        async with citizen(client, started["token"]) as phone, console(security) as desk:
+            peers.append(await citizen_peer(_answer_via(phone)))
+            await wait_until(
+                lambda: (
+                    client.app is not None
+                    and client.app[MEDIA_KEY].stats(call_id)["citizen"]["video_received"] > 10
+                ),
+                MEDIA_TIMEOUT_SECS,
+                "video at the server",
+            )
+            assert (await desk.call("accept", {"call_id": call_id}))["ok"]
+            snap = await desk.call("snapshot", {"call_id": call_id})
+            assert snap["ok"], snap
+            assert (await security.get(snap["url"])).status == 200
+            for outsider in (operator,):
+                response = await outsider.get(snap["url"])
+                assert response.status == 404
+                assert (await response.json())["error"]["code"] == "call_not_found"
+    finally:
+        for peer in peers:
+            await peer.close()
+        await security.close()

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
-
+from typing import Any
 
 from config import Settings
 from server.app import create_app
@@ -16,7 +16,10 @@ from tests.conftest import ClientFactory
 from tests.sockets import start_call
 from tests.staff import Client, add_account, another_browser, sign_in
 
-SERVERS = [{"urls": "stun:stun.example:3478"}, {"urls": ["turn:turn.example:3478?transport=udp"]}]
+SERVERS: list[dict[str, Any]] = [
+    {"urls": "stun:stun.example:3478"},
+    {"urls": ["turn:turn.example:3478?transport=udp"]},
+]
 
 
 def test_turn_rest_credentials() -> None:

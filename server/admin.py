@@ -14,7 +14,14 @@ from server.auth.routes import see_other
 from server.db.models import Role, User
 from server.errors import AppError, BadRequest
 from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, PAGES_KEY
-from server.users import NewUser, do_create_user, do_set_disabled, do_set_role, list_users
+from server.users import (
+    NewUser,
+    check_role,
+    do_create_user,
+    do_set_disabled,
+    do_set_role,
+    list_users,
+)
 
 routes = web.RouteTableDef()
 
@@ -205,6 +212,8 @@ async def api_update_user(request: web.Request) -> web.StreamResponse:
     check_csrf(request, None)
     body: UpdateUserBody = await read_json(request, UpdateUserBody)
     audit, clock, user_id = request.app[AUDIT_KEY], request.app[CLOCK_KEY], _user_id(request)
+    if body.role is not None:
+        check_role(body.role)  # refuse before changing anything
     user = None
     if body.role is not None:
         user = await do_set_role(

@@ -185,22 +185,18 @@ async def do_finish(
     actor: str,
     disposition: str | None = None,
     note: str | None = None,
-    failed: bool = False,
 ) -> tuple[Call, str | None]:
-    """End a call: queued -> abandoned, answered -> ended (or failed). Returns the call and the
-    state it left (None when it had ended already: then only the disposition is recorded)."""
+    """End a call: queued -> abandoned, answered -> ended. Returns the call and the state it
+    left (None when it had ended already: then only the disposition is recorded)."""
     now = clock.now()
     async with audit.transaction() as session:
         call = await session.get(Call, call_id)
         if call is None:
             raise NotFound("No such call", code="call_not_found")
         old = call.state
-        if old == CallState.QUEUED:
-            new = CallState.FAILED if failed else CallState.ABANDONED
-        elif old == CallState.ANSWERED:
-            new = CallState.FAILED if failed else CallState.ENDED
-        else:
-            new = None
+        new = {CallState.QUEUED: CallState.ABANDONED, CallState.ANSWERED: CallState.ENDED}.get(
+            CallState(old)
+        )
         if new is not None:
             result = await session.exec(
                 update(Call)

@@ -9,6 +9,8 @@ from typing import Any
 import socketio
 from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy import update
+from sqlmodel import col
 
 from server.calls import (
     call_by_token,
@@ -19,7 +21,7 @@ from server.calls import (
     do_store_location,
     location_event,
 )
-from server.db.models import CallState
+from server.db.models import Call, CallState, User
 from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, MEDIA_KEY, PRESENCE_KEY, SETTINGS_KEY, SIO_KEY
 from signaling.base import Ack, LifelineNamespace, dump, event
 from signaling.events import (
@@ -101,10 +103,7 @@ class CitizenNamespace(LifelineNamespace):
         await asyncio.sleep(self.app[SETTINGS_KEY].ABANDON_GRACE_SECS)
         if await self.app[PRESENCE_KEY].count(presence_key(call_id)) > 0:
             return
-        db = self.app[DB_KEY]
-        async with db.session() as session:
-            from server.db.models import Call
-
+        async with self.app[DB_KEY].session() as session:
             call = await session.get(Call, call_id)
         if call is None or call.state != CallState.QUEUED:
             return
@@ -121,8 +120,6 @@ class CitizenNamespace(LifelineNamespace):
         call_id, _ = await self._call_of(sid)
         db = self.app[DB_KEY]
         async with db.session() as session:
-            from server.db.models import Call, User
-
             call = await session.get(Call, call_id)
             assert call is not None
             operator = None
@@ -197,11 +194,7 @@ class CitizenNamespace(LifelineNamespace):
 
 
 async def set_media_node(app: web.Application, call_id: str) -> None:
-    from sqlalchemy import update
-    from sqlmodel import col
-
-    from server.db.models import Call
-
+    """Which node holds the call's media: another node's console asks it through the bus."""
     async with app[DB_KEY].session() as session:
         await session.exec(
             update(Call).where(col(Call.id) == call_id).values(media_node=app[SETTINGS_KEY].NODE_ID)

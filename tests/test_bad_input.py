@@ -221,3 +221,19 @@ async def test_patch_with_nothing_to_change(client: Client, admin: str) -> None:
         "/api/users/999", json={"role": "operator"}, headers={"X-CSRF-Token": admin}
     )
     await _assert_error(missing, 404, "user_not_found")
+
+
+async def test_a_bad_role_beside_a_good_change_changes_nothing(
+    client: Client, admin: str, clock: FrozenClock
+) -> None:
+    await add_account(client, "ivo", "operator")
+    users = (await (await client.get("/api/users")).json())["users"]
+    ivo = next(u for u in users if u["username"] == "ivo")
+    before = await _stored(client)
+    response = await client.patch(
+        f"/api/users/{ivo['id']}",
+        json={"disabled": True, "role": "god"},
+        headers={"X-CSRF-Token": admin},
+    )
+    await _assert_error(response, 400, "invalid_role")
+    assert await _stored(client) == before

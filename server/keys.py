@@ -12,10 +12,10 @@ from server.errors import ErrorPage
 
 if TYPE_CHECKING:  # the keys name these types as strings: importing them would be circular
     import socketio  # noqa: F401
-    from media.hub import MediaHub  # noqa: F401
     from prometheus_client import CollectorRegistry  # noqa: F401
     from redis.asyncio import Redis  # noqa: F401
 
+    from media.hub import MediaHub  # noqa: F401
     from server.audit import AuditLog  # noqa: F401
     from server.auth.sessions import StaffContext  # noqa: F401
     from server.db.engine import Database  # noqa: F401

@@ -4,8 +4,8 @@ entered in the audit chain, in one transaction."""
 from __future__ import annotations
 
 from aiohttp import web
-from media.hub import ClosedSegment
 
+from media.hub import ClosedSegment
 from server.db.models import Recording
 from server.keys import AUDIT_KEY, SETTINGS_KEY
 

@@ -23,6 +23,7 @@ SCALE_OUT = DATABASE_URL.startswith("postgresql")
 
 TABLES = (
     "audit_log",
+    "call_photos",
     "snapshots",
     "recordings",
     "chat_messages",

@@ -189,3 +189,25 @@ class Snapshot(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     size_bytes: int
     at: datetime = Field(sa_column=_ts())
+
+
+class CallPhoto(SQLModel, table=True):
+    """A photo the caller sent during the call: evidence, kept as sent, with its hash.
+
+    It takes a sequence number from the call's counter like a chat message, so a reconnecting
+    client catches up on photos the same way.
+    """
+
+    __tablename__ = "call_photos"
+    __table_args__ = (UniqueConstraint("call_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    seq: int
+    path: str = Field(max_length=512)
+    content_type: str = Field(max_length=32)
+    sha256: str = Field(max_length=64)
+    size_bytes: int
+    width: int
+    height: int
+    at: datetime = Field(sa_column=_ts())

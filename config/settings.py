@@ -50,6 +50,8 @@ class Settings(BaseSettings):
 
     DEFAULT_LANGUAGE: Language = "en"
     MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1024)
+    # Photos (during a call, on threat reports) may be larger than any other body.
+    MAX_UPLOAD_BYTES: int = Field(default=10 * 1_048_576, ge=1024)
     SESSION_IDLE_SECS: int = Field(default=15 * 60, ge=30)
     SESSION_MAX_AGE_SECS: int = Field(default=12 * 3600, ge=60)
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
@@ -59,6 +61,12 @@ class Settings(BaseSettings):
     RECORDING_SEGMENT_SECS: float = Field(default=60.0, ge=5, le=60)
     LOG_FORMAT: Literal["json", "text"] = "json"
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Threat map (KMZB): one new report per client per day is KMZB's own rule.
+    REPORT_RATE_LIMIT: str = "1/day"
+    CONFIRM_RATE_LIMIT: str = "10/day"
+    # The deployment's area, "min_lon,min_lat,max_lon,max_lat"; reports outside it are refused.
+    REPORT_AREA: str = "-180,-90,180,90"
+    MAX_REPORT_PHOTOS_BYTES: int = Field(default=5 * 1_048_576, ge=1024)
 
     @field_validator("MEDIA_ADDRESSES", "MEDIA_PEER_NETWORKS", mode="before")
     @classmethod
@@ -120,6 +128,25 @@ class Settings(BaseSettings):
         parse_many(value)
         return value
 
+    @field_validator("REPORT_RATE_LIMIT", "CONFIRM_RATE_LIMIT")
+    @classmethod
+    def _report_rates(cls, value: str) -> str:
+        from limits import parse_many
+
+        parse_many(value)
+        return value
+
+    @field_validator("REPORT_AREA")
+    @classmethod
+    def _report_area(cls, value: str) -> str:
+        parts = [float(part) for part in value.split(",")]
+        if len(parts) != 4:
+            raise ValueError("use min_lon,min_lat,max_lon,max_lat")
+        min_lon, min_lat, max_lon, max_lat = parts
+        if not (-180 <= min_lon < max_lon <= 180 and -90 <= min_lat < max_lat <= 90):
+            raise ValueError("use min_lon,min_lat,max_lon,max_lat within -180..180, -90..90")
+        return value
+
     @field_validator("PUBLIC_URL")
     @classmethod
     def _public_url(cls, value: str) -> str:
@@ -141,6 +168,12 @@ class Settings(BaseSettings):
         if self.DATABASE_URL:
             return self.DATABASE_URL
         return f"sqlite+aiosqlite:///{(self.DATA_DIR / 'lifeline.db').resolve()}"
+
+    @property
+    def report_area(self) -> tuple[float, float, float, float]:
+        """``REPORT_AREA`` as (min_lon, min_lat, max_lon, max_lat)."""
+        a, b, c, d = (float(part) for part in self.REPORT_AREA.split(","))
+        return a, b, c, d
 
     @property
     def scale_out(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from server.auth.csrf import CSRF_FIELD, check_csrf
 from server.auth.routes import see_other
 from server.db.models import Role, User
 from server.errors import AppError, BadRequest
-from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, PAGES_KEY
+from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, PAGES_KEY, SETTINGS_KEY
 from server.users import (
     NewUser,
     check_role,
@@ -168,8 +169,13 @@ async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
         raise AppError(
             "Send JSON (Content-Type: application/json)", status=415, code="unsupported_media_type"
         )
+    body = await request.read()
+    if len(body) > request.app[SETTINGS_KEY].MAX_BODY_BYTES:  # a chunked body has no length
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.app[SETTINGS_KEY].MAX_BODY_BYTES, actual_size=len(body)
+        )
     try:
-        raw = await request.json()
+        raw = json.loads(body)
     except ValueError:
         raise BadRequest("The body is not valid JSON", code="malformed_json") from None
     try:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from config import Settings
-from server import admin, call_routes, health, page_routes
+from server import admin, call_photos, call_routes, health, page_routes
 from server.audit import AuditLog
 from server.auth import routes as auth_routes
 from server.auth.sessions import session_middleware
@@ -40,6 +40,7 @@ from server.metrics import Metrics, metrics_middleware
 from server.pages import STATIC_DIR, Pages
 from server.presence import LocalPresence, RedisPresence
 from server.ratelimit import RateLimits
+from server.uploads import body_limit_middleware
 from signaling.server import attach, close_manager, create_sio
 
 if TYPE_CHECKING:
@@ -146,11 +147,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     registry = CollectorRegistry()
     app_metrics = Metrics(registry)
     app = web.Application(
-        client_max_size=settings.MAX_BODY_BYTES,
+        # The largest body any route takes; body_limit_middleware holds the others to less.
+        client_max_size=max(settings.MAX_BODY_BYTES, settings.MAX_UPLOAD_BYTES),
         middlewares=[
             metrics_middleware(app_metrics),
             _headers_middleware(settings),
             error_middleware,
+            body_limit_middleware,
             _language_middleware,
             session_middleware,
         ],
@@ -179,6 +182,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         admin.routes,
         page_routes.routes,
         call_routes.routes,
+        call_photos.routes,
     ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)

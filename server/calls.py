@@ -223,7 +223,7 @@ async def do_finish(
     return call, (old if new is not None else None)
 
 
-async def _next_seq(session: AsyncSession, call_id: str) -> int:
+async def next_seq(session: AsyncSession, call_id: str) -> int:
     result = await session.exec(
         update(Call)
         .where(col(Call.id) == call_id, col(Call.state).in_(LIVE_STATES))
@@ -260,7 +260,7 @@ async def do_store_chat(
                 return StoredChat(existing, duplicate=True)
             message = ChatMessage(
                 call_id=call_id,
-                seq=await _next_seq(session, call_id),
+                seq=await next_seq(session, call_id),
                 sender=sender,
                 sender_user_id=sender_user_id,
                 client_id=client_id,
@@ -293,7 +293,7 @@ async def do_store_location(
     async with db.session() as session:
         sample = LocationSample(
             call_id=call_id,
-            seq=await _next_seq(session, call_id),
+            seq=await next_seq(session, call_id),
             lat=lat,
             lon=lon,
             accuracy_m=accuracy,

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from sqlmodel import col
 
+from server.call_photos import photo_event, photos_since
 from server.calls import (
     call_by_token,
     chat_event,
@@ -126,11 +127,15 @@ class CitizenNamespace(LifelineNamespace):
             if call.operator_id is not None:
                 user = await session.get(User, call.operator_id)
                 operator = user.username if user else None
-        missed = await chat_since(db, call_id, payload.last_seq)
+        missed = [dump(chat_event(m)) for m in await chat_since(db, call_id, payload.last_seq)]
+        missed += [
+            dump(photo_event(p)) for p in await photos_since(self.app, call_id, payload.last_seq)
+        ]
+        missed.sort(key=lambda e: int(e["seq"]))
         state = CallStateEvent(
             call_id=call_id, state=call.state, operator=operator, at=self.app[CLOCK_KEY].now()
         )
-        return {"ok": True, "call": dump(state), "events": [dump(chat_event(m)) for m in missed]}
+        return {"ok": True, "call": dump(state), "events": missed}
 
     @event(Location)
     async def on_location(self, sid: str, payload: Location) -> Ack:

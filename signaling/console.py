@@ -16,6 +16,7 @@ from aiohttp import web
 
 from server.auth.access import CONSOLE_ROLES
 from server.auth.sessions import SESSION_COOKIE, StaffContext, resolve_session
+from server.call_photos import photo_event, photos_since
 from server.calls import (
     channels_for,
     chat_event,
@@ -129,8 +130,11 @@ class ConsoleNamespace(LifelineNamespace):
         await self.enter_room(sid, call_room(call.id))
         chats = await chat_since(db, call.id, payload.last_seq)
         places = await locations_since(db, call.id, payload.last_seq)
+        photos = await photos_since(self.app, call.id, payload.last_seq)
         events = sorted(
-            [dump(chat_event(m)) for m in chats] + [dump(location_event(p)) for p in places],
+            [dump(chat_event(m)) for m in chats]
+            + [dump(location_event(p)) for p in places]
+            + [dump(photo_event(p)) for p in photos],
             key=lambda e: int(e["seq"]),
         )
         return {"ok": True, "call": dump(await summary_of(db, call)), "events": events}

@@ -152,6 +152,19 @@ class ChatMessageEvent(BaseModel):
     at: datetime
 
 
+class PhotoEvent(BaseModel):
+    """A photo the caller sent; ``url`` serves it to the call's token holder and its staff."""
+
+    type: Literal["call.photo"] = "call.photo"
+    call_id: str
+    seq: int
+    url: str
+    sha256: str
+    width: int
+    height: int
+    at: datetime
+
+
 class LocationEvent(BaseModel):
     type: Literal["location"] = "location"
     call_id: str
@@ -197,6 +210,7 @@ class IceCandidateEvent(BaseModel):
 ServerEvent = Annotated[
     CallStateEvent
     | ChatMessageEvent
+    | PhotoEvent
     | LocationEvent
     | QueueCallAdded
     | QueueCallRemoved

@@ -348,3 +348,27 @@ def test_text_only_call_without_location_asks_for_the_address(
         end_from_console(console, citizen)
     finally:
         context.close()
+
+
+def test_a_photo_sent_during_the_call_reaches_the_console(
+    phone: BrowserContext, console: Page, call_server: RunningServer, tmp_path: Path
+) -> None:
+    """The citizen picks a photo; both chat logs show it once, and the console's copy loads."""
+    from PIL import Image
+
+    picture = tmp_path / "scene.jpg"
+    Image.new("RGB", (400, 300), (30, 120, 200)).save(picture, "JPEG")
+    citizen, call_id = start_call(phone, call_server.base)
+    accept(console, call_id)
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+    citizen.get_by_test_id("photo-input").set_input_files(str(picture))
+    for page in (citizen, console):
+        photo = page.get_by_test_id("chat-log").locator("[data-testid=chat-photo]")
+        expect(photo).to_have_count(1)
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=chat-photo]').naturalWidth === 400"
+        )
+    citizen.reload()
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+    expect(citizen.get_by_test_id("chat-log").locator("[data-testid=chat-photo]")).to_have_count(1)
+    end_from_console(console, citizen)

@@ -210,7 +210,48 @@ function permissionHelp() {
 
 /** @param {string} message */
 function systemLine(message) {
-  appendChat('system', message);
+  return appendChat('system', message);
+}
+
+/** Photo sequence numbers already in the log: each photo is shown once. */
+const shownPhotos = new Set();
+
+/**
+ * Shows a photo in the chat log once.
+ * @param {'me' | 'operator'} from
+ * @param {number} seq
+ * @param {string} src
+ */
+function showPhoto(from, seq, src) {
+  live.lastSeq = Math.max(live.lastSeq, seq || 0);
+  save();
+  if (shownPhotos.has(seq)) {
+    return;
+  }
+  shownPhotos.add(seq);
+  const item = appendChat(from, t('chat.photo'));
+  const image = document.createElement('img');
+  image.className = 'chat-photo';
+  image.alt = t('chat.photo');
+  image.src = src;
+  image.dataset.testid = 'chat-photo';
+  item.append(image);
+}
+
+/** A photo event (sent from this page, maybe before a reload): fetched with the token. */
+async function onPhoto(event) {
+  if (shownPhotos.has(event.seq)) {
+    live.lastSeq = Math.max(live.lastSeq, event.seq || 0);
+    return;
+  }
+  try {
+    const response = await fetch(event.url, { headers: { 'X-Call-Token': live.token } });
+    if (response.ok) {
+      showPhoto('me', event.seq, URL.createObjectURL(await response.blob()));
+    }
+  } catch (error) {
+    console.warn('citizen: photo not loaded', error);
+  }
 }
 
 // --- chat ----------------------------------------------------------------------------------
@@ -526,6 +567,8 @@ function openSocket() {
       for (const message of reply.events || []) {
         if (message.type === 'chat.message') {
           onChatMessage(message);
+        } else if (message.type === 'call.photo') {
+          onPhoto(message);
         }
       }
       applyServerState(reply.call.state);
@@ -565,6 +608,8 @@ function openSocket() {
       applyServerState(event.state);
     } else if (event.type === 'chat.message') {
       onChatMessage(event);
+    } else if (event.type === 'call.photo') {
+      onPhoto(event);
     }
   });
   socket.on('error', (error) => console.warn('citizen: refused', error));
@@ -705,9 +750,30 @@ Object.assign(hooks, {
     showMessage('me', item.client_id, item.body, false);
     await deliver(item);
   },
-  sendPhoto: async () => {
-    // Uploading comes with the messages feature; say so instead of pretending it was sent.
-    systemLine(t('chat.photo_soon'));
+  sendPhoto: async (file) => {
+    if (!live.callId || !live.token) {
+      return;
+    }
+    const line = systemLine(t('chat.photo_sending'));
+    const form = new FormData();
+    form.append('photo', file, file.name || 'photo.jpg');
+    try {
+      const response = await fetch(`/api/calls/${encodeURIComponent(live.callId)}/photos`, {
+        method: 'POST',
+        headers: { 'X-Call-Token': live.token },
+        body: form,
+      });
+      const reply = await response.json();
+      if (!response.ok) {
+        throw new Error(reply && reply.error ? reply.error.code : String(response.status));
+      }
+      line.remove();
+      showPhoto('me', reply.seq, URL.createObjectURL(file));
+    } catch (error) {
+      console.warn('citizen: photo not sent', error);
+      line.remove();
+      systemLine(t('chat.photo_failed'));
+    }
   },
 });
 

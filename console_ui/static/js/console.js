@@ -429,6 +429,23 @@ function onCallEvent(event) {
       active.lines.set(event.client_id, line);
     }
     line.dataset.status = 'sent';
+  } else if (event.type === 'call.photo') {
+    const key = `photo:${event.seq}`;
+    if (!active.lines.has(key)) {
+      const line = appendChat('citizen', t('chat.photo'));
+      const link = document.createElement('a');
+      link.href = event.url;
+      link.target = '_blank';
+      link.rel = 'noopener';
+      const image = document.createElement('img');
+      image.className = 'chat-photo';
+      image.alt = t('chat.photo');
+      image.src = event.url;
+      image.dataset.testid = 'chat-photo';
+      link.append(image);
+      line.append(link);
+      active.lines.set(key, line);
+    }
   } else if (event.type === 'location') {
     showLocation(event);
   } else if (event.type === 'call.state') {

@@ -17,7 +17,7 @@ from server.calls import call_by_token, check_call_for_staff, next_seq
 from server.db.models import Call, CallPhoto
 from server.errors import BadRequest, NotFound, Unauthorized
 from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, SETTINGS_KEY, SIO_KEY
-from server.uploads import sniff_image
+from server.uploads import sniff_image, stored_file_response
 from signaling.events import PhotoEvent
 from signaling.fanout import to_call_watchers, to_citizen
 
@@ -127,12 +127,7 @@ async def photo_file(request: web.Request) -> web.StreamResponse:
             subject=f"call:{call_id}",
             data={"seq": photo.seq, "sha256": photo.sha256},
         )
-    data = await asyncio.to_thread(Path(photo.path).read_bytes)
-    return web.Response(
-        body=data,
-        content_type=photo.content_type,
-        headers={"Cache-Control": "no-store", "X-Content-SHA256": photo.sha256},
-    )
+    return await stored_file_response(photo.path, photo.content_type, photo.sha256)
 
 
 async def photos_since(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
 from typing import Literal
 
 from aiohttp import web
@@ -26,6 +24,7 @@ from server.keys import (
     STAFF_KEY,
 )
 from server.ratelimit import parse_rules
+from server.uploads import stored_file_response
 from signaling.events import ChannelName, QueueCallAdded
 from signaling.fanout import to_queue
 
@@ -124,9 +123,4 @@ async def snapshot_image(request: web.Request) -> web.StreamResponse:
         subject=f"call:{call.id}",
         data={"snapshot_id": snapshot.id, "sha256": snapshot.sha256},
     )
-    data = await asyncio.to_thread(Path(snapshot.path).read_bytes)
-    return web.Response(
-        body=data,
-        content_type="image/jpeg",
-        headers={"Cache-Control": "no-store", "X-Content-SHA256": snapshot.sha256},
-    )
+    return await stored_file_response(snapshot.path, "image/jpeg", snapshot.sha256)

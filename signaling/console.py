@@ -29,7 +29,7 @@ from server.calls import (
     locations_since,
     summary_of,
 )
-from server.db.models import CallState, Role, Snapshot, User
+from server.db.models import Call, CallState, Role, Snapshot, User
 from server.errors import AppError, Forbidden, Unauthorized
 from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, MEDIA_KEY, SETTINGS_KEY, SIO_KEY
 from signaling.base import Ack, LifelineNamespace, dump, event
@@ -73,6 +73,8 @@ class ConsoleNamespace(LifelineNamespace):
         await self.save_session(sid, {"token": token})
         for channel in channels_for(staff.role):
             await self.enter_room(sid, queue_room(channel))
+        if staff.role in (Role.OPERATOR, Role.SUPERVISOR):
+            await self.enter_room(sid, "reports")
 
     async def staff(self, sid: str) -> StaffContext:
         """The console's staff member as of now; a dead session disconnects the socket."""
@@ -82,6 +84,14 @@ class ConsoleNamespace(LifelineNamespace):
             await self.disconnect(sid)
             raise Unauthorized("Your session has ended: sign in again", code="session_expired")
         return staff
+
+    async def own_call(self, sid: str, call_id: str) -> tuple[StaffContext, Call]:
+        """The staff member and the call they act on: theirs, or any their role may watch."""
+        staff = await self.staff(sid)
+        call = await check_call_for_staff(
+            self.app[DB_KEY], call_id, staff.role, staff.user_id, must_own=True
+        )
+        return staff, call
 
     @event(Strict)
     async def on_queue(self, sid: str, payload: Strict) -> Ack:
@@ -122,11 +132,8 @@ class ConsoleNamespace(LifelineNamespace):
     @event(CallJoin)
     async def on_join(self, sid: str, payload: CallJoin) -> Ack:
         """Open a call (its operator after a reload, or a supervisor) and catch up from seq."""
-        staff = await self.staff(sid)
+        _staff, call = await self.own_call(sid, payload.call_id)
         db = self.app[DB_KEY]
-        call = await check_call_for_staff(
-            db, payload.call_id, staff.role, staff.user_id, must_own=True
-        )
         await self.enter_room(sid, call_room(call.id))
         chats = await chat_since(db, call.id, payload.last_seq)
         places = await locations_since(db, call.id, payload.last_seq)
@@ -141,10 +148,7 @@ class ConsoleNamespace(LifelineNamespace):
 
     @event(ConsoleChatSend)
     async def on_chat(self, sid: str, payload: ConsoleChatSend) -> Ack:
-        staff = await self.staff(sid)
-        call = await check_call_for_staff(
-            self.app[DB_KEY], payload.call_id, staff.role, staff.user_id, must_own=True
-        )
+        staff, call = await self.own_call(sid, payload.call_id)
         stored = await do_store_chat(
             self.app[DB_KEY],
             self.app[CLOCK_KEY],
@@ -163,10 +167,7 @@ class ConsoleNamespace(LifelineNamespace):
 
     @event(ConsoleOffer)
     async def on_media_offer(self, sid: str, payload: ConsoleOffer) -> Ack:
-        staff = await self.staff(sid)
-        call = await check_call_for_staff(
-            self.app[DB_KEY], payload.call_id, staff.role, staff.user_id, must_own=True
-        )
+        staff, call = await self.own_call(sid, payload.call_id)
         if call.state != CallState.ANSWERED:
             raise AppError("The call is not live", status=409, code="call_not_live")
         hub = self.app[MEDIA_KEY]
@@ -180,10 +181,7 @@ class ConsoleNamespace(LifelineNamespace):
 
     @event(ConsoleIceCandidate)
     async def on_media_ice(self, sid: str, payload: ConsoleIceCandidate) -> Ack:
-        staff = await self.staff(sid)
-        call = await check_call_for_staff(
-            self.app[DB_KEY], payload.call_id, staff.role, staff.user_id, must_own=True
-        )
+        staff, call = await self.own_call(sid, payload.call_id)
         await self.app[MEDIA_KEY].add_candidate(
             call.id,
             f"staff-{staff.user_id}",
@@ -195,10 +193,7 @@ class ConsoleNamespace(LifelineNamespace):
 
     @event(CallRef)
     async def on_snapshot(self, sid: str, payload: CallRef) -> Ack:
-        staff = await self.staff(sid)
-        call = await check_call_for_staff(
-            self.app[DB_KEY], payload.call_id, staff.role, staff.user_id, must_own=True
-        )
+        staff, call = await self.own_call(sid, payload.call_id)
         try:
             jpeg = await self.app[MEDIA_KEY].snapshot(call.id)
         except LookupError:
@@ -213,10 +208,7 @@ class ConsoleNamespace(LifelineNamespace):
 
     @event(CallEnd)
     async def on_end_call(self, sid: str, payload: CallEnd) -> Ack:
-        staff = await self.staff(sid)
-        call = await check_call_for_staff(
-            self.app[DB_KEY], payload.call_id, staff.role, staff.user_id, must_own=True
-        )
+        staff, call = await self.own_call(sid, payload.call_id)
         state = await finish_call(
             self.app,
             call.id,

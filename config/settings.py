@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     CALL_RATE_LIMIT: str = "6/minute;30/hour"
     ABANDON_GRACE_SECS: float = Field(default=30.0, ge=0)
     RECORDING_SEGMENT_SECS: float = Field(default=60.0, ge=5, le=60)
+    # Admission control: above either, a node answers no NEW call's media (chat still works).
+    MEDIA_MAX_LOOP_LAG_MS: float = Field(default=100.0, ge=0)
+    MEDIA_MAX_CPU_PERCENT: float = Field(default=85.0, ge=0)
     LOG_FORMAT: Literal["json", "text"] = "json"
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Threat map (KMZB): one new report per client per day is KMZB's own rule.

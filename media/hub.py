@@ -9,13 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from media import ice
+from media.admission import Admission
 from media.recorder import ClosedSegment
 from media.session import CITIZEN, MediaConfig, MediaSession
 from server.clock import Clock
 
-__all__ = ["CITIZEN", "ClosedSegment", "MediaHub"]
+__all__ = ["CITIZEN", "ClosedSegment", "MediaBusy", "MediaHub"]
 
 logger = logging.getLogger(__name__)
+
+
+class MediaBusy(RuntimeError):
+    """This node refuses a new media session: it is at capacity (see media/admission.py)."""
 
 
 class MediaHub:
@@ -36,6 +41,7 @@ class MediaHub:
         on_segment_closed: Callable[[ClosedSegment], Awaitable[None]],
         segment_secs: float = 60.0,
         clock: Clock,
+        admission: Admission | None = None,
     ) -> None:
         if segment_secs <= 0:
             raise ValueError("segment_secs must be positive")
@@ -49,6 +55,7 @@ class MediaHub:
         self._clock = clock
         self._on_segment_closed = on_segment_closed
         self._sessions: dict[str, MediaSession] = {}
+        self.admission = admission
 
     def _session(self, call_id: str) -> MediaSession:
         try:
@@ -65,10 +72,14 @@ class MediaHub:
 
         Raises:
             ValueError: the offer is unusable (no VP8 video or Opus audio, malformed).
+            MediaBusy: the node is overloaded and takes no new session (a call that has one
+                keeps it: its reconnect is always answered).
         """
         session = self._sessions.get(call_id)
         if session is not None:
             return await session.citizen_offer(sdp)
+        if self.admission is not None and not self.admission.admit():
+            raise MediaBusy(f"no media capacity for call {call_id}")
         session = MediaSession(
             call_id,
             config=self._config,

@@ -105,6 +105,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 async def _calls(app: web.Application) -> AsyncIterator[None]:
     """Presence, rate limits, the media hub and the call namespaces, for the app's lifetime."""
+    from media.admission import Admission
     from media.hub import MediaHub
     from server.recordings import record_segment
     from signaling.citizen import CitizenNamespace
@@ -118,6 +119,11 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
     async def on_segment_closed(segment: ClosedSegment) -> None:
         await record_segment(app, segment)
 
+    admission = Admission(
+        max_loop_lag_ms=settings.MEDIA_MAX_LOOP_LAG_MS,
+        max_cpu_percent=settings.MEDIA_MAX_CPU_PERCENT,
+    )
+    admission.start()
     hub = MediaHub(
         recordings_dir=settings.DATA_DIR / "recordings",
         ice_servers=settings.ICE_SERVERS,
@@ -126,6 +132,7 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
         on_segment_closed=on_segment_closed,
         segment_secs=settings.RECORDING_SEGMENT_SECS,
         clock=app[CLOCK_KEY],
+        admission=admission,
     )
     app[MEDIA_KEY] = hub
     sio = app[SIO_KEY]
@@ -137,6 +144,7 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
     finally:
         await citizen.close()
         await hub.close()
+        await admission.close()
         await sio.shutdown()
         await close_manager(sio)
         await app[RATE_LIMITS_KEY].close()

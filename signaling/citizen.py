@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from sqlmodel import col
 
+from media.hub import MediaBusy
 from server.call_photos import photo_event, photos_since
 from server.calls import (
     call_by_token,
@@ -23,6 +24,7 @@ from server.calls import (
     location_event,
 )
 from server.db.models import Call, CallState, User
+from server.errors import AppError, BadRequest
 from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, MEDIA_KEY, PRESENCE_KEY, SETTINGS_KEY, SIO_KEY
 from signaling.base import Ack, LifelineNamespace, dump, event
 from signaling.events import (
@@ -179,16 +181,30 @@ class CitizenNamespace(LifelineNamespace):
     @event(SessionDescription)
     async def on_media_offer(self, sid: str, payload: SessionDescription) -> Ack:
         call_id, _ = await self._call_of(sid)
-        answer = await self.app[MEDIA_KEY].citizen_offer(call_id, payload.sdp)
+        try:
+            answer = await self.app[MEDIA_KEY].citizen_offer(call_id, payload.sdp)
+        except MediaBusy:
+            raise AppError(
+                "Video is not available right now; stay in the chat: an operator will answer",
+                status=503,
+                code="media_busy",
+            ) from None
+        except ValueError as exc:
+            raise BadRequest(f"Unusable offer: {exc}", code="invalid_sdp") from None
         await set_media_node(self.app, call_id)
         return {"ok": True, "type": "answer", "sdp": answer}
 
     @event(IceCandidate)
     async def on_media_ice(self, sid: str, payload: IceCandidate) -> Ack:
         call_id, _ = await self._call_of(sid)
-        await self.app[MEDIA_KEY].add_candidate(
-            call_id, "citizen", payload.candidate, payload.sdpMid, payload.sdpMLineIndex
-        )
+        try:
+            await self.app[MEDIA_KEY].add_candidate(
+                call_id, "citizen", payload.candidate, payload.sdpMid, payload.sdpMLineIndex
+            )
+        except LookupError:
+            raise AppError("Send the offer first", status=409, code="no_media") from None
+        except ValueError as exc:
+            raise BadRequest(f"Unusable candidate: {exc}", code="invalid_candidate") from None
         return {"ok": True}
 
     @event(CitizenEnd)

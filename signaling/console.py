@@ -30,7 +30,7 @@ from server.calls import (
     summary_of,
 )
 from server.db.models import Call, CallState, Role, Snapshot, User
-from server.errors import AppError, Forbidden, Unauthorized
+from server.errors import AppError, BadRequest, Forbidden, Unauthorized
 from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, MEDIA_KEY, SETTINGS_KEY, SIO_KEY
 from signaling.base import Ack, LifelineNamespace, dump, event
 from signaling.citizen import finish_call
@@ -174,21 +174,29 @@ class ConsoleNamespace(LifelineNamespace):
         if not hub.has_session(call.id):
             raise AppError("No media from the caller yet", status=409, code="no_media")
         talk = call.operator_id == staff.user_id
-        answer = await hub.subscriber_offer(
-            call.id, f"staff-{staff.user_id}", payload.sdp, talk=talk
-        )
+        try:
+            answer = await hub.subscriber_offer(
+                call.id, f"staff-{staff.user_id}", payload.sdp, talk=talk
+            )
+        except ValueError as exc:
+            raise BadRequest(f"Unusable offer: {exc}", code="invalid_sdp") from None
         return {"ok": True, "type": "answer", "sdp": answer}
 
     @event(ConsoleIceCandidate)
     async def on_media_ice(self, sid: str, payload: ConsoleIceCandidate) -> Ack:
         staff, call = await self.own_call(sid, payload.call_id)
-        await self.app[MEDIA_KEY].add_candidate(
-            call.id,
-            f"staff-{staff.user_id}",
-            payload.candidate,
-            payload.sdpMid,
-            payload.sdpMLineIndex,
-        )
+        try:
+            await self.app[MEDIA_KEY].add_candidate(
+                call.id,
+                f"staff-{staff.user_id}",
+                payload.candidate,
+                payload.sdpMid,
+                payload.sdpMLineIndex,
+            )
+        except LookupError:
+            raise AppError("Send the offer first", status=409, code="no_media") from None
+        except ValueError as exc:
+            raise BadRequest(f"Unusable candidate: {exc}", code="invalid_candidate") from None
         return {"ok": True}
 
     @event(CallRef)

@@ -24,6 +24,8 @@ const LOCATION_INTERVAL_MS = 1000;
 /** A media link "disconnected" this long is replaced by a new one (ICE would take ~30 s). */
 const MEDIA_GRACE_MS = 2500;
 const MEDIA_RETRY_MS = 3000;
+// A node refusing new media (admission control) is not asked again at once.
+const MEDIA_BUSY_RETRY_MS = 10_000;
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
@@ -503,8 +505,14 @@ async function startMedia() {
     live.videoSender = videoSender;
   } catch (error) {
     console.warn('citizen: media offer failed', error);
+    if (error && error.code === 'media_busy' && !live.toldBusy) {
+      // The node is at capacity: say so once; the chat carries the call, video retries.
+      live.toldBusy = true;
+      systemLine(t('call.media_busy'));
+    }
     if (generation === live.mediaGeneration) {
-      live.mediaRetry = window.setTimeout(startMedia, MEDIA_RETRY_MS);
+      const wait = error && error.code === 'media_busy' ? MEDIA_BUSY_RETRY_MS : MEDIA_RETRY_MS;
+      live.mediaRetry = window.setTimeout(startMedia, wait);
     }
   }
 }

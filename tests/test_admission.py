@@ -1,0 +1,74 @@
+"""Admission control: an overloaded node refuses new media, keeps its calls, chat goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from media.admission import Admission
+from server.keys import MEDIA_KEY
+from tests.media_peers import MediaPeer, citizen_peer, wait_until
+from tests.sockets import Peer, citizen, start_call
+from tests.staff import Client
+
+
+async def test_a_blocked_loop_is_seen_as_lag() -> None:
+    admission = Admission(max_loop_lag_ms=50, max_cpu_percent=1000)
+    admission.start()
+    try:
+        assert admission.admit()
+        for _ in range(10):
+            time.sleep(0.12)  # noqa: ASYNC251  (the point: hog the loop, as heavy media would)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.15)  # let the sampler see it
+        assert admission.load.loop_lag_ms > 50
+        assert not admission.admit()
+        await wait_until(lambda: admission.admit(), 5.0, "the lag to settle")
+    finally:
+        await admission.close()
+
+
+def _answer_via(socket: Peer) -> Callable[[str], Awaitable[str]]:
+    async def answer(sdp: str) -> str:
+        reply = await socket.call("media_offer", {"type": "offer", "sdp": sdp})
+        if not reply["ok"]:
+            raise RuntimeError(reply["error"]["code"])
+        return str(reply["sdp"])
+
+    return answer
+
+
+async def test_an_overloaded_node_refuses_new_media_but_keeps_its_calls(client: Client) -> None:
+    assert client.app is not None
+    hub = client.app[MEDIA_KEY]
+    assert hub.admission is not None
+    admitted, refused = await start_call(client), await start_call(client)
+    peers: list[MediaPeer] = []
+    try:
+        async with citizen(client, admitted["token"]) as first:
+            peers.append(await citizen_peer(_answer_via(first)))
+            await wait_until(
+                lambda: hub.admission is not None and hub.admission.load.cpu_percent > 0,
+                5.0,
+                "a CPU sample",
+            )
+            hub.admission.max_cpu_percent = 0.0  # from now on, the node is "overloaded"
+            async with citizen(client, refused["token"]) as second:
+                sdp = peers[0].pc.localDescription.sdp
+                reply = await second.call("media_offer", {"type": "offer", "sdp": sdp})
+                assert reply["ok"] is False
+                assert reply["error"]["code"] == "media_busy"
+                assert (await second.next_error())["code"] == "media_busy"
+                assert not hub.has_session(refused["call_id"])
+                # The refused call still queues, and its chat works.
+                said = await second.call("chat", {"client_id": "c-busy0001", "body": "no video?"})
+                assert said["ok"]
+                assert (await second.call("resume", {}))["call"]["state"] == "queued"
+            # The admitted call keeps its media: a reconnect (new peer) is still answered.
+            await peers[0].close()
+            peers.append(await citizen_peer(_answer_via(first)))
+            assert hub.has_session(admitted["call_id"])
+    finally:
+        for peer in peers:
+            await peer.close()

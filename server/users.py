@@ -131,6 +131,8 @@ async def do_set_disabled(
             return user
         if disabled and user.role == Role.ADMIN and await _active_admins(session) <= 1:
             raise Conflict("The last active admin cannot be disabled", code="last_admin")
+        if disabled and user.username == actor:
+            raise Conflict("You cannot disable your own account", code="cannot_disable_self")
         user.disabled = disabled
         if not disabled:
             user.failed_logins, user.locked_until = 0, None

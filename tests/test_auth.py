@@ -266,3 +266,18 @@ async def test_only_admins_reach_admin(client: Client, clock: FrozenClock, role:
 async def test_clock_is_the_apps(client: Client, clock: FrozenClock) -> None:
     assert client.app is not None
     assert client.app[CLOCK_KEY] is clock
+
+
+async def test_an_admin_cannot_disable_themselves(client: Client, clock: FrozenClock) -> None:
+    await add_account(client, "second-admin", "admin")
+    me = await add_account(client, "first-admin", "admin")
+    csrf = await sign_in(client, me, clock)
+    page = await client.get("/admin")
+    assert 'data-testid="admin-self"' in await page.text()
+    users = (await (await client.get("/api/users")).json())["users"]
+    mine = next(u for u in users if u["username"] == "first-admin")
+    response = await client.patch(
+        f"/api/users/{mine['id']}", json={"disabled": True}, headers={"X-CSRF-Token": csrf}
+    )
+    assert response.status == 409
+    assert (await response.json())["error"]["code"] == "cannot_disable_self"

@@ -40,6 +40,8 @@ from server.metrics import Metrics, metrics_middleware
 from server.pages import STATIC_DIR, Pages
 from server.presence import LocalPresence, RedisPresence
 from server.ratelimit import RateLimits
+from server.threats import open311
+from server.threats import routes as threat_routes
 from server.uploads import body_limit_middleware
 from signaling.server import attach, close_manager, create_sio
 
@@ -190,6 +192,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         admin.routes,
         page_routes.routes,
         call_routes.routes,
+        threat_routes.routes,
+        open311.routes,
         call_photos.routes,
     ):
         app.router.add_routes(table)

@@ -211,3 +211,107 @@ class CallPhoto(SQLModel, table=True):
     width: int
     height: int
     at: datetime = Field(sa_column=_ts())
+
+
+# --- Threat map (KMZB): citizens' reports of non-urgent threats, verified by the police ---
+
+
+class ReportStatus(enum.StrEnum):
+    NEW = "new"
+    VERIFYING = "verifying"
+    CONFIRMED = "confirmed"
+    NOT_CONFIRMED = "not_confirmed"
+    JOKE_OR_MISTAKE = "joke_or_mistake"
+    ELIMINATED = "eliminated"
+
+
+class ReportCategory(SQLModel, table=True):
+    """A KMZB category, stored as a code; its names live in the i18n catalogues."""
+
+    __tablename__ = "report_categories"
+
+    code: str = Field(primary_key=True, max_length=64)
+    position: int = 0
+    active: bool = True
+
+
+class ThreatReport(SQLModel, table=True):
+    __tablename__ = "threat_reports"
+    __table_args__ = (
+        Index("ix_threat_reports_status_category", "status", "category"),
+        Index("ix_threat_reports_lat_lon", "lat", "lon"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    category: str = Field(foreign_key="report_categories.code", max_length=64)
+    status: str = Field(max_length=16)
+    lat: float
+    lon: float
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    days: str = Field(default="", max_length=32)
+    time_of_day: str = Field(default="any", max_length=16)
+    contact: str | None = Field(default=None, max_length=200)
+    # Sensitive reports (a victim's home, say) are shown publicly only at ~100 m.
+    sensitive: bool = False
+    public_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    confirmations: int = 0
+    # "web", "open311" or "call"; a report made from a call keeps the call's id.
+    source: str = Field(default="web", max_length=16)
+    call_id: str | None = Field(default=None, foreign_key="calls.id", max_length=36)
+    created_by: int | None = Field(default=None, foreign_key="users.id")
+    follow_token_hash: str | None = Field(default=None, max_length=64, unique=True)
+    remote: str = Field(default="", max_length=64)
+    created_at: datetime = Field(sa_column=_ts())
+    updated_at: datetime = Field(sa_column=_ts())
+    read_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # When verification ended (confirmed, not confirmed, joke or mistake): KMZB's 5-day target.
+    verified_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class ReportPhoto(SQLModel, table=True):
+    """A citizen's photo: the original kept as sent (with its hash), a public EXIF-free copy."""
+
+    __tablename__ = "report_photos"
+    __table_args__ = (UniqueConstraint("report_id", "n"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="threat_reports.id", index=True)
+    n: int
+    original_path: str = Field(max_length=512)
+    content_type: str = Field(max_length=32)
+    sha256: str = Field(max_length=64)
+    size_bytes: int
+    public_path: str = Field(max_length=512)
+    public_sha256: str = Field(max_length=64)
+    width: int
+    height: int
+    at: datetime = Field(sa_column=_ts())
+
+
+class ReportHistory(SQLModel, table=True):
+    """Every change of a report (status, forwarding), by whom, with its notes."""
+
+    __tablename__ = "report_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="threat_reports.id", index=True)
+    kind: str = Field(max_length=16)
+    actor: str = Field(max_length=80)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
+    forwarded_to: str | None = Field(default=None, max_length=32)
+    public_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    internal_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    at: datetime = Field(sa_column=_ts())
+
+
+class ReportConfirmation(SQLModel, table=True):
+    """A "me too": one per client (hashed cookie, hashed address) per report."""
+
+    __tablename__ = "report_confirmations"
+    __table_args__ = (UniqueConstraint("report_id", "client_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="threat_reports.id", index=True)
+    client_key: str = Field(max_length=80)
+    at: datetime = Field(sa_column=_ts())

@@ -43,6 +43,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # Media stays on loopback: gathered, announced and accepted (MEDIA-NOTES.md).
         MEDIA_ADDRESSES=["127.0.0.1"],
         MEDIA_PEER_NETWORKS=["127.0.0.0/8"],
+        # Tests run peers and server in one loaded process: admission control is tested on
+        # its own (test_admission.py), not left to refuse other tests' media at random.
+        MEDIA_MAX_CPU_PERCENT=100_000,
+        MEDIA_MAX_LOOP_LAG_MS=100_000,
     )
 
 

@@ -181,6 +181,33 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
         ("map.html", {}),
         ("stats.html", {}),
         ("stats.html", {"total": 7}),
+        (
+            "report_follow.html",
+            {
+                "report": {
+                    "id": 3,
+                    "category": "stray_dogs",
+                    "status": "confirmed",
+                    "public_note": "A patrol saw them.",
+                    "history": [
+                        {"status": "verifying", "public_note": "", "at": "2026-11-02T10:00:00Z"},
+                        {"status": "confirmed", "public_note": "x", "at": "2026-11-03T10:00:00Z"},
+                    ],
+                }
+            },
+        ),
+        (
+            "report_follow.html",
+            {
+                "report": {
+                    "id": 4,
+                    "category": "begging",
+                    "status": "new",
+                    "public_note": None,
+                    "history": [],
+                }
+            },
+        ),
         ("error.html", {"status": 404, "code": "not_found", "message": "x"}),
         ("error.html", {"staff": staff("supervisor"), "status": 403, "code": "f", "message": "x"}),
     ]

@@ -5,6 +5,7 @@ import { CallerMap } from './basemap.js';
 import { formatDuration, loadCatalog, t } from './i18n.js';
 import { openPeer, watchInbound } from './rtc.js';
 import { connect, newClientId, request } from './socket.js';
+import { initThreats } from './console_threats.js';
 
 /** A media link that stops delivering this long is replaced (ICE alone would take ~30 s). */
 const MEDIA_STALL_MS = 5000;
@@ -903,6 +904,7 @@ async function main() {
   }
   await loadIceServers();
   openSocket();
+  initThreats(live.socket);
   document.body.dataset.ready = 'true';
 }
 

@@ -1,0 +1,386 @@
+"""The threat map (KMZB) in real Chromium: a citizen's phone, an operator's console, the statistics.
+
+Issue 5, "Done when" 1 and 2 (and 7's screenshots): at 360x740 a citizen reports a threat with a
+photo; it reaches the operator's Threats tab live; the officer moves it through verifying to
+confirmed with a public note; the citizen's follow link shows the status and the note; the public
+map shows it in its status colour. A second report 20 m away is offered the first ("is it one of
+these?"), and "me too" adds a confirmation. Screenshots go to ``tests/artifacts``.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+from PIL import Image
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Geolocation,
+    Page,
+    ViewportSize,
+    expect,
+)
+
+from tests.browser.conftest import RunningServer, start_server, stop_server
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_MS = 15_000
+STAFF_PASSWORD = "Sturdy violet 93 harbour"
+PHONE: ViewportSize = {"width": 360, "height": 740}
+CONSOLE_SCREEN: ViewportSize = {"width": 1920, "height": 1080}
+STATS_SCREEN: ViewportSize = {"width": 1280, "height": 900}
+ALMATY: Geolocation = {"latitude": 43.238, "longitude": 76.945, "accuracy": 10}
+# 20 m north of the duplicate test's first report: one degree of latitude is ~111.32 km.
+DUPLICATE_FIRST = (43.2500, 76.9300)
+METRES_20_IN_DEGREES_LAT = 20 / 111_320
+COORDINATE_TOLERANCE = 1e-4
+DESCRIPTION = "A pack of stray dogs by the school gate every evening."
+PUBLIC_NOTE = "A patrol found the dogs; the city shelter is on its way."
+
+# The colour a status is drawn in: the custom property threats.css gives it, and the colour the
+# marker's dot really has, both as the browser computes them.
+STATUS_COLOURS_JS = """([selector, status]) => {
+  const probe = document.createElement('span');
+  probe.style.color = getComputedStyle(document.documentElement).getPropertyValue(`--st-${status}`);
+  document.body.append(probe);
+  const wanted = getComputedStyle(probe).color;
+  probe.remove();
+  const dot = document.querySelector(selector);
+  return { wanted, shown: dot ? getComputedStyle(dot).backgroundColor : null };
+}"""
+
+
+@pytest.fixture(scope="module")
+def threat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One report a day per client is KMZB's rule; this module's phones share an address."""
+    server = start_server(
+        tmp_path_factory.mktemp("threat-map"),
+        {"LIFELINE_REPORT_RATE_LIMIT": "100/day", "LIFELINE_CONFIRM_RATE_LIMIT": "100/day"},
+    )
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _server_before_browser(threat_server: RunningServer) -> None:
+    """Start the server before Chromium: in scale-out mode its start resets PostgreSQL with
+    ``asyncio.run()``, which fails once sync Playwright's event loop runs in this thread."""
+
+
+@pytest.fixture(scope="module")
+def page_errors() -> list[str]:
+    """Uncaught exceptions in the pages' scripts (every page of this module reports here)."""
+    return []
+
+
+@pytest.fixture(autouse=True)
+def _no_page_errors(page_errors: list[str]) -> Iterator[None]:
+    page_errors.clear()
+    yield
+    assert page_errors == [], "uncaught errors in the pages' scripts"
+
+
+def add_operator(server: RunningServer, name: str) -> str:
+    """Add an operator with the CLI, on the server's own database; return its TOTP secret."""
+    command = [sys.executable, "-m", "server", "users", "add", name, "--role", "operator"]
+    done = subprocess.run(
+        [*command, "--password-stdin"],
+        input=f"{STAFF_PASSWORD}\n",
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"users add {name} failed: {done.stdout}{done.stderr}"
+    uris = [line[len("totp: ") :] for line in done.stdout.splitlines() if line.startswith("totp: ")]
+    assert len(uris) == 1, f"users add printed no otpauth URI: {done.stdout}"
+    secret: str = pyotp.parse_uri(uris[0]).secret
+    return secret
+
+
+@pytest.fixture(scope="module")
+def console(
+    browser: Browser, threat_server: RunningServer, page_errors: list[str]
+) -> Iterator[Page]:
+    """Operator op1, signed in with password and TOTP, on the console's Threats tab."""
+    secret = add_operator(threat_server, "op1")
+    context = browser.new_context(viewport=CONSOLE_SCREEN)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.on("pageerror", lambda error: page_errors.append(f"console: {error}"))
+    page.goto(f"{threat_server.base}/login")
+    page.locator("input[name=username]").fill("op1")
+    page.locator("input[name=password]").fill(STAFF_PASSWORD)
+    page.locator("input[name=totp]").fill(pyotp.TOTP(secret).now())
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{threat_server.base}/console")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    page.get_by_test_id("tab-threats").click()
+    expect(page.get_by_test_id("threats-panel")).to_be_visible()
+    expect(page.get_by_test_id("threats-panel")).to_have_attribute("data-ready", "true")
+    yield page
+    context.close()
+
+
+def new_phone(browser: Browser, page_errors: list[str], where: Geolocation) -> BrowserContext:
+    """A phone at ``where`` that has granted the page its location; its own cookies."""
+    context = browser.new_context(
+        viewport=PHONE,
+        is_mobile=True,
+        has_touch=True,
+        permissions=["geolocation"],
+        geolocation=where,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    context.on("weberror", lambda error: page_errors.append(f"phone: {error.error}"))
+    return context
+
+
+@pytest.fixture
+def phone(browser: Browser, page_errors: list[str]) -> Iterator[BrowserContext]:
+    context = new_phone(browser, page_errors, ALMATY)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    """A small real JPEG, as a phone's camera would give."""
+    path = tmp_path / "dogs.jpg"
+    buffer = io.BytesIO()
+    Image.new("RGB", (160, 120), (170, 120, 60)).save(buffer, "JPEG", quality=85)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def open_map(page: Page, base: str) -> None:
+    page.goto(f"{base}/map")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+
+
+def fill_report(page: Page, category: str, description: str) -> None:
+    """Open the form and fill what every report needs; the point is the phone's location."""
+    page.get_by_test_id("new-report").tap()
+    expect(page.get_by_test_id("report-panel")).to_be_visible()
+    expect(page.get_by_test_id("report-emergency-banner")).to_be_visible()
+    expect(page.get_by_test_id("report-call-112")).to_have_attribute("href", "tel:112")
+    expect(page.get_by_test_id("report-point")).not_to_have_attribute("data-lat", "")
+    page.get_by_test_id("report-category").select_option(category)
+    page.get_by_test_id("report-description").fill(description)
+
+
+def point_of(page: Page) -> tuple[float, float]:
+    point = page.get_by_test_id("report-point")
+    return float(point.get_attribute("data-lat") or "nan"), float(
+        point.get_attribute("data-lon") or "nan"
+    )
+
+
+def public_report(page: Page, base: str, report_id: int) -> dict[str, Any]:
+    """The report's properties in the public GeoJSON, read as any client reads them."""
+    response = page.request.get(f"{base}/api/reports")
+    assert response.ok
+    for feature in response.json()["features"]:
+        if feature["properties"]["id"] == report_id:
+            properties: dict[str, Any] = feature["properties"]
+            return properties
+    raise AssertionError(f"report {report_id} is not in the public GeoJSON")
+
+
+def change_status(console: Page, status: str, public_note: str, internal_note: str) -> None:
+    console.get_by_test_id("threat-status-select").select_option(status)
+    console.get_by_test_id("threat-public-note").fill(public_note)
+    console.get_by_test_id("threat-internal-note").fill(internal_note)
+    console.get_by_test_id("threat-status-submit").click()
+    expect(console.get_by_test_id("threat-detail-status")).to_have_attribute("data-status", status)
+
+
+def test_a_reported_threat_goes_to_the_console_and_back(
+    phone: BrowserContext,
+    console: Page,
+    threat_server: RunningServer,
+    photo: Path,
+    artifacts: Path,
+) -> None:
+    base = threat_server.base
+    citizen = phone.new_page()
+    open_map(citizen, base)
+    shown_before = int(citizen.get_by_test_id("report-count").inner_text())
+
+    fill_report(citizen, "stray_dogs", DESCRIPTION)
+    lat, lon = point_of(citizen)
+    assert abs(lat - ALMATY["latitude"]) < COORDINATE_TOLERANCE
+    assert abs(lon - ALMATY["longitude"]) < COORDINATE_TOLERANCE
+    expect(citizen.get_by_test_id("report-pin")).to_be_visible()
+    expect(citizen.get_by_test_id("report-description-count")).to_have_text(
+        f"{len(DESCRIPTION)} / 500"
+    )
+    citizen.get_by_test_id("report-day-mon").check()
+    citizen.get_by_test_id("report-day-fri").check()
+    citizen.get_by_test_id("report-time").select_option("evening")
+    citizen.get_by_test_id("report-photos").set_input_files(str(photo))
+    expect(citizen.get_by_test_id("report-thumb")).to_have_count(1)
+    citizen.get_by_test_id("report-contact").fill("+7 700 000 00 00")
+    width = citizen.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the map page is {width} px wide on a 360 px phone"
+    # The sheet scrolled down while filling it in: show its top (the 112 banner, the point).
+    citizen.get_by_test_id("report-panel").evaluate("(panel) => panel.scrollTo(0, 0)")
+    citizen.screenshot(path=str(artifacts / "map-360-report-form.png"))
+
+    citizen.get_by_test_id("report-submit").tap()
+    follow = citizen.get_by_test_id("report-follow-link")
+    expect(follow).to_be_visible()
+    follow_url = follow.get_attribute("href") or ""
+    assert follow_url.startswith(f"{base}/reports/follow/"), follow_url
+    report_id = int(citizen.get_by_test_id("report-done").get_attribute("data-report-id") or "0")
+    expect(citizen.get_by_test_id("report-count")).to_have_text(str(shown_before + 1))
+    citizen.get_by_test_id("report-done-close").tap()
+    marker = citizen.locator(f"[data-testid=map-report][data-report-id='{report_id}']")
+    expect(marker).to_have_attribute("data-status", "new")
+    citizen.screenshot(path=str(artifacts / "map-360-with-report.png"))
+    stored = public_report(citizen, base, report_id)
+    assert stored["category"] == "stray_dogs"
+    assert len(stored["photos"]) == 1
+    assert stored["days"] == ["mon", "fri"]
+    assert stored["time_of_day"] == "evening"
+
+    # The console never reloaded: the report came over its Socket.IO connection.
+    item = console.locator(f"[data-testid=threat-item][data-report-id='{report_id}']")
+    expect(item).to_have_attribute("data-status", "new")
+    item.click()
+    expect(console.get_by_test_id("threat-detail-body")).to_be_visible()
+    expect(console.get_by_test_id("threat-description")).to_contain_text("stray dogs")
+    expect(console.get_by_test_id("threat-photo")).to_have_count(1)
+    expect(console.get_by_test_id("threat-facts")).to_contain_text("+7 700 000 00 00")
+    change_status(console, "verifying", "", "Sent car 12 to look.")
+    expect(item).to_have_attribute("data-status", "verifying")
+    change_status(console, "confirmed", PUBLIC_NOTE, "Five dogs, two aggressive.")
+    expect(item).to_have_attribute("data-status", "confirmed")
+    expect(
+        console.locator(f"[data-testid=threat-marker][data-report-id='{report_id}']")
+    ).to_have_attribute("data-status", "confirmed")
+    expect(console.get_by_test_id("threat-history-item")).to_have_count(3)
+    console.get_by_test_id("threat-detail").evaluate("(detail) => detail.scrollTo(0, 0)")
+    console.screenshot(path=str(artifacts / "console-threats-1920.png"))
+
+    citizen.goto(follow_url)
+    expect(citizen.get_by_test_id("follow-status")).to_have_attribute("data-status", "confirmed")
+    expect(citizen.get_by_test_id("follow-status")).to_have_text("Confirmed")
+    expect(citizen.get_by_test_id("follow-public-note")).to_have_text(PUBLIC_NOTE)
+    expect(citizen.get_by_test_id("follow-history-item")).to_have_count(3)
+    # The internal notes stay inside the police.
+    expect(citizen.locator("body")).not_to_contain_text("car 12")
+
+    open_map(citizen, base)
+    marker = citizen.locator(f"[data-testid=map-report][data-report-id='{report_id}']")
+    expect(marker).to_have_attribute("data-status", "confirmed")
+    selector = f"[data-testid=map-report][data-report-id='{report_id}'] .threat-pin"
+    colours = citizen.evaluate(STATUS_COLOURS_JS, [selector, "confirmed"])
+    assert colours["shown"] == colours["wanted"], colours
+    assert public_report(citizen, base, report_id)["public_note"] == PUBLIC_NOTE
+
+
+def test_a_report_20_m_away_offers_the_first_and_me_too_counts(
+    browser: Browser,
+    threat_server: RunningServer,
+    page_errors: list[str],
+) -> None:
+    base = threat_server.base
+    lat, lon = DUPLICATE_FIRST
+    first_phone = new_phone(browser, page_errors, {"latitude": lat, "longitude": lon})
+    second_phone = new_phone(
+        browser,
+        page_errors,
+        {"latitude": lat + METRES_20_IN_DEGREES_LAT, "longitude": lon, "accuracy": 5},
+    )
+    try:
+        first = first_phone.new_page()
+        open_map(first, base)
+        fill_report(first, "illegal_dumping", "Building rubble dumped behind the garages.")
+        first.get_by_test_id("report-submit").tap()
+        expect(first.get_by_test_id("report-follow-link")).to_be_visible()
+        first_id = int(first.get_by_test_id("report-done").get_attribute("data-report-id") or "0")
+        before = public_report(first, base, first_id)["confirmations"]
+
+        second = second_phone.new_page()
+        open_map(second, base)
+        fill_report(second, "illegal_dumping", "Rubble and old tyres by the garages.")
+        second.get_by_test_id("report-submit").tap()
+        expect(second.get_by_test_id("nearby")).to_be_visible()
+        offered = second.locator(f"[data-testid=nearby-item][data-report-id='{first_id}']")
+        expect(offered).to_contain_text("Building rubble")
+        offered.get_by_test_id("nearby-confirm").tap()
+        expect(offered.get_by_test_id("nearby-confirmations")).to_have_attribute(
+            "data-count", str(before + 1)
+        )
+        assert public_report(second, base, first_id)["confirmations"] == before + 1
+        # Nothing new was stored: the same number of reports is on the map.
+        expect(second.get_by_test_id("report-follow-link")).to_be_hidden()
+
+        # "No, mine is new" still sends a report of its own.
+        second.get_by_test_id("report-new-anyway").tap()
+        expect(second.get_by_test_id("report-follow-link")).to_be_visible()
+        second_id = int(second.get_by_test_id("report-done").get_attribute("data-report-id") or "0")
+        assert second_id != first_id
+    finally:
+        first_phone.close()
+        second_phone.close()
+
+
+def test_statistics_show_the_figures_with_tables(
+    browser: Browser,
+    threat_server: RunningServer,
+    page_errors: list[str],
+    artifacts: Path,
+) -> None:
+    base = threat_server.base
+    context = browser.new_context(viewport=STATS_SCREEN)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.on("weberror", lambda error: page_errors.append(f"stats: {error.error}"))
+    try:
+        page = context.new_page()
+        # At least one report, whatever ran before.
+        created = page.request.post(
+            f"{base}/api/reports",
+            multipart={
+                "category": "speeding",
+                "lat": "43.2600",
+                "lon": "76.9100",
+                "description": "Cars race down the avenue at night.",
+                "duplicate_ok": "1",
+            },
+        )
+        assert created.status == 201, created.text()
+        figures = page.request.get(f"{base}/api/stats").json()
+        assert figures["total"] >= 1
+
+        page.goto(f"{base}/stats")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        expect(page.get_by_test_id("stats-total")).to_have_attribute(
+            "data-value", str(figures["total"])
+        )
+        for section, key in (("category", "by_category"), ("status", "by_status")):
+            rows = page.get_by_test_id(f"stats-table-{section}").locator("tbody tr")
+            expect(rows).to_have_count(len(figures[key]))
+            expect(page.get_by_test_id(f"stats-chart-{section}").locator("canvas")).to_be_visible()
+        expect(page.get_by_test_id("stats-table-month").locator("tbody tr")).to_have_count(
+            len(figures["by_month"])
+        )
+        expect(page.get_by_test_id("stats-heat-map")).to_have_attribute(
+            "data-points", str(len(figures["heat"]))
+        )
+        expect(page.get_by_test_id("export-csv")).to_have_attribute("href", "/api/reports.csv")
+        expect(page.get_by_test_id("export-geojson")).to_have_attribute("href", "/api/reports")
+        page.screenshot(path=str(artifacts / "stats-1280.png"), full_page=True)
+    finally:
+        context.close()

@@ -1,11 +1,19 @@
-"""Platform benchmarks. Each row: our figure, its baseline measured in the same run, the ratio.
+"""``make bench``: every row is our figure beside its baseline, measured in the same run.
 
-- audit appends/s: the hash-chained, serialised append vs a plain INSERT of the same row,
-  on SQLite and on PostgreSQL;
-- HTTP latency: GET /healthz and GET /login through the whole middleware stack vs a bare
-  aiohttp handler returning the same body.
+Rows (issue 6), each in its own module:
+
+- ``media``: recorded calls per node, CPU and RSS per call, latency, frames recorded
+  (bench/media_load.py; baseline bench/naive_relay.py);
+- ``setup``: tap-to-first-frame and accept-to-first-frame in real Chromium
+  (bench/setup_chromium.py);
+- ``fanout``: location fan-out to consoles with storage (bench/fanout.py);
+- ``storage``: audit appends/s and location events/s on SQLite and PostgreSQL (bench/storage.py);
+- ``http``: GET latency through the middleware stack (bench/http_rows.py);
+- ``map`` (issue 5): /map with 10,000 reports, load and cluster time in Chromium
+  (bench/map_load.py).
 
 Writes ``bench/results/<date>.json``. ``--quick`` runs tiny counts (a smoke test runs it).
+Figures measured on a shared machine are noisy: read them beside their baseline, not alone.
 """
 
 from __future__ import annotations
@@ -14,230 +22,92 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from aiohttp import web
-from sqlalchemy import text
+from bench.common import RESULTS_DIR, Row
+from bench.fanout import fanout_rows
+from bench.http_rows import http_rows
+from bench.map_load import map_load_row
+from bench.media_load import media_rows
+from bench.setup_chromium import setup_rows
+from bench.storage import storage_rows
 
-from config import Settings
-from server.app import create_app
-from server.audit import AuditLog
-from server.clock import SystemClock
-from server.db.engine import Database
-from server.db.migrate import upgrade_async
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-# A server where the bench may create (and drop) a database of its own, `lifeline_bench`.
-POSTGRES_SERVER_URL = os.environ.get(
-    "BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
-BENCH_DATABASE = "lifeline_bench"
-Row = dict[str, Any]
+ROWS = ("storage", "http", "fanout", "media", "setup", "map")
 
 
-async def _bench_database(create: bool) -> str:
-    """Create (or drop) the bench's own database, so no test or deployment data is touched."""
-    engine = Database(POSTGRES_SERVER_URL).engine.execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DATABASE}"))
-            if create:
-                await conn.execute(text(f"CREATE DATABASE {BENCH_DATABASE}"))
-    finally:
-        await engine.dispose()
-    return POSTGRES_SERVER_URL.rsplit("/", 1)[0] + f"/{BENCH_DATABASE}"
-
-
-async def _appends(url: str, count: int, concurrency: int) -> tuple[float, float]:
-    """(chained appends/s, plain inserts/s) with ``concurrency`` writers."""
-    db = Database(url)
-    audit = AuditLog(db, SystemClock())
-    try:
-
-        async def chained(i: int) -> None:
-            await audit.append(actor="bench", action="bench", data={"i": i})
-
-        async def plain(i: int) -> None:
-            async with db.engine.begin() as conn:
-                await conn.execute(
-                    text(
-                        "INSERT INTO call_transitions (call_id, from_state, to_state, actor, "
-                        "reason, at) VALUES (:c, NULL, 'queued', 'bench', '', :at)"
-                    ),
-                    {"c": "bench-call", "at": datetime.now(UTC)},
-                )
-
-        async with db.engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO calls (id, channel, mode, language, state, token_hash, last_seq,"
-                    " created_at) VALUES ('bench-call', 'police', 'video', 'en', 'queued', "
-                    "'bench', 0, :at)"
-                ),
-                {"at": datetime.now(UTC)},
-            )
-        ours = await _rate(chained, count, concurrency)
-        base = await _rate(plain, count, concurrency)
-        report = await audit.verify()
-        if not report.ok or report.entries != count:
-            raise RuntimeError(f"the chain the bench wrote does not verify: {report}")
-        return ours, base
-    finally:
-        await db.close()
-
-
-async def _rate(op: Callable[[int], Awaitable[None]], count: int, concurrency: int) -> float:
-    queue = iter(range(count))
-
-    async def worker() -> None:
-        for i in queue:
-            await op(i)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return count / (time.perf_counter() - started)
-
-
-async def _latencies(url: str, count: int, concurrency: int) -> list[float]:
-    samples: list[float] = []
-    queue = iter(range(count))
-    async with aiohttp.ClientSession() as session:
-
-        async def worker() -> None:
-            for _ in queue:
-                started = time.perf_counter()
-                async with session.get(url) as response:
-                    await response.read()
-                    assert response.status == 200
-                samples.append((time.perf_counter() - started) * 1000)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return samples
-
-
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
-
-
-async def _http_rows(data_dir: Path, count: int, concurrency: int) -> list[Row]:
-    settings = Settings(DATA_DIR=data_dir, LOG_FORMAT="text", LOG_LEVEL="WARNING")
-    await upgrade_async(settings.database_url)
-    ours, ours_url = await _serve(create_app(settings))
-    login_body = b""
-    async with aiohttp.ClientSession() as session, session.get(f"{ours_url}/login") as page:
-        login_body = await page.read()
-
-    async def bare_health(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def bare_login(_: web.Request) -> web.Response:
-        return web.Response(body=login_body, content_type="text/html")
-
-    bare_app = web.Application()
-    bare_app.router.add_get("/healthz", bare_health)
-    bare_app.router.add_get("/login", bare_login)
-    bare, bare_url = await _serve(bare_app)
-    rows = []
-    try:
-        for path in ("/healthz", "/login"):
-            mine = await _latencies(f"{ours_url}{path}", count, concurrency)
-            base = await _latencies(f"{bare_url}{path}", count, concurrency)
-            for pct, name in ((50, "p50"), (99, "p99")):
-                ours_ms, base_ms = _pct(mine, pct), _pct(base, pct)
-                rows.append(
-                    _row(
-                        f"GET {path} {name} (c={concurrency})",
-                        ours_ms,
-                        base_ms,
-                        "ms",
-                        "bare aiohttp handler, same body",
-                    )
-                )
-    finally:
-        await ours.cleanup()
-        await bare.cleanup()
-    return rows
-
-
-def _pct(samples: list[float], pct: int) -> float:
-    return statistics.quantiles(samples, n=100)[pct - 1] if len(samples) > 1 else samples[0]
-
-
-def _row(name: str, ours: float, base: float, unit: str, baseline: str) -> Row:
-    return {
-        "metric": name,
-        "ours": round(ours, 2),
-        "baseline": round(base, 2),
-        "unit": unit,
-        "ratio": round(ours / base, 2) if base else None,
-        "baseline_is": baseline,
-    }
-
-
-async def _main(quick: bool) -> list[Row]:
-    appends, concurrency = (40, 4) if quick else (2000, 8)
-    requests = 100 if quick else 4000
+async def _main(quick: bool, only: list[str]) -> tuple[list[Row], dict[str, Any]]:
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        sqlite_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        await upgrade_async(sqlite_url)
-        ours, base = await _appends(sqlite_url, appends, concurrency)
-        rows.append(_row("audit appends/s, SQLite", ours, base, "1/s", "plain INSERT"))
-        postgres_url = await _bench_database(create=True)
-        try:
-            await upgrade_async(postgres_url)
-            ours, base = await _appends(postgres_url, appends, concurrency)
-        finally:
-            await _bench_database(create=False)
-        rows.append(_row("audit appends/s, PostgreSQL", ours, base, "1/s", "plain INSERT"))
-        rows += await _http_rows(Path(tmp) / "http", requests, 20)
-    return rows
+    details: dict[str, Any] = {"secs": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        for name in only:
+            started = time.monotonic()
+            if name == "storage":
+                rows += await storage_rows(tmp, quick)
+            elif name == "http":
+                rows += await http_rows(tmp / "http", quick)
+            elif name == "fanout":
+                found, details["fanout"] = await fanout_rows(tmp, quick)
+                rows += found
+            elif name == "media":
+                found, details["media"] = await media_rows(quick)
+                rows += found
+            elif name == "setup":
+                found, details["setup"] = await setup_rows(tmp, quick)
+                rows += found
+            elif name == "map":
+                # Sync Playwright and its own event loop: a thread of its own.
+                rows.append(await asyncio.to_thread(map_load_row, quick))
+            details["secs"][name] = round(time.monotonic() - started, 1)
+    return rows, details
+
+
+def _cell(value: Any) -> str:
+    return "n/a" if value is None else str(value)
 
 
 def _print(rows: list[Row]) -> None:
-    header = f"{'metric':36} {'ours':>10} {'baseline':>10} {'ratio':>7}  unit  baseline is"
+    header = f"{'metric':58} {'ours':>9} {'baseline':>9} {'ratio':>7}  {'unit':6} baseline is"
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['metric']:36} {r['ours']:>10} {r['baseline']:>10} {r['ratio']:>7}  "
-            f"{r['unit']:5} {r['baseline_is']}"
+            f"{r['metric']:58} {_cell(r['ours']):>9} {_cell(r['baseline']):>9} "
+            f"{_cell(r['ratio']):>7}  {r['unit']:6} {r['baseline_is']}"
         )
+        if r.get("note"):
+            print(f"{'':60}({r['note']})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
     parser.add_argument("--out", type=Path, help="where to write the JSON results")
+    parser.add_argument(
+        "--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}"
+    )
     args = parser.parse_args()
-    rows = asyncio.run(_main(args.quick))
+    only = [name for name in args.rows.split(",") if name]
+    unknown = set(only) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows: {sorted(unknown)}")
+    rows, details = asyncio.run(_main(args.quick, only))
     _print(rows)
     out = args.out or RESULTS_DIR / f"{datetime.now(UTC):%Y-%m-%d}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "when": datetime.now(UTC).isoformat(),
-                "quick": args.quick,
-                "cpus": os.cpu_count(),
-                "rows": rows,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    result = {
+        "when": datetime.now(UTC).isoformat(),
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "rows": rows,
+        "details": details,
+    }
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"\nwritten: {out}")
 
 

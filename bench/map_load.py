@@ -30,7 +30,8 @@ LOADED_JS = """(expected) => {
   const count = document.querySelector('[data-testid=report-count]');
   if (document.body.dataset.ready !== 'true' || !count) return false;
   if (Number(count.dataset.count || count.textContent) !== expected) return false;
-  if (expected > 0 && !document.querySelector('.threat-cluster, [data-testid=map-report]')) return false;
+  const drawn = document.querySelector('.threat-cluster, [data-testid=map-report]');
+  if (expected > 0 && !drawn) return false;
   return performance.now();
 }"""
 

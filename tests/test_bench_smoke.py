@@ -7,9 +7,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+# Every row of issue 6 shows up even in the quick pass (the media ramp stops at one call).
+EXPECTED_PREFIXES = (
+    "audit appends/s, SQLite",
+    "audit appends/s, PostgreSQL",
+    "locations stored/s, SQLite",
+    "locations stored/s, PostgreSQL",
+    "GET /healthz p99",
+    "fan-out p99",
+    "media: CPU per call (1 call)",
+    "media: probe p95 latency (1 call)",
+    "media: video frames recorded/sent",
+    "setup: tap-to-first-frame at server p95",
+    "setup: accept-to-first-frame at operator p95",
+    "/map with 500 reports: load+cluster",
+)
 
 
+@pytest.mark.timeout(300)  # a minute on a quiet machine; CI machines are not always quiet
 def test_bench_quick_run_writes_every_row(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(
@@ -23,12 +41,16 @@ def test_bench_quick_run_writes_every_row(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "baseline" in result.stdout
     rows = json.loads(out.read_text())["rows"]
-    metrics = {row["metric"] for row in rows}
-    assert {"audit appends/s, SQLite", "audit appends/s, PostgreSQL"} <= metrics
+    metrics = [row["metric"] for row in rows]
+    for prefix in EXPECTED_PREFIXES:
+        assert any(m.startswith(prefix) for m in metrics), (prefix, metrics)
     for row in rows:
-        assert row["ours"] > 0, row
-        assert row["baseline"] > 0, row
-        assert (
-            row["ratio"] == round(row["ours"] / row["baseline"], 2)
-            or abs(row["ratio"] - row["ours"] / row["baseline"]) < 0.02
-        ), row
+        assert row["ours"] is not None and row["ours"] > 0, row
+        # The naive relay may deliver nothing at all on a loaded machine: 0 is a figure.
+        assert row["baseline"] is not None and row["baseline"] >= 0, row
+        if row["baseline"]:
+            assert abs(row["ratio"] - row["ours"] / row["baseline"]) < 0.02 * max(
+                1.0, row["ratio"]
+            ), row
+        else:
+            assert row["ratio"] is None, row

@@ -16,9 +16,8 @@ from typing import Any
 from server.db.engine import Database
 from server.db.migrate import upgrade
 from server.db.models import ThreatReport
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 STATUSES = ("new", "verifying", "confirmed", "not_confirmed", "eliminated")
 CATEGORIES = ("vandalism", "illegal_dumping", "speeding", "stray_dogs", "illegal_parking")
 START_TIMEOUT_SECS = 60

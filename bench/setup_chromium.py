@@ -25,17 +25,8 @@ from typing import Any
 
 from bench.common import Row, na_row, pct, row
 from bench.server_proc import STAFF_PASSWORD, Server, add_staff, running_server
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-# The flags of tests/browser/conftest.py (CHROMIUM_ARGS).
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream=fps=30",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-gpu",
-]
 TIMEOUT_MS = 20_000
 FRAME_TIMEOUT_SECS = 20.0
 BASELINE = "same pages, offer sent after ICE gathering completes"

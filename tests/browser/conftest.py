@@ -18,16 +18,8 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from tests import stores
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream=fps=30",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-gpu",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 START_TIMEOUT_SECS = 60.0
 

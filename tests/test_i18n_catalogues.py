@@ -189,6 +189,7 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
                     "category": "stray_dogs",
                     "status": "confirmed",
                     "public_note": "A patrol saw them.",
+                    "invited": True,
                     "history": [
                         {"status": "verifying", "public_note": "", "at": "2026-11-02T10:00:00Z"},
                         {"status": "confirmed", "public_note": "x", "at": "2026-11-03T10:00:00Z"},
@@ -204,6 +205,7 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
                     "category": "begging",
                     "status": "new",
                     "public_note": None,
+                    "invited": False,
                     "history": [],
                 }
             },

@@ -10,7 +10,8 @@ import io
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -415,6 +416,77 @@ async def test_a_call_becomes_a_report_at_the_callers_position(
         assert event.report.id == view["id"]
 
 
+async def test_an_officer_invites_the_author_to_a_video_call(
+    client: Client, clock: FrozenClock, operator: tuple[Client, str]
+) -> None:
+    officer, csrf = operator
+    body = await created(await post_report(client))
+    report_id, follow = body["id"], body["follow_url"]
+    token = follow.rsplit("/", 1)[1]
+    url = f"/api/staff/reports/{report_id}/invite"
+    assert (await (await client.get(f"/api/reports/follow/{token}")).json())["invited"] is False
+    assert 'data-testid="follow-video-call"' not in await (await client.get(follow)).text()
+
+    # Refused, and nothing changes: a citizen, no CSRF token, a role without reports, no report.
+    await refused(await client.post(url), 401, "unauthorized")
+    await refused(await officer.post(url), 403, "csrf_failed")
+    browser = await another_browser(client)
+    try:
+        their_csrf = await sign_in(
+            browser, await add_account(client, "ivan", "internal_security"), clock
+        )
+        response = await browser.post(url, headers={"X-CSRF-Token": their_csrf})
+        await refused(response, 403, "role_forbidden")
+    finally:
+        await browser.close()
+    response = await officer.post(
+        f"/api/staff/reports/{report_id + 1000}/invite", headers={"X-CSRF-Token": csrf}
+    )
+    await refused(response, 404, "report_not_found")
+    assert client.app is not None
+    async with client.app[DB_KEY].session() as session:
+        report = await session.get(ThreatReport, report_id)
+        assert report is not None and report.invited_at is None
+    assert "report_author_invited" not in await audit_actions(client)
+
+    async with console(officer) as desk:
+        response = await officer.post(url, headers={"X-CSRF-Token": csrf})
+        assert response.status == 200, await response.text()
+        view = await response.json()
+        assert datetime.fromisoformat(view["invited_at"]) == clock.now()
+        assert [(h["kind"], h["actor"]) for h in view["history"]] == [
+            ("created", "citizen"),
+            ("invite", "olga"),
+        ]
+        event = ReportUpdatedEvent.model_validate(await desk.next_event("report.updated"))
+        assert event.report.id == report_id and event.report.invited_at is not None
+    async with client.app[DB_KEY].session() as session:
+        rows = (
+            await session.exec(
+                select(ReportHistory).where(col(ReportHistory.report_id) == report_id)
+            )
+        ).all()
+    assert [r.kind for r in rows] == ["created", "invite"]
+    assert "report_author_invited" in await audit_actions(client)
+
+    followed = await (await client.get(f"/api/reports/follow/{token}")).json()
+    assert followed["invited"] is True
+    # The invitation is not a status: the author's history stays as it was.
+    assert [h["status"] for h in followed["history"]] == ["new"]
+    html = await (await client.get(follow)).text()
+    assert f'href="/?report={report_id}&amp;channel=police"' in html
+
+    # A report made from a call has no author's link to show an invitation on.
+    async with client.app[DB_KEY].session() as session:
+        report = await session.get(ThreatReport, report_id)
+        assert report is not None
+        report.follow_token_hash = None
+        session.add(report)
+        await session.commit()
+    response = await officer.post(url, headers={"X-CSRF-Token": csrf})
+    await refused(response, 409, "no_follow_link")
+
+
 async def _send_location(client: Client, token: str) -> None:
     from tests.sockets import citizen
 
@@ -440,7 +512,8 @@ async def test_stats_equal_independent_counts_over_generated_reports(
                 category=rng.choice(DEFAULT_CATEGORY_CODES),
                 status=rng.choice(statuses),
                 lat=round(rng.uniform(52.1, 52.3), 6),
-                lon=round(rng.uniform(20.9, 21.1), 6),
+                # Wide enough for more grid cells (areas) than the top 20 the page lists.
+                lon=round(rng.uniform(20.5, 21.5), 6),
                 description=f"generated {i}",
                 created_at=at,
                 updated_at=at,
@@ -460,6 +533,7 @@ async def test_stats_equal_independent_counts_over_generated_reports(
     confirmed = by_status["confirmed"] + by_status["eliminated"]
     assert stats["confirmed_pct"] == round(100 * confirmed / 1200, 1)
     assert sum(w for _lat, _lon, w in stats["heat"]) == by_status["confirmed"]
+    assert stats["by_area"] == _top_areas(rows)
 
     geo = await (await client.get("/api/reports")).json()
     assert len(geo["features"]) == 1200
@@ -472,6 +546,26 @@ async def test_stats_equal_independent_counts_over_generated_reports(
     assert len(table) == 1200 and "contact" not in table[0]
     await refused(await client.get("/api/reports?status=lost"), 422, "invalid_status")
     await refused(await client.get("/api/reports?since=yesterday"), 422, "invalid_since")
+
+
+def _top_areas(rows: list[ThreatReport]) -> list[dict[str, Any]]:
+    """The 20 busiest 0.05-degree cells, counted in exact decimal arithmetic."""
+    cell = Decimal("0.05")
+
+    def centre(value: float) -> Decimal:
+        index = (Decimal(str(value)) / cell).to_integral_value(rounding=ROUND_FLOOR)
+        return index * cell + cell / 2
+
+    counts = Counter((centre(r.lat), centre(r.lon)) for r in rows)
+    labelled = sorted(
+        ((f"{lat:.3f},{lon:.3f}", lat, lon, n) for (lat, lon), n in counts.items()),
+        key=lambda item: (-item[3], item[0]),
+    )
+    assert len(labelled) > 20
+    return [
+        {"area": label, "lat": float(lat), "lon": float(lon), "count": n}
+        for label, lat, lon, n in labelled[:20]
+    ]
 
 
 async def test_admin_edits_the_category_list(client: Client, clock: FrozenClock) -> None:

@@ -266,6 +266,8 @@ class ThreatReport(SQLModel, table=True):
     read_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     # When verification ended (confirmed, not confirmed, joke or mistake): KMZB's 5-day target.
     verified_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # When an officer last invited the author to a video call (shown on the follow page).
+    invited_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class ReportPhoto(SQLModel, table=True):
@@ -289,7 +291,8 @@ class ReportPhoto(SQLModel, table=True):
 
 
 class ReportHistory(SQLModel, table=True):
-    """Every change of a report (status, forwarding), by whom, with its notes."""
+    """Every change of a report (status, forwarding, an invitation to a call), by whom, with its
+    notes."""
 
     __tablename__ = "report_history"
 

@@ -457,6 +457,41 @@ async def do_forward(
     return report
 
 
+def check_invitable(report: ThreatReport) -> None:
+    """Only the author sees an invitation, on the follow page: a report made by an officer from
+    a call has no follow link, so nobody would see it."""
+    if report.follow_token_hash is None:
+        raise Conflict(
+            "This report has no author's follow link to show an invitation on",
+            code="no_follow_link",
+        )
+
+
+async def do_invite(audit: AuditLog, clock: Clock, *, report_id: int, actor: str) -> ThreatReport:
+    """Invite the author to a video call: stamp ``invited_at``, a history row, an audit entry.
+
+    Inviting again is allowed (the author may have missed it) and moves ``invited_at`` on.
+    """
+    now = clock.now()
+    async with audit.transaction() as session:
+        report = await session.get(ThreatReport, report_id)
+        if report is None:
+            raise NotFound("No such report", code="report_not_found")
+        check_invitable(report)
+        values: dict[str, object] = {"invited_at": now, "updated_at": now}
+        if report.read_at is None:
+            values["read_at"] = now
+        await session.exec(
+            update(ThreatReport).where(col(ThreatReport.id) == report_id).values(**values)
+        )
+        session.add(ReportHistory(report_id=report_id, kind="invite", actor=actor, at=now))
+        await audit.record(
+            session, actor=actor, action="report_author_invited", subject=f"report:{report_id}"
+        )
+        await session.refresh(report)
+    return report
+
+
 async def do_mark_read(audit: AuditLog, clock: Clock, *, report_id: int, actor: str) -> bool:
     """The first officer to open a report marks it read (KMZB's 2-day target)."""
     async with audit.transaction() as session:

@@ -57,6 +57,7 @@ from server.threats.reports import (
     do_confirm,
     do_create_report,
     do_forward,
+    do_invite,
     do_mark_read,
     get_report,
     has_confirmed,
@@ -495,6 +496,8 @@ def follow_view(report: ThreatReport, history: Sequence[Any]) -> dict[str, Any]:
         "status": report.status,
         "public_note": report.public_note,
         "created_at": report.created_at.isoformat(),
+        # An officer asked the author to call: the page offers the video call.
+        "invited": report.invited_at is not None,
         "history": [
             {"status": h.to_status, "public_note": h.public_note, "at": h.at.isoformat()}
             for h in history
@@ -663,6 +666,20 @@ async def staff_forward(request: web.Request) -> web.StreamResponse:
         actor=staff.username,
         to=body.to,
         note=check_text(body.note, "note", MAX_INTERNAL_NOTE_CHARS),
+    )
+    view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
+    await to_report_consoles(app[SIO_KEY], ReportUpdatedEvent(report=view))
+    return web.json_response(view.model_dump(mode="json"))
+
+
+@routes.post(r"/api/staff/reports/{report_id:\d+}/invite")
+async def staff_invite(request: web.Request) -> web.StreamResponse:
+    """Invite the report's author to a video call: their follow page then offers one."""
+    staff = require_staff(request, REPORT_ROLES)
+    check_csrf(request, None)
+    app = request.app
+    report = await do_invite(
+        app[AUDIT_KEY], app[CLOCK_KEY], report_id=_report_id(request), actor=staff.username
     )
     view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
     await to_report_consoles(app[SIO_KEY], ReportUpdatedEvent(report=view))

@@ -1,4 +1,4 @@
-"""Public statistics of the threat map: counts by category, status and month, and a heat layer.
+"""Public statistics of the threat map: counts by category, status, area and month, and heat.
 
 Counted in Python over a narrow query: a city's reports for years fit in memory, and the same
 code runs on SQLite and PostgreSQL (no dialect-specific date functions).
@@ -6,6 +6,7 @@ code runs on SQLite and PostgreSQL (no dialect-specific date functions).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -19,6 +20,28 @@ from server.db.models import ReportStatus, ThreatReport
 HEAT_DECIMALS = 3
 # Reports that passed verification as real: eliminated ones were confirmed first.
 CONFIRMED_STATUSES = (ReportStatus.CONFIRMED, ReportStatus.ELIMINATED)
+# The deployment has no district polygons: an "area" is a cell of a fixed grid, 0.05 degrees
+# (~5.5 km of latitude, ~3.4 km of longitude at 52 N), named by its centre.
+AREA_CELL_DEG = 0.05
+AREA_DECIMALS = 3
+TOP_AREAS = 20
+# lat / 0.05 of a 6-decimal coordinate is a 5-decimal number that floats miss by ~1e-12:
+# rounding first keeps 52.25 in the cell that starts at 52.25.
+_CELL_ROUND_DECIMALS = 9
+
+
+def area_cell(lat: float, lon: float) -> tuple[float, float]:
+    """The centre of the grid cell that holds a point."""
+
+    def centre(value: float) -> float:
+        index = math.floor(round(value / AREA_CELL_DEG, _CELL_ROUND_DECIMALS))
+        return round((index + 0.5) * AREA_CELL_DEG, AREA_DECIMALS)
+
+    return centre(lat), centre(lon)
+
+
+def area_label(cell: tuple[float, float]) -> str:
+    return f"{cell[0]:.{AREA_DECIMALS}f},{cell[1]:.{AREA_DECIMALS}f}"
 
 
 async def compute_stats(db: Database) -> dict[str, Any]:
@@ -38,19 +61,27 @@ async def compute_stats(db: Database) -> dict[str, Any]:
     by_status: Counter[str] = Counter()
     by_month: Counter[str] = Counter()
     heat: Counter[tuple[float, float]] = Counter()
+    by_area: Counter[tuple[float, float]] = Counter()
     for category, status, created_at, lat, lon in rows:
         by_category[category] += 1
         by_status[status] += 1
         by_month[f"{created_at:%Y-%m}"] += 1
+        by_area[area_cell(lat, lon)] += 1
         if status == ReportStatus.CONFIRMED:
             heat[(round(lat, HEAT_DECIMALS), round(lon, HEAT_DECIMALS))] += 1
     total = len(rows)
     confirmed = sum(by_status[s] for s in CONFIRMED_STATUSES)
+    # The busiest cells first; equal counts by label, so the list is the same on every run.
+    top_areas = sorted(by_area.items(), key=lambda item: (-item[1], area_label(item[0])))
     return {
         "total": total,
         "confirmed_pct": round(100 * confirmed / total, 1) if total else 0.0,
         "by_category": dict(sorted(by_category.items())),
         "by_status": dict(sorted(by_status.items())),
         "by_month": dict(sorted(by_month.items())),
+        "by_area": [
+            {"area": area_label(cell), "lat": cell[0], "lon": cell[1], "count": count}
+            for cell, count in top_areas[:TOP_AREAS]
+        ],
         "heat": [[lat, lon, weight] for (lat, lon), weight in sorted(heat.items())],
     }

@@ -48,7 +48,7 @@ def public_description(report: ThreatReport) -> str:
 
 
 class HistoryItem(BaseModel):
-    kind: Literal["created", "status", "forward"]
+    kind: Literal["created", "status", "forward", "invite"]
     actor: str
     from_status: StatusName | None = None
     to_status: StatusName | None = None
@@ -80,6 +80,7 @@ class StaffReport(BaseModel):
     updated_at: datetime
     read_at: datetime | None
     verified_at: datetime | None
+    invited_at: datetime | None
     overdue_read: bool
     overdue_verify: bool
     history: list[HistoryItem]
@@ -119,6 +120,7 @@ def staff_report(
         updated_at=report.updated_at,
         read_at=report.read_at,
         verified_at=report.verified_at,
+        invited_at=report.invited_at,
         overdue_read=overdue_read(report, now),
         overdue_verify=overdue_verify(report, now),
         history=[HistoryItem.model_validate(h, from_attributes=True) for h in history],

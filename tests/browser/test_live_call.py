@@ -430,3 +430,40 @@ def test_a_photo_sent_during_the_call_reaches_the_console(
     expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
     expect(citizen.get_by_test_id("chat-log").locator("[data-testid=chat-photo]")).to_have_count(1)
     end_from_console(console, citizen)
+
+
+def test_the_operator_turns_the_call_into_a_threat_report(
+    phone: BrowserContext, console: Page, call_server: RunningServer
+) -> None:
+    """Issue 5: a live call becomes a threat report at the caller's position, from the console."""
+    citizen, call_id = start_call(phone, call_server.base)
+    accept(console, call_id)
+    expect_located(console)
+
+    console.get_by_test_id("call-to-report").click()
+    dialog = console.get_by_test_id("report-dialog")
+    expect(dialog).to_be_visible()
+    category = console.get_by_test_id("report-category")
+    expect(category.locator("option[value=illegal_car_racing]")).to_have_text("Illegal car racing")
+    # Without a category, nothing is sent: the select is required, the dialog stays.
+    console.get_by_test_id("report-confirm").click()
+    expect(dialog).to_be_visible()
+    assert category.evaluate("(select) => !select.validity.valid")
+    expect(console.get_by_test_id("call-report-created")).to_have_count(0)
+    category.select_option("illegal_car_racing")
+    console.get_by_test_id("report-description").fill("Caller reports street racing nightly")
+    console.get_by_test_id("report-confirm").click()
+    expect(dialog).to_be_hidden()
+    created = console.get_by_test_id("call-report-created").last
+    report_id = int(created.get_attribute("data-report-id") or "0")
+    expect(created.locator(".chat-text")).to_have_text(f"Report #{report_id} created")
+
+    listed = console.request.get(f"{call_server.base}/api/staff/reports")
+    assert listed.ok, listed.text()
+    [report] = [r for r in listed.json()["reports"] if r["id"] == report_id]
+    assert report["category"] == "illegal_car_racing"
+    assert report["source"] == "call" and report["call_id"] == call_id
+    assert report["description"] == "Caller reports street racing nightly"
+    assert abs(report["lat"] - WARSAW["latitude"]) < COORDINATE_TOLERANCE
+    assert abs(report["lon"] - WARSAW["longitude"]) < COORDINATE_TOLERANCE
+    end_from_console(console, citizen)

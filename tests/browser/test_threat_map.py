@@ -337,6 +337,52 @@ def test_a_report_20_m_away_offers_the_first_and_me_too_counts(
         second_phone.close()
 
 
+def test_an_officer_invites_the_author_to_a_video_call(
+    phone: BrowserContext, console: Page, threat_server: RunningServer, artifacts: Path
+) -> None:
+    base = threat_server.base
+    citizen = phone.new_page()
+    sent = citizen.request.post(
+        f"{base}/api/reports",
+        multipart={
+            "category": "begging",
+            "lat": "43.2700",
+            "lon": "76.9200",
+            "description": "Children begging at the crossing all day.",
+            "duplicate_ok": "1",
+        },
+    )
+    assert sent.status == 201, sent.text()
+    report_id, follow_url = sent.json()["id"], base + sent.json()["follow_url"]
+    citizen.goto(follow_url)
+    expect(citizen.get_by_test_id("follow-report")).to_be_visible()
+    expect(citizen.get_by_test_id("follow-video-call")).to_have_count(0)
+
+    item = console.locator(f"[data-testid=threat-item][data-report-id='{report_id}']")
+    item.click()
+    expect(console.get_by_test_id("threat-detail-body")).to_have_attribute(
+        "data-report-id", str(report_id)
+    )
+    expect(console.get_by_test_id("threat-invited")).to_be_hidden()
+    console.get_by_test_id("threat-invite").click()
+    expect(console.get_by_test_id("threat-invited")).to_be_visible()
+    expect(console.get_by_test_id("threat-history-item").last).to_contain_text("invited")
+
+    citizen.reload()
+    button = citizen.get_by_test_id("follow-video-call")
+    expect(button).to_be_visible()
+    expect(button).to_have_text("The police invite you to a video call")
+    expect(button).to_have_attribute("href", f"/?report={report_id}&channel=police")
+    assert citizen.request.get(f"{base}/api/reports/follow/{follow_url.rsplit('/', 1)[1]}").json()[
+        "invited"
+    ]
+    citizen.screenshot(path=str(artifacts / "follow-360-invited.png"))
+    button.tap()
+    expect(citizen.locator("body")).to_have_attribute("data-ready", "true")
+    expect(citizen.get_by_test_id("about-report")).to_have_text(f"About your report #{report_id}")
+    expect(citizen.get_by_test_id("start-video-call")).to_be_visible()
+
+
 def test_statistics_show_the_figures_with_tables(
     browser: Browser,
     threat_server: RunningServer,
@@ -376,6 +422,13 @@ def test_statistics_show_the_figures_with_tables(
         expect(page.get_by_test_id("stats-table-month").locator("tbody tr")).to_have_count(
             len(figures["by_month"])
         )
+        # Areas: grid cells, the busiest first, each a row of the chart's text alternative.
+        areas = page.get_by_test_id("stats-table-area").locator("tbody tr")
+        expect(areas).to_have_count(len(figures["by_area"]))
+        top = figures["by_area"][0]
+        expect(areas.first.locator("th")).to_have_text(f"{top['lat']:.3f}, {top['lon']:.3f}")
+        expect(areas.first.locator("td")).to_have_text(str(top["count"]))
+        expect(page.get_by_test_id("stats-chart-area").locator("canvas")).to_be_visible()
         expect(page.get_by_test_id("stats-heat-map")).to_have_attribute(
             "data-points", str(len(figures["heat"]))
         )

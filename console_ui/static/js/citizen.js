@@ -838,9 +838,19 @@ function bind() {
   });
 }
 
+/** Opened from a report's follow page (`/?report=<id>`): say which report the call is about. */
+function showAboutReport() {
+  const id = new URLSearchParams(window.location.search).get('report') || '';
+  if (/^\d{1,12}$/.test(id)) {
+    $('about-report').textContent = t('citizen.about_report', { id });
+    $('about-report').hidden = false;
+  }
+}
+
 async function main() {
   bind();
   await loadCatalog(document.documentElement.lang);
+  showAboutReport();
   const saved = restore();
   if (saved && call.state === 'idle') {
     resumeCall(saved);

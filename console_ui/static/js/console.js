@@ -6,6 +6,7 @@ import { formatDuration, loadCatalog, t } from './i18n.js';
 import { openPeer, watchInbound } from './rtc.js';
 import { connect, newClientId, request } from './socket.js';
 import { initThreats } from './console_threats.js';
+import { fetchJson, fillCategorySelect, loadCategories } from './threats_common.js';
 
 /** A media link that stops delivering this long is replaced (ICE alone would take ~30 s). */
 const MEDIA_STALL_MS = 5000;
@@ -48,6 +49,12 @@ const page = {
   disposition: $('disposition'),
   endNote: $('end-note'),
   endError: $('end-error'),
+  toReport: $('call-to-report'),
+  reportDialog: document.getElementById('report-dialog'),
+  reportForm: document.getElementById('report-form'),
+  reportCategory: $('report-category'),
+  reportDescription: $('report-description'),
+  reportError: $('report-error'),
 };
 
 /** Keys (lower case) to the buttons they press; C focuses the chat instead. */
@@ -155,6 +162,7 @@ function renderButtons() {
   page.accept.disabled = hasCall || live.queue.size === 0;
   page.snapshot.disabled = !hasCall || live.active?.summary.mode === 'text';
   page.endCall.disabled = !hasCall;
+  page.toReport.disabled = !hasCall;
   page.mute.disabled = !hasCall;
   page.chatInput.disabled = !hasCall;
 }
@@ -411,6 +419,9 @@ function closeCall() {
   setCallStatus('ended');
   if (page.endDialog.open) {
     page.endDialog.close();
+  }
+  if (page.reportDialog.open) {
+    page.reportDialog.close();
   }
 }
 
@@ -693,6 +704,56 @@ async function confirmEnd() {
   closeCall();
 }
 
+// --- a threat report from the call --------------------------------------------------------
+
+async function openReportDialog() {
+  if (!live.active || page.reportDialog.open) {
+    return;
+  }
+  page.reportError.hidden = true;
+  page.reportDialog.showModal();
+  fillCategorySelect(page.reportCategory, await loadCategories([]));
+  page.reportCategory.focus();
+}
+
+/** @param {string} text */
+function reportError(text) {
+  page.reportError.textContent = text;
+  page.reportError.hidden = false;
+}
+
+async function confirmReport() {
+  const active = live.active;
+  const category = page.reportCategory.value;
+  if (!active) {
+    page.reportDialog.close();
+    return;
+  }
+  if (!category) {
+    reportError(t('console.report_category_required'));
+    page.reportCategory.focus();
+    return;
+  }
+  const csrf = /** @type {HTMLInputElement | null} */ (document.querySelector('input[name="csrf_token"]'));
+  let report;
+  try {
+    report = await fetchJson(`/api/staff/reports/from-call/${encodeURIComponent(active.callId)}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf ? csrf.value : '' },
+      body: JSON.stringify({ category, description: page.reportDescription.value.trim() }),
+    });
+  } catch (error) {
+    reportError(t('console.report_failed', { reason: error.message }));
+    return;
+  }
+  page.reportCategory.value = '';
+  page.reportDescription.value = '';
+  page.reportDialog.close();
+  const line = appendChat('system', t('console.report_created', { id: report.id }));
+  line.dataset.testid = 'call-report-created';
+  line.dataset.reportId = String(report.id);
+}
+
 // --- the socket ----------------------------------------------------------------------------
 
 async function refreshQueue() {
@@ -850,6 +911,12 @@ function bind() {
     confirmEnd();
   });
   $('end-cancel').addEventListener('click', () => page.endDialog.close());
+  page.toReport.addEventListener('click', () => openReportDialog());
+  page.reportForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    confirmReport();
+  });
+  $('report-cancel').addEventListener('click', () => page.reportDialog.close());
   page.video.addEventListener('playing', () => {
     page.videoBox.dataset.live = 'true';
   });

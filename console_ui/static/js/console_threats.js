@@ -80,6 +80,8 @@ const ui = {
   forwardForm: document.getElementById('threat-forward-form'),
   forwardTo: $('threat-forward-to'),
   forwardNote: $('threat-forward-note'),
+  invite: $('threat-invite'),
+  invited: $('threat-invited'),
   actionStatus: $('threat-action-status'),
 };
 
@@ -369,7 +371,9 @@ function historyItem(entry) {
       ? t('threats.forwarded', {
           to: FORWARD_TEXT[entry.forwarded_to] ? FORWARD_TEXT[entry.forwarded_to]() : entry.forwarded_to,
         })
-      : statusLabel(status);
+      : entry.kind === 'invite'
+        ? t('threats.invited')
+        : statusLabel(status);
   head.textContent = [what, entry.actor].filter(Boolean).join(' · ');
   item.append(time, head);
   if (entry.public_note) {
@@ -444,6 +448,12 @@ function renderDetail(report, resetForm) {
   if (!resetForm && next.includes(chosen)) {
     ui.statusSelect.value = chosen;
   }
+  // Only a citizen's report has a follow link to show the invitation on.
+  ui.invite.hidden = report.source === 'call';
+  ui.invited.hidden = !report.invited_at;
+  ui.invited.textContent = report.invited_at
+    ? t('threats.invited_at', { when: formatDateTime(report.invited_at, lang) })
+    : '';
   const final = next.length === 0;
   ui.statusSelect.disabled = final;
   ui.statusSubmit.disabled = final;
@@ -559,6 +569,22 @@ async function forward() {
   }
 }
 
+async function invite() {
+  const id = threats.selectedId;
+  if (!id) {
+    return;
+  }
+  ui.invite.disabled = true;
+  try {
+    applyReply(await postJson(`/api/staff/reports/${encodeURIComponent(id)}/invite`, {}));
+    ui.actionStatus.textContent = t('threats.invite_sent');
+  } catch (error) {
+    ui.actionStatus.textContent = actionError(error);
+  } finally {
+    ui.invite.disabled = false;
+  }
+}
+
 // --- live ----------------------------------------------------------------------------------
 
 /**
@@ -656,6 +682,7 @@ export async function initThreats(socket) {
     event.preventDefault();
     forward();
   });
+  ui.invite.addEventListener('click', () => invite());
   window.setInterval(() => {
     // Ages and overdue flags move on; not while the officer is moving through the list.
     if (!ui.panel.hidden && !ui.list.contains(document.activeElement)) {

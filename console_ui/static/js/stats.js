@@ -34,6 +34,15 @@ function monthLabel(month) {
   );
 }
 
+/** A grid cell as coordinates in the page's language. @param {{lat: number, lon: number, area: string}} cell */
+function areaLabel(cell) {
+  if (!Number.isFinite(cell.lat) || !Number.isFinite(cell.lon)) {
+    return String(cell.area);
+  }
+  const degrees = new Intl.NumberFormat(lang, { minimumFractionDigits: 3, maximumFractionDigits: 3 });
+  return t('stats.area_cell', { lat: degrees.format(cell.lat), lon: degrees.format(cell.lon) });
+}
+
 /**
  * Fills a section's table (the chart's text alternative).
  * @param {string} section
@@ -173,6 +182,16 @@ function render(stats) {
     byStatus,
     statusCodes.map((code) => cssColour(`--st-${code}`)),
   );
+
+  // Grid cells named by their centre ("52.225,21.025"), the busiest first as the server sent them.
+  const byArea = (stats.by_area || []).map(
+    (cell) => /** @type {[string, number]} */ ([areaLabel(cell), Number(cell.count)]),
+  );
+  fillTable('area', byArea);
+  drawChart('area', 'bar', byArea, cssColour('--primary'), {
+    indexAxis: 'y',
+    scales: { x: { beginAtZero: true, ticks: { precision: 0 } } },
+  });
 
   const byMonth = Object.keys(stats.by_month || {})
     .sort()

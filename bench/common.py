@@ -117,7 +117,9 @@ async def start_child(
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=None,  # the child's warnings and tracebacks show in the bench's own output
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        # ``env``, when given, is the child's whole environment: merging os.environ back in
+        # would hand a server child the test run's LIFELINE_DATABASE_URL its caller removed.
+        env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
     )
     child = Child(process, {})
     assert process.stdout is not None

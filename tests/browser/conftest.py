@@ -151,3 +151,16 @@ def browser() -> Iterator[Browser]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def page_errors() -> list[str]:
+    """Uncaught exceptions in the pages' scripts (pages report here with ``page.on``)."""
+    return []
+
+
+@pytest.fixture(autouse=True)
+def _no_page_errors(page_errors: list[str]) -> Iterator[None]:
+    page_errors.clear()
+    yield
+    assert page_errors == [], "uncaught errors in the pages' scripts"

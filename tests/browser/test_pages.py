@@ -8,19 +8,17 @@ any key of the English catalogue in its text, title and accessible attributes. S
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyotp
 import pytest
 from babel.messages.pofile import read_po
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import RunningServer
+from tests.browser.staff import add_staff, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -29,7 +27,6 @@ TIMEOUT_MS = 15_000
 SETTLE_MS = 5_000
 LANGUAGES = ("en", "ru", "kk", "pl")
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "console_ui" / "translations"
-STAFF_PASSWORD = "Sturdy violet 93 harbour"
 PHONE: ViewportSize = {"width": 360, "height": 740}
 WALL_SCREEN: ViewportSize = {"width": 1920, "height": 1080}
 MIN_TOUCH_TARGET_PX = 48
@@ -167,33 +164,6 @@ def catalogues() -> dict[str, dict[str, str]]:
         result[lang] = {str(m.id): str(m.string) for m in catalog if m.id and m.string}
     assert len(result["en"]) > 50, "the English catalogue is nearly empty"
     return result
-
-
-def add_staff(server: RunningServer, name: str, role: str) -> str:
-    """Add an account with the CLI, on the server's own database; return its TOTP secret."""
-    done = subprocess.run(
-        [sys.executable, "-m", "server", "users", "add", name, "--role", role, "--password-stdin"],
-        input=f"{STAFF_PASSWORD}\n",
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"users add {name} failed: {done.stdout}{done.stderr}"
-    uris = [line[len("totp: ") :] for line in done.stdout.splitlines() if line.startswith("totp: ")]
-    assert len(uris) == 1, f"users add printed no otpauth URI: {done.stdout}"
-    secret: str = pyotp.parse_uri(uris[0]).secret
-    return secret
-
-
-def sign_in(page: Page, base: str, username: str, secret: str, home: str) -> None:
-    page.goto(f"{base}/login")
-    page.locator("input[name=username]").fill(username)
-    page.locator("input[name=password]").fill(STAFF_PASSWORD)
-    page.locator("input[name=totp]").fill(pyotp.TOTP(secret).now())
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{base}{home}")
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,10 @@ these?"), and "me too" adds a confirmation. Screenshots go to ``tests/artifacts`
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
 from PIL import Image
 from playwright.sync_api import (
@@ -29,11 +26,11 @@ from playwright.sync_api import (
 )
 
 from tests.browser.conftest import RunningServer, start_server, stop_server
+from tests.browser.staff import add_staff, sign_in
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 15_000
-STAFF_PASSWORD = "Sturdy violet 93 harbour"
 PHONE: ViewportSize = {"width": 360, "height": 740}
 CONSOLE_SCREEN: ViewportSize = {"width": 1920, "height": 1080}
 STATS_SCREEN: ViewportSize = {"width": 1280, "height": 900}
@@ -76,53 +73,16 @@ def _server_before_browser(threat_server: RunningServer) -> None:
 
 
 @pytest.fixture(scope="module")
-def page_errors() -> list[str]:
-    """Uncaught exceptions in the pages' scripts (every page of this module reports here)."""
-    return []
-
-
-@pytest.fixture(autouse=True)
-def _no_page_errors(page_errors: list[str]) -> Iterator[None]:
-    page_errors.clear()
-    yield
-    assert page_errors == [], "uncaught errors in the pages' scripts"
-
-
-def add_operator(server: RunningServer, name: str) -> str:
-    """Add an operator with the CLI, on the server's own database; return its TOTP secret."""
-    command = [sys.executable, "-m", "server", "users", "add", name, "--role", "operator"]
-    done = subprocess.run(
-        [*command, "--password-stdin"],
-        input=f"{STAFF_PASSWORD}\n",
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"users add {name} failed: {done.stdout}{done.stderr}"
-    uris = [line[len("totp: ") :] for line in done.stdout.splitlines() if line.startswith("totp: ")]
-    assert len(uris) == 1, f"users add printed no otpauth URI: {done.stdout}"
-    secret: str = pyotp.parse_uri(uris[0]).secret
-    return secret
-
-
-@pytest.fixture(scope="module")
 def console(
     browser: Browser, threat_server: RunningServer, page_errors: list[str]
 ) -> Iterator[Page]:
     """Operator op1, signed in with password and TOTP, on the console's Threats tab."""
-    secret = add_operator(threat_server, "op1")
+    secret = add_staff(threat_server, "op1", "operator")
     context = browser.new_context(viewport=CONSOLE_SCREEN)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.on("pageerror", lambda error: page_errors.append(f"console: {error}"))
-    page.goto(f"{threat_server.base}/login")
-    page.locator("input[name=username]").fill("op1")
-    page.locator("input[name=password]").fill(STAFF_PASSWORD)
-    page.locator("input[name=totp]").fill(pyotp.TOTP(secret).now())
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{threat_server.base}/console")
+    sign_in(page, threat_server.base, "op1", secret, "/console")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
     page.get_by_test_id("tab-threats").click()

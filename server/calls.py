@@ -57,6 +57,12 @@ class NewCall:
 
 
 @dataclass(frozen=True)
+class StoredLocation:
+    sample: LocationSample
+    state: str  # the call's state as the sample was stored: queued calls show in the queue
+
+
+@dataclass(frozen=True)
 class StoredChat:
     message: ChatMessage
     duplicate: bool
@@ -224,16 +230,22 @@ async def do_finish(
 
 
 async def next_seq(session: AsyncSession, call_id: str) -> int:
+    seq, _state = await next_seq_and_state(session, call_id)
+    return seq
+
+
+async def next_seq_and_state(session: AsyncSession, call_id: str) -> tuple[int, str]:
+    """The call's next sequence number, and its state, in the one UPDATE that takes it."""
     result = await session.exec(
         update(Call)
         .where(col(Call.id) == call_id, col(Call.state).in_(LIVE_STATES))
         .values(last_seq=col(Call.last_seq) + 1)
-        .returning(col(Call.last_seq))
+        .returning(col(Call.last_seq), col(Call.state))
     )
-    seq = result.scalar_one_or_none()
-    if seq is None:
+    row = result.one_or_none()
+    if row is None:
         raise AppError("The call has ended", status=409, code="call_ended")
-    return int(seq)
+    return int(row[0]), str(row[1])
 
 
 async def do_store_chat(
@@ -288,12 +300,13 @@ async def do_store_location(
     heading: float | None,
     speed: float | None,
     measured_ms: float,
-) -> LocationSample:
+) -> StoredLocation:
     measured = datetime.fromtimestamp(measured_ms / 1000, UTC)
     async with db.session() as session:
+        seq, state = await next_seq_and_state(session, call_id)
         sample = LocationSample(
             call_id=call_id,
-            seq=await next_seq(session, call_id),
+            seq=seq,
             lat=lat,
             lon=lon,
             accuracy_m=accuracy,
@@ -304,7 +317,7 @@ async def do_store_location(
         )
         session.add(sample)
         await session.commit()
-    return sample
+    return StoredLocation(sample, state)
 
 
 def chat_event(message: ChatMessage, sender_name: str | None = None) -> ChatMessageEvent:

@@ -142,7 +142,7 @@ class CitizenNamespace(LifelineNamespace):
     @event(Location)
     async def on_location(self, sid: str, payload: Location) -> Ack:
         call_id, channel = await self._call_of(sid)
-        sample = await do_store_location(
+        stored = await do_store_location(
             self.app[DB_KEY],
             self.app[CLOCK_KEY],
             call_id=call_id,
@@ -153,11 +153,14 @@ class CitizenNamespace(LifelineNamespace):
             speed=payload.speed,
             measured_ms=payload.timestamp,
         )
-        located = location_event(sample)
+        located = location_event(stored.sample)
         sio = self.app[SIO_KEY]
         await to_call_watchers(sio, call_id, located)
-        await to_queue(sio, channel, located)
-        return {"ok": True, "seq": sample.seq}
+        if stored.state == CallState.QUEUED:
+            # The queue shows where waiting callers are; an answered call's track goes only to
+            # those watching it, not to every console of the channel.
+            await to_queue(sio, channel, located)
+        return {"ok": True, "seq": stored.sample.seq}
 
     @event(ChatSend)
     async def on_chat(self, sid: str, payload: ChatSend) -> Ack:

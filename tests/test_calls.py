@@ -256,3 +256,31 @@ async def test_rate_limit_on_new_calls(
     async with client.app[DB_KEY].session() as session:
         assert len((await session.exec(select(Call))).all()) == 3
         assert (await session.exec(select(LocationSample))).all() == []
+
+
+async def test_an_answered_calls_track_goes_only_to_its_watchers(
+    client: Client, operator: Client, clock: FrozenClock
+) -> None:
+    """Queued: every console of the channel sees the position. Answered: only the call's own."""
+    other = await another_browser(client)
+    await sign_in(other, await add_account(client, "oleg", "operator"), clock)
+    try:
+        started = await start_call(client)
+        call_id = started["call_id"]
+        async with (
+            citizen(client, started["token"]) as phone,
+            console(operator) as desk,
+            console(other) as bystander,
+        ):
+            await phone.call("location", WARSAW)
+            await desk.next_event("location", seq=1)
+            await bystander.next_event("location", seq=1)
+            assert (await desk.call("accept", {"call_id": call_id}))["ok"]
+            await phone.call("location", {**WARSAW, "lat": 52.23})
+            await desk.next_event("location", seq=2)
+            marker = await phone.call("chat", {"client_id": "c-marker01", "body": "still here"})
+            await desk.next_event("chat.message", seq=marker["seq"])
+            assert [e["seq"] for e in desk.received("location")] == [1, 2], "once each"
+            assert [e["seq"] for e in bystander.received("location")] == [1]
+    finally:
+        await other.close()

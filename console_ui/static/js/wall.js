@@ -1,20 +1,32 @@
-// Supervisor wall (/wall): a clock now; queue figures, live calls and operator states plug in
-// through `render*` once the dashboard events exist.
+// Supervisor wall (/wall): the live queue of the channels this role may see, from the same
+// /console socket the operators use (the server filters channels by role), with wait times that
+// tick. Operator states and SLA figures need presence data the server does not send yet: they
+// show a dash rather than a made-up number.
 import { formatDuration, loadCatalog, t } from './i18n.js';
+import { connect, request } from './socket.js';
 
 const clock = document.querySelector('[data-testid="wall-clock"]');
+const grid = document.querySelector('[data-testid="wall-calls"]');
+/** @type {Map<string, {call_id: string, channel: string, state: string, created_at: string, answered_at: string | null, operator: string | null, language: string}>} */
+const calls = new Map();
 
 function tickClock() {
   clock.textContent = new Date().toLocaleTimeString(document.documentElement.lang, {
     hour: '2-digit',
     minute: '2-digit',
+    hourCycle: 'h23',
   });
+}
+
+/** Seconds since an ISO time. @param {string} iso */
+function since(iso) {
+  return Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
 }
 
 /**
  * Updates one channel's figures.
  * @param {string} channel
- * @param {{waiting: number, longestWaitSecs: number, slaPercent: number | null, operatorsAvailable: number}} figures
+ * @param {{waiting: number, longestWaitSecs: number, slaPercent: number | null, operatorsAvailable: number | null}} figures
  */
 export function renderQueue(channel, figures) {
   const set = (testid, text) => {
@@ -26,13 +38,87 @@ export function renderQueue(channel, figures) {
   set('queue-count', String(figures.waiting));
   set('queue-longest-wait', formatDuration(figures.longestWaitSecs));
   set('queue-sla', figures.slaPercent === null ? '–' : t('wall.percent', { value: Math.round(figures.slaPercent) }));
-  set('operators-available', String(figures.operatorsAvailable));
+  set('operators-available', figures.operatorsAvailable === null ? '–' : String(figures.operatorsAvailable));
+}
+
+function render() {
+  for (const element of document.querySelectorAll('[data-testid="queue-count"]')) {
+    const channel = element.dataset.channel;
+    const waiting = [...calls.values()].filter((c) => c.channel === channel && c.state === 'queued');
+    renderQueue(channel, {
+      waiting: waiting.length,
+      longestWaitSecs: Math.max(0, ...waiting.map((c) => since(c.created_at))),
+      slaPercent: null,
+      operatorsAvailable: null,
+    });
+  }
+  const ordered = [...calls.values()].sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
+  grid.replaceChildren(
+    ...ordered.map((call) => {
+      const item = document.createElement('li');
+      item.className = `wall-call wall-call-${call.state}`;
+      item.dataset.testid = 'wall-call';
+      item.dataset.callId = call.call_id;
+      item.dataset.state = call.state;
+      const title = document.createElement('strong');
+      title.textContent = `${t(`channel.${call.channel}`)} · ${call.language.toUpperCase()}`;
+      const state = document.createElement('span');
+      state.textContent = call.state === 'queued' ? t('wall.waiting') : t('wall.in_call');
+      const time = document.createElement('span');
+      time.className = 'wall-call-time';
+      time.textContent = formatDuration(since(call.answered_at || call.created_at));
+      const who = document.createElement('span');
+      who.textContent = call.operator || '';
+      item.append(title, state, time, who);
+      return item;
+    }),
+  );
+}
+
+/** @param {any} event */
+function onEvent(event) {
+  if (!event) {
+    return;
+  }
+  if (event.type === 'queue.call_added') {
+    calls.set(event.call.call_id, event.call);
+  } else if (event.type === 'queue.call_removed') {
+    const call = calls.get(event.call_id);
+    if (call && event.reason === 'answered') {
+      call.state = 'answered';
+      call.operator = event.by || null;
+      call.answered_at = new Date().toISOString();
+    } else {
+      calls.delete(event.call_id);
+    }
+  }
+  render();
 }
 
 async function main() {
   tickClock();
   window.setInterval(tickClock, 15_000);
   await loadCatalog(document.documentElement.lang);
+  const socket = connect('/console');
+  socket.on('event', onEvent);
+  socket.on('connect', async () => {
+    // Every (re)connect starts from the server's view: events missed while away are not replayed.
+    try {
+      const reply = await request(socket, 'queue', {});
+      calls.clear();
+      for (const call of reply.calls) {
+        calls.set(call.call_id, call);
+      }
+      render();
+      document.body.dataset.live = 'true';
+    } catch (error) {
+      console.warn('wall: queue unavailable', error);
+    }
+  });
+  socket.on('disconnect', () => {
+    document.body.dataset.live = 'false';
+  });
+  window.setInterval(render, 1000);
   document.body.dataset.ready = 'true';
 }
 

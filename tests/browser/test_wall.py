@@ -1,0 +1,90 @@
+"""The supervisor's wall follows the queue live: a new call counts as waiting, an answered one
+moves to the live calls, and an internal-security call never shows on a supervisor's wall."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import RunningServer, start_server, stop_server
+from tests.browser.staff import add_staff, sign_in
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def wall_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    server = start_server(
+        tmp_path_factory.mktemp("wall"), {"LIFELINE_CALL_RATE_LIMIT": "100/minute"}
+    )
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _server_before_browser(wall_server: RunningServer) -> None:
+    """Start the server before Chromium (scale-out start-up resets PostgreSQL)."""
+
+
+@pytest.fixture(scope="module")
+def wall(browser: Browser, wall_server: RunningServer, page_errors: list[str]) -> Iterator[Page]:
+    secret = add_staff(wall_server, "sup1", "supervisor")
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.on("pageerror", lambda error: page_errors.append(f"wall: {error}"))
+    sign_in(page, wall_server.base, "sup1", secret, "/wall")
+    expect(page.locator("body")).to_have_attribute("data-live", "true")
+    yield page
+    context.close()
+
+
+def _call(page: Page, base: str, channel: str) -> dict[str, str]:
+    """A citizen's call, made over HTTP from a page of the same origin."""
+    reply: dict[str, str] = page.evaluate(
+        """async ([base, channel]) => {
+          const response = await fetch(`${base}/api/calls`, {method: 'POST',
+            headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({channel, language: 'en', mode: 'text'})});
+          return response.json();
+        }""",
+        [base, channel],
+    )
+    return reply
+
+
+def test_the_wall_follows_the_queue(
+    browser: Browser, wall: Page, wall_server: RunningServer, artifacts: Path
+) -> None:
+    police = wall.locator("[data-testid=queue-count][data-channel=police]")
+    expect(police).to_have_text("0")
+    expect(wall.locator("[data-testid=queue-count][data-channel=internal_security]")).to_have_count(
+        0
+    )
+
+    helper = browser.new_page()
+    helper.goto(f"{wall_server.base}/healthz")
+    first = _call(helper, wall_server.base, "police")
+    hidden = _call(helper, wall_server.base, "internal_security")
+    expect(police).to_have_text("1")
+    item = wall.locator(f"[data-testid=wall-call][data-call-id='{first['call_id']}']")
+    expect(item).to_have_attribute("data-state", "queued")
+    expect(wall.locator(f"[data-call-id='{hidden['call_id']}']")).to_have_count(0)
+
+    # An operator answers on the console: the wall shows it live, no longer waiting.
+    secret = add_staff(wall_server, "op9", "operator")
+    operator = browser.new_page()
+    sign_in(operator, wall_server.base, "op9", secret, "/console")
+    operator.locator(f"[data-testid=queue-item][data-call-id='{first['call_id']}']").click()
+    operator.get_by_test_id("accept-call").click()
+    expect(item).to_have_attribute("data-state", "answered")
+    expect(item).to_contain_text("op9")
+    expect(police).to_have_text("0")
+    wall.screenshot(path=str(artifacts / "wall-live-1920.png"))
+    operator.close()
+    helper.close()

@@ -13,8 +13,9 @@ from typing import Any
 
 import socketio
 from aiohttp import web
+from sqlmodel import col, select
 
-from server.auth.access import CONSOLE_ROLES
+from server.auth.access import CONSOLE_ROLES, WALL_ROLES
 from server.auth.sessions import SESSION_COOKIE, StaffContext, resolve_session
 from server.call_photos import photo_event, photos_since
 from server.calls import (
@@ -31,7 +32,15 @@ from server.calls import (
 )
 from server.db.models import Call, CallState, Role, Snapshot, User
 from server.errors import AppError, BadRequest, Forbidden, Unauthorized
-from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, MEDIA_KEY, SETTINGS_KEY, SIO_KEY
+from server.keys import (
+    AUDIT_KEY,
+    CLOCK_KEY,
+    DB_KEY,
+    MEDIA_KEY,
+    PRESENCE_KEY,
+    SETTINGS_KEY,
+    SIO_KEY,
+)
 from signaling.base import Ack, LifelineNamespace, dump, event
 from signaling.citizen import finish_call
 from signaling.events import (
@@ -70,11 +79,17 @@ class ConsoleNamespace(LifelineNamespace):
             raise socketio.exceptions.ConnectionRefusedError(
                 {"code": "unauthorized", "message": "Sign in to the console first"}
             )
-        await self.save_session(sid, {"token": token})
+        await self.save_session(sid, {"token": token, "user_id": staff.user_id})
+        await self.app[PRESENCE_KEY].join(console_presence(staff.user_id), sid)
         for channel in channels_for(staff.role):
             await self.enter_room(sid, queue_room(channel))
         if staff.role in (Role.OPERATOR, Role.SUPERVISOR):
             await self.enter_room(sid, "reports")
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        if "user_id" in session:
+            await self.app[PRESENCE_KEY].leave(console_presence(session["user_id"]), sid)
 
     async def staff(self, sid: str) -> StaffContext:
         """The console's staff member as of now; a dead session disconnects the socket."""
@@ -92,6 +107,16 @@ class ConsoleNamespace(LifelineNamespace):
             self.app[DB_KEY], call_id, staff.role, staff.user_id, must_own=True
         )
         return staff, call
+
+    @event(Strict)
+    async def on_operators(self, sid: str, payload: Strict) -> Ack:
+        """For the wall: the operators of this role's channels, and what each is doing."""
+        staff = await self.staff(sid)
+        if staff.role not in WALL_ROLES:
+            raise Forbidden("Only the wall's roles see operator states", code="role_forbidden")
+        watched = Role.INTERNAL_SECURITY if staff.role == Role.INTERNAL_SECURITY else Role.OPERATOR
+        states = await operator_states(self.app, watched)
+        return {"ok": True, "operators": states}
 
     @event(Strict)
     async def on_queue(self, sid: str, payload: Strict) -> Ack:
@@ -227,6 +252,41 @@ class ConsoleNamespace(LifelineNamespace):
         )
         await self.leave_room(sid, call_room(call.id))
         return {"ok": True, "state": state}
+
+
+def console_presence(user_id: int) -> str:
+    return f"console:{user_id}"
+
+
+async def operator_states(app: web.Application, role: str) -> list[dict[str, str]]:
+    """Each active account of ``role``: ``in_call`` (answering one), ``available`` (a console
+    open, on any node), or ``offline``."""
+    async with app[DB_KEY].session() as session:
+        users = (
+            await session.exec(
+                select(User)
+                .where(col(User.role) == role, col(User.disabled).is_(False))
+                .order_by(col(User.username))
+            )
+        ).all()
+        busy = set(
+            (
+                await session.exec(
+                    select(Call.operator_id).where(col(Call.state) == CallState.ANSWERED)
+                )
+            ).all()
+        )
+    presence = app[PRESENCE_KEY]
+    states = []
+    for user in users:
+        if user.id in busy:
+            state = "in_call"
+        elif await presence.count(console_presence(user.id or 0)) > 0:
+            state = "available"
+        else:
+            state = "offline"
+        states.append({"username": user.username, "state": state})
+    return states
 
 
 async def store_snapshot(

@@ -284,3 +284,31 @@ async def test_an_answered_calls_track_goes_only_to_its_watchers(
             assert [e["seq"] for e in bystander.received("location")] == [1]
     finally:
         await other.close()
+
+
+async def test_operator_states_are_for_the_wall(
+    client: Client, operator: Client, clock: FrozenClock
+) -> None:
+    supervisor = await another_browser(client)
+    await sign_in(supervisor, await add_account(client, "sonia", "supervisor"), clock)
+    try:
+        started = await start_call(client)
+        async with console(operator) as desk, console(supervisor) as wall:
+            refused = await desk.call("operators", {})
+            assert refused["error"]["code"] == "role_forbidden"
+            assert (await wall.call("operators", {}))["operators"] == [
+                {"username": "olga", "state": "available"}
+            ]
+            assert (await desk.call("accept", {"call_id": started["call_id"]}))["ok"]
+            assert (await wall.call("operators", {}))["operators"] == [
+                {"username": "olga", "state": "in_call"}
+            ]
+        await add_account(client, "oskar", "operator")  # no console open, no call
+        async with console(supervisor) as wall:
+            # Olga's console has closed, but she still holds the call.
+            assert (await wall.call("operators", {}))["operators"] == [
+                {"username": "olga", "state": "in_call"},
+                {"username": "oskar", "state": "offline"},
+            ]
+    finally:
+        await supervisor.close()

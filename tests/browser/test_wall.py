@@ -1,5 +1,6 @@
 """The supervisor's wall follows the queue live: a new call counts as waiting, an answered one
-moves to the live calls, and an internal-security call never shows on a supervisor's wall."""
+moves to the live calls, operators show as available or in a call, and an internal-security
+call never shows on a supervisor's wall."""
 
 from __future__ import annotations
 
@@ -80,11 +81,18 @@ def test_the_wall_follows_the_queue(
     secret = add_staff(wall_server, "op9", "operator")
     operator = browser.new_page()
     sign_in(operator, wall_server.base, "op9", secret, "/console")
+    state = wall.locator("[data-testid=operator-state][data-user=op9]")
+    expect(state).to_have_attribute("data-state", "available")
+    free = wall.locator("[data-testid=operators-available][data-channel=police]")
+    expect(free).to_have_text("1")
     operator.locator(f"[data-testid=queue-item][data-call-id='{first['call_id']}']").click()
     operator.get_by_test_id("accept-call").click()
     expect(item).to_have_attribute("data-state", "answered")
     expect(item).to_contain_text("op9")
     expect(police).to_have_text("0")
+    expect(state).to_have_attribute("data-state", "in_call")
+    expect(free).to_have_text("0")
     wall.screenshot(path=str(artifacts / "wall-live-1920.png"))
     operator.close()
+    expect(state).to_have_attribute("data-state", "in_call")  # still holds the call
     helper.close()

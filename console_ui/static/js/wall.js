@@ -1,12 +1,16 @@
 // Supervisor wall (/wall): the live queue of the channels this role may see, from the same
 // /console socket the operators use (the server filters channels by role), with wait times that
-// tick. Operator states and SLA figures need presence data the server does not send yet: they
-// show a dash rather than a made-up number.
+// tick, and the operators' states (asked every few seconds). The SLA figure needs answer-time
+// statistics the server does not send yet: it shows a dash rather than a made-up number.
 import { formatDuration, loadCatalog, t } from './i18n.js';
 import { connect, request } from './socket.js';
 
 const clock = document.querySelector('[data-testid="wall-clock"]');
 const grid = document.querySelector('[data-testid="wall-calls"]');
+const operatorList = document.querySelector('[data-testid="operators"]');
+const OPERATORS_EVERY_MS = 5000;
+/** @type {{username: string, state: string}[] | null} */
+let operators = null;
 /** @type {Map<string, {call_id: string, channel: string, state: string, created_at: string, answered_at: string | null, operator: string | null, language: string}>} */
 const calls = new Map();
 
@@ -49,7 +53,7 @@ function render() {
       waiting: waiting.length,
       longestWaitSecs: Math.max(0, ...waiting.map((c) => since(c.created_at))),
       slaPercent: null,
-      operatorsAvailable: null,
+      operatorsAvailable: operators === null ? null : operators.filter((o) => o.state === 'available').length,
     });
   }
   const ordered = [...calls.values()].sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
@@ -73,6 +77,41 @@ function render() {
       return item;
     }),
   );
+}
+
+function renderOperators() {
+  if (operators === null) {
+    return;
+  }
+  operatorList.replaceChildren(
+    ...operators.map((operator) => {
+      const item = document.createElement('li');
+      item.className = `operator operator-${operator.state}`;
+      item.dataset.testid = 'operator-state';
+      item.dataset.user = operator.username;
+      item.dataset.state = operator.state;
+      const name = document.createElement('strong');
+      name.textContent = operator.username;
+      const state = document.createElement('span');
+      state.textContent = t(`wall.operator.${operator.state}`);
+      item.append(name, state);
+      return item;
+    }),
+  );
+}
+
+/** @param {any} socket */
+async function refreshOperators(socket) {
+  if (!socket.connected) {
+    return;
+  }
+  try {
+    operators = (await request(socket, 'operators', {})).operators;
+    renderOperators();
+    render();
+  } catch (error) {
+    console.warn('wall: operator states unavailable', error);
+  }
 }
 
 /** @param {any} event */
@@ -100,7 +139,13 @@ async function main() {
   window.setInterval(tickClock, 15_000);
   await loadCatalog(document.documentElement.lang);
   const socket = connect('/console');
-  socket.on('event', onEvent);
+  socket.on('event', (event) => {
+    onEvent(event);
+    if (event && event.type && event.type.startsWith('queue.')) {
+      refreshOperators(socket); // an answer or a hang-up changes someone's state
+    }
+  });
+  window.setInterval(() => refreshOperators(socket), OPERATORS_EVERY_MS);
   socket.on('connect', async () => {
     // Every (re)connect starts from the server's view: events missed while away are not replayed.
     try {
@@ -110,6 +155,7 @@ async function main() {
         calls.set(call.call_id, call);
       }
       render();
+      await refreshOperators(socket);
       document.body.dataset.live = 'true';
     } catch (error) {
       console.warn('wall: queue unavailable', error);

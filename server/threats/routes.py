@@ -613,6 +613,13 @@ async def staff_list(request: web.Request) -> web.StreamResponse:
     return web.json_response({"reports": [v.model_dump(mode="json") for v in views]})
 
 
+async def _changed(app: web.Application, report: ThreatReport) -> web.Response:
+    """After a stored change: tell every console, and answer with the staff view."""
+    view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
+    await to_report_consoles(app[SIO_KEY], ReportUpdatedEvent(report=view))
+    return web.json_response(view.model_dump(mode="json"))
+
+
 @routes.get(r"/api/staff/reports/{report_id:\d+}")
 async def staff_one(request: web.Request) -> web.StreamResponse:
     """One report; the first officer to open it marks it read (KMZB's 2-day target)."""
@@ -620,15 +627,13 @@ async def staff_one(request: web.Request) -> web.StreamResponse:
     app = request.app
     report_id = _report_id(request)
     await get_report(app[DB_KEY], report_id)
-    if await do_mark_read(
+    marked = await do_mark_read(
         app[AUDIT_KEY], app[CLOCK_KEY], report_id=report_id, actor=staff.username
-    ):
-        report = await get_report(app[DB_KEY], report_id)
-        view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
-        await to_report_consoles(app[SIO_KEY], ReportUpdatedEvent(report=view))
-    else:
-        report = await get_report(app[DB_KEY], report_id)
-        view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
+    )
+    report = await get_report(app[DB_KEY], report_id)
+    if marked:
+        return await _changed(app, report)
+    view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
     return web.json_response(view.model_dump(mode="json"))
 
 
@@ -648,9 +653,7 @@ async def staff_status(request: web.Request) -> web.StreamResponse:
         internal_note=check_text(body.internal_note, "internal_note", MAX_INTERNAL_NOTE_CHARS),
         sensitive=body.sensitive,
     )
-    view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
-    await to_report_consoles(app[SIO_KEY], ReportUpdatedEvent(report=view))
-    return web.json_response(view.model_dump(mode="json"))
+    return await _changed(app, report)
 
 
 @routes.post(r"/api/staff/reports/{report_id:\d+}/forward")
@@ -667,9 +670,7 @@ async def staff_forward(request: web.Request) -> web.StreamResponse:
         to=body.to,
         note=check_text(body.note, "note", MAX_INTERNAL_NOTE_CHARS),
     )
-    view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
-    await to_report_consoles(app[SIO_KEY], ReportUpdatedEvent(report=view))
-    return web.json_response(view.model_dump(mode="json"))
+    return await _changed(app, report)
 
 
 @routes.post(r"/api/staff/reports/{report_id:\d+}/invite")
@@ -681,9 +682,7 @@ async def staff_invite(request: web.Request) -> web.StreamResponse:
     report = await do_invite(
         app[AUDIT_KEY], app[CLOCK_KEY], report_id=_report_id(request), actor=staff.username
     )
-    view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
-    await to_report_consoles(app[SIO_KEY], ReportUpdatedEvent(report=view))
-    return web.json_response(view.model_dump(mode="json"))
+    return await _changed(app, report)
 
 
 @routes.post(r"/api/staff/reports/from-call/{call_id}")

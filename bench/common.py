@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,37 @@ def cpu_percent(before: CpuSample, after: CpuSample) -> float:
     """% of one core used between two samples."""
     wall = after.at - before.at
     return 100.0 * (after.cpu_secs - before.cpu_secs) / wall if wall > 0 else 0.0
+
+
+def children_of(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (a server's media workers, say), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            raw = stat.read_text()
+            ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
+            parents.setdefault(ppid, []).append(int(stat.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def cpu_samples(pids: Sequence[int]) -> dict[int, CpuSample]:
+    """CPU samples of the processes still alive among ``pids``."""
+    samples = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            samples[pid] = cpu_sample(pid)
+    return samples
+
+
+def cpu_percent_of(before: Mapping[int, CpuSample], after: Mapping[int, CpuSample]) -> float:
+    """% of one core used by the processes sampled both times, together."""
+    return sum(cpu_percent(before[pid], after[pid]) for pid in before.keys() & after.keys())
 
 
 def rss_bytes(pid: int) -> int:
@@ -168,3 +200,44 @@ async def child_process(
         yield child
     finally:
         await stop_child(child)
+
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def serve_commands(handlers: Mapping[str, Handler], last: str = "close") -> None:
+    """A load process's loop: one JSON command a line on stdin, one JSON reply a line on
+    stdout (``ready: 1`` first), until the ``last`` command or EOF. A failed command is
+    reported, not raised: the orchestrator decides what a failure means."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print("ready: 1", flush=True)
+    while line := await reader.readline():
+        command = json.loads(line)
+        op = command.get("op")
+        reply: dict[str, Any]
+        try:
+            handler = handlers.get(op or "")
+            if handler is None:
+                reply = {"ok": False, "error": f"unknown op {op!r}"}
+            else:
+                reply = {"ok": True, **await handler(command)}
+        except Exception as exc:  # noqa: BLE001 - reported to the orchestrator, which decides
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(reply), flush=True)
+        if op == last:
+            break
+
+
+async def ask(child: Child, command: dict[str, Any], timeout_secs: float) -> dict[str, Any]:
+    """Send one command to a ``serve_commands`` child and read its reply."""
+    process = child.process
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write((json.dumps(command) + "\n").encode())
+    await process.stdin.drain()
+    line = await asyncio.wait_for(process.stdout.readline(), timeout_secs)
+    if not line:
+        raise RuntimeError(f"the load process exited during {command}")
+    reply: dict[str, Any] = json.loads(line)
+    return reply

@@ -13,13 +13,22 @@ CPU (% of one core, /proc utime+stime of the node) and RSS are read over the ste
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench import media_file
-from bench.common import Child, Row, child_process, cpu_percent, cpu_sample, pct, row, rss_bytes
+from bench.common import (
+    Child,
+    Row,
+    ask,
+    child_process,
+    cpu_percent,
+    cpu_sample,
+    pct,
+    row,
+    rss_bytes,
+)
 
 MIN_FPS = 25.0
 MAX_P95_MS = 200.0
@@ -76,15 +85,7 @@ class Ramp:
 
 
 async def _ask(peers: Child, command: dict[str, Any]) -> dict[str, Any]:
-    process = peers.process
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write((json.dumps(command) + "\n").encode())
-    await process.stdin.drain()
-    line = await asyncio.wait_for(process.stdout.readline(), REPLY_TIMEOUT_SECS)
-    if not line:
-        raise RuntimeError(f"the peers process exited during {command}")
-    reply: dict[str, Any] = json.loads(line)
-    return reply
+    return await ask(peers, command, REPLY_TIMEOUT_SECS)
 
 
 async def ramp(kind: str, counts: tuple[int, ...], measure_secs: float) -> Ramp:

@@ -17,11 +17,9 @@ import argparse
 import asyncio
 import contextlib
 import fractions
-import json
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +32,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.mediastreams import MediaStreamError
 
 from bench import media_file
-from bench.common import LOOPBACK, cpu_percent, cpu_sample
+from bench.common import LOOPBACK, cpu_percent, cpu_sample, serve_commands
 from media.ice import restrict_gathering
 from media.passthrough import EncodedFrame, Kind, tap_receiver
 
@@ -297,30 +295,19 @@ def _discard(frame: EncodedFrame) -> None:
 
 
 async def _commands(peers: Peers) -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    print("ready: 1", flush=True)
-    while line := await reader.readline():
-        command = json.loads(line)
-        reply: dict[str, Any]
-        try:
-            if command["op"] == "calls":
-                wanted = min(int(command["n"]), MAX_CALLS)
-                while len(peers.calls) < wanted:
-                    await peers.add_call()
-                reply = {"ok": True, "calls": len(peers.calls)}
-            elif command["op"] == "measure":
-                reply = {"ok": True, **await peers.measure(float(command["secs"]))}
-            elif command["op"] == "close":
-                reply = {"ok": True, **await peers.close()}
-            else:
-                reply = {"ok": False, "error": f"unknown op {command['op']!r}"}
-        except Exception as exc:  # noqa: BLE001 - reported to the orchestrator, which decides
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        print(json.dumps(reply), flush=True)
-        if command.get("op") == "close":
-            break
+    async def calls(command: dict[str, Any]) -> dict[str, Any]:
+        wanted = min(int(command["n"]), MAX_CALLS)
+        while len(peers.calls) < wanted:
+            await peers.add_call()
+        return {"calls": len(peers.calls)}
+
+    async def measure(command: dict[str, Any]) -> dict[str, Any]:
+        return await peers.measure(float(command["secs"]))
+
+    async def close(command: dict[str, Any]) -> dict[str, Any]:
+        return await peers.close()
+
+    await serve_commands({"calls": calls, "measure": measure, "close": close})
 
 
 async def _main(node_url: str) -> None:

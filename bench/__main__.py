@@ -6,7 +6,9 @@ Rows (issue 6), each in its own module:
   (bench/media_load.py; baseline bench/naive_relay.py);
 - ``setup``: tap-to-first-frame and accept-to-first-frame in real Chromium
   (bench/setup_chromium.py);
-- ``fanout``: location fan-out to consoles with storage (bench/fanout.py);
+- ``fanout``: location fan-out to consoles with storage, 16 media calls live on the same server
+  (bench/fanout.py); ``--server-env KEY=VALUE`` adds to that server's environment
+  (``LIFELINE_MEDIA_WORKERS=2``, say; the bench's own environment is passed on too);
 - ``storage``: audit appends/s and location events/s on SQLite and PostgreSQL (bench/storage.py);
 - ``http``: GET latency through the middleware stack (bench/http_rows.py);
 - ``map`` (issue 5): /map with 10,000 reports, load and cluster time in Chromium
@@ -39,7 +41,9 @@ from bench.storage import storage_rows
 ROWS = ("storage", "http", "fanout", "media", "setup", "map")
 
 
-async def _main(quick: bool, only: list[str]) -> tuple[list[Row], dict[str, Any]]:
+async def _main(
+    quick: bool, only: list[str], server_env: dict[str, str]
+) -> tuple[list[Row], dict[str, Any]]:
     rows: list[Row] = []
     details: dict[str, Any] = {"secs": {}}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
@@ -51,7 +55,7 @@ async def _main(quick: bool, only: list[str]) -> tuple[list[Row], dict[str, Any]
             elif name == "http":
                 rows += await http_rows(tmp / "http", quick)
             elif name == "fanout":
-                found, details["fanout"] = await fanout_rows(tmp, quick)
+                found, details["fanout"] = await fanout_rows(tmp, quick, server_env)
                 rows += found
             elif name == "media":
                 found, details["media"] = await media_rows(quick)
@@ -90,12 +94,22 @@ def main() -> None:
     parser.add_argument(
         "--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}"
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="added to the fan-out row's server environment (repeatable)",
+    )
     args = parser.parse_args()
+    server_env = dict(item.split("=", 1) for item in args.server_env if "=" in item)
+    if len(server_env) != len(args.server_env):
+        parser.error("--server-env takes KEY=VALUE")
     only = [name for name in args.rows.split(",") if name]
     unknown = set(only) - set(ROWS)
     if unknown:
         parser.error(f"unknown rows: {sorted(unknown)}")
-    rows, details = asyncio.run(_main(args.quick, only))
+    rows, details = asyncio.run(_main(args.quick, only, server_env))
     _print(rows)
     out = args.out or RESULTS_DIR / f"{datetime.now(UTC):%Y-%m-%d}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,9 @@ class Server:
         return self.child.ready["citizen"].rstrip("/")
 
 
-def server_env(data_dir: Path) -> dict[str, str]:
+def server_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The server child's whole environment: ours, less the test run's stores, plus the
+    bench's settings, then ``extra`` (a row's own, e.g. ``LIFELINE_MEDIA_WORKERS``) on top."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -48,12 +50,15 @@ def server_env(data_dir: Path) -> dict[str, str]:
         "LIFELINE_CALL_RATE_LIMIT": "100000/minute",
         # Staff sign in with a password only: the bench measures calls, not logins.
         "LIFELINE_REQUIRE_TOTP": "false",
+        **(extra or {}),
     }
 
 
 @contextlib.asynccontextmanager
-async def running_server(data_dir: Path) -> AsyncIterator[Server]:
-    env = server_env(data_dir)
+async def running_server(
+    data_dir: Path, extra_env: Mapping[str, str] | None = None
+) -> AsyncIterator[Server]:
+    env = server_env(data_dir, extra_env)
     async with child_process(
         ["-m", "server", "run", "--host", LOOPBACK, "--port", "0"],
         ready_keys=["citizen", "console", "admin"],

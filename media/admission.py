@@ -57,10 +57,15 @@ class Admission:
     def load(self) -> Load:
         return Load(round(self._lag_ms, 1), round(self._cpu_percent, 1))
 
-    def admit(self) -> bool:
+    def fits(self) -> bool:
+        """Whether a new session would be admitted now (nothing logged: a load report asks)."""
         load = self.load
-        ok = load.loop_lag_ms <= self.max_loop_lag_ms and load.cpu_percent <= self.max_cpu_percent
+        return load.loop_lag_ms <= self.max_loop_lag_ms and load.cpu_percent <= self.max_cpu_percent
+
+    def admit(self) -> bool:
+        ok = self.fits()
         if not ok:
+            load = self.load
             log.warning(
                 "media session refused: node overloaded",
                 extra={"loop_lag_ms": load.loop_lag_ms, "cpu_percent": load.cpu_percent},

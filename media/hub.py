@@ -66,9 +66,14 @@ class MediaHub:
     def has_session(self, call_id: str) -> bool:
         return call_id in self._sessions
 
-    async def citizen_offer(self, call_id: str, sdp: str) -> str:
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    async def citizen_offer(self, call_id: str, sdp: str, *, first_segment: int = 1) -> str:
         """Answer the citizen's offer (opening the call's session); a second offer replaces
-        the citizen's peer and starts a new recording segment.
+        the citizen's peer and starts a new recording segment. ``first_segment``: the number a
+        new session's recording starts at (the call's media moved here).
 
         Raises:
             ValueError: the offer is unusable (no VP8 video or Opus audio, malformed).
@@ -85,6 +90,7 @@ class MediaHub:
             config=self._config,
             clock=self._clock,
             on_segment_closed=self._on_segment_closed,
+            first_segment=first_segment,
         )
         self._sessions[call_id] = session
         try:

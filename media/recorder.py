@@ -245,7 +245,12 @@ class Recording:
         segment_secs: float,
         request_keyframe: Callable[[], None],
         on_closed: Callable[[ClosedSegment], Awaitable[None]],
+        first_segment: int = 1,
     ) -> None:
+        """``first_segment``: a call whose media moved here (its node died) goes on numbering
+        after the segments already stored."""
+        if first_segment < 1:
+            raise ValueError("first_segment must be at least 1")
         self.call_id = call_id
         self._directory = directory
         self._clock = clock
@@ -253,7 +258,7 @@ class Recording:
         self._request_keyframe = request_keyframe
         self._on_closed = on_closed
         self._segment: _OpenSegment | None = None
-        self._numbers = 0
+        self._numbers = first_segment - 1
         self._has_video = True
         self._want_segment = False
         self._keyframe_asked_for_rotation = False
@@ -345,9 +350,12 @@ class Recording:
 
     def _open(self, first: EncodedFrame) -> _OpenSegment:
         self._numbers += 1
+        path = self._directory / self.call_id / f"segment-{self._numbers:04d}.mkv"
+        while path.exists():  # evidence is never overwritten: a moved call's files stay
+            self._numbers += 1
+            path = self._directory / self.call_id / f"segment-{self._numbers:04d}.mkv"
         self._keyframe_asked_for_rotation = False
         video_size = vp8_size(first.data) if first.kind == "video" else None
-        path = self._directory / self.call_id / f"segment-{self._numbers:04d}.mkv"
         origin = min([first.arrival] + [f.arrival for _, f in self._pending_audio])
         segment = _OpenSegment(
             number=self._numbers,

@@ -78,6 +78,7 @@ class MediaSession:
         config: MediaConfig,
         clock: Clock,
         on_segment_closed: Callable[[ClosedSegment], Awaitable[None]],
+        first_segment: int = 1,
     ) -> None:
         self.call_id = call_id
         self._config = config
@@ -99,6 +100,7 @@ class MediaSession:
             segment_secs=config.segment_secs,
             request_keyframe=self.request_keyframe,
             on_closed=on_segment_closed,
+            first_segment=first_segment,
         )
 
     @property

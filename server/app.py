@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,10 @@ from server.keys import (
     DB_KEY,
     ERROR_PAGE_KEY,
     LANG_KEY,
+    MEDIA_HUB_KEY,
     MEDIA_KEY,
+    MEDIA_NODES_KEY,
+    MEDIA_SECRET_KEY,
     METRICS_KEY,
     PAGES_KEY,
     PRESENCE_KEY,
@@ -106,47 +110,62 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _calls(app: web.Application) -> AsyncIterator[None]:
-    """Presence, rate limits, the media hub and the call namespaces, for the app's lifetime."""
+    """Presence, rate limits, the media (this process's hub, or the workers' registry) and the
+    call namespaces, for the app's lifetime."""
     from media.admission import Admission
     from media.hub import MediaHub
+    from server.media_nodes import LocalMediaNodes, RedisMediaNodes
+    from server.media_router import MediaRouter
     from server.recordings import record_segment
     from signaling.citizen import CitizenNamespace
     from signaling.console import ConsoleNamespace
+    from signaling.media_ns import MediaNamespace
 
     settings = app[SETTINGS_KEY]
     redis = app[REDIS_KEY]
     app[PRESENCE_KEY] = RedisPresence(redis) if redis is not None else LocalPresence()
     app[RATE_LIMITS_KEY] = RateLimits(settings.REDIS_URL)
+    app[MEDIA_NODES_KEY] = RedisMediaNodes(redis) if redis is not None else LocalMediaNodes()
+    app[MEDIA_SECRET_KEY] = secrets.token_urlsafe(32)
 
     async def on_segment_closed(segment: ClosedSegment) -> None:
         await record_segment(app, segment)
 
-    admission = Admission(
-        max_loop_lag_ms=settings.MEDIA_MAX_LOOP_LAG_MS,
-        max_cpu_percent=settings.MEDIA_MAX_CPU_PERCENT,
-    )
-    admission.start()
-    hub = MediaHub(
-        recordings_dir=settings.DATA_DIR / "recordings",
-        ice_servers=settings.ICE_SERVERS,
-        media_addresses=settings.MEDIA_ADDRESSES,
-        peer_networks=settings.MEDIA_PEER_NETWORKS,
-        on_segment_closed=on_segment_closed,
-        segment_secs=settings.RECORDING_SEGMENT_SECS,
-        clock=app[CLOCK_KEY],
-        admission=admission,
-    )
-    app[MEDIA_KEY] = hub
+    admission: Admission | None = None
+    hub: MediaHub | None = None
+    if settings.MEDIA_WORKERS == 0:
+        admission = Admission(
+            max_loop_lag_ms=settings.MEDIA_MAX_LOOP_LAG_MS,
+            max_cpu_percent=settings.MEDIA_MAX_CPU_PERCENT,
+        )
+        admission.start()
+        hub = MediaHub(
+            recordings_dir=settings.DATA_DIR / "recordings",
+            ice_servers=settings.ICE_SERVERS,
+            media_addresses=settings.MEDIA_ADDRESSES,
+            peer_networks=settings.MEDIA_PEER_NETWORKS,
+            on_segment_closed=on_segment_closed,
+            segment_secs=settings.RECORDING_SEGMENT_SECS,
+            clock=app[CLOCK_KEY],
+            admission=admission,
+        )
+    app[MEDIA_HUB_KEY] = hub
     sio = app[SIO_KEY]
+    app[MEDIA_KEY] = MediaRouter(
+        sio=sio, db=app[DB_KEY], nodes=app[MEDIA_NODES_KEY], home=settings.NODE_ID, local=hub
+    )
     citizen = CitizenNamespace(app)
     sio.register_namespace(citizen)
     sio.register_namespace(ConsoleNamespace(app))
+    sio.register_namespace(MediaNamespace(app))
     try:
         yield
     finally:
         await citizen.close()
-        await hub.close()
-        await admission.close()
+        if hub is not None:
+            await hub.close()
+        if admission is not None:
+            await admission.close()
         await sio.shutdown()
         await close_manager(sio)
         await app[RATE_LIMITS_KEY].close()

@@ -109,14 +109,23 @@ async def _first_admin(settings: Settings) -> str | None:
 
 async def _run(settings: Settings) -> int:
     from server.app import create_app
+    from server.media_workers import NodeMedia
 
     password = await _first_admin(settings)
-    runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=5)
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, settings.HOST, settings.PORT)
     await site.start()
     # With PORT=0 the system picks the port: print the one really bound.
     port = runner.addresses[0][1] if runner.addresses else settings.PORT
+    media = NodeMedia(app)
+    try:
+        await media.start(port)
+    except BaseException:
+        await media.stop()
+        await runner.cleanup()
+        raise
     base = settings.PUBLIC_URL or f"http://{settings.HOST}:{port}"
     for name, path in PAGES:
         print(f"{name}: {base}{path}", flush=True)
@@ -135,6 +144,9 @@ async def _run(settings: Settings) -> int:
     try:
         await stop.wait()
     finally:
+        # Media first: the workers' last segments are stored while the node still runs.
+        with contextlib.suppress(Exception):
+            await media.stop()
         with contextlib.suppress(Exception):
             await runner.cleanup()
     return 0

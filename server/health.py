@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from server import metrics
-from server.keys import DB_KEY, REDIS_KEY, REGISTRY_KEY
+from server.keys import DB_KEY, MEDIA_NODES_KEY, REDIS_KEY, REGISTRY_KEY, SETTINGS_KEY
 
 log = logging.getLogger("lifeline.health")
 routes = web.RouteTableDef()
@@ -38,7 +38,10 @@ async def readyz(request: web.Request) -> web.StreamResponse:
             down.append("redis")
     if down:
         return web.json_response({"status": "unavailable", "down": down}, status=503)
-    return web.json_response({"status": "ok"})
+    # Informational (a node without media still queues calls and chats): its media nodes.
+    home = request.app[SETTINGS_KEY].NODE_ID
+    nodes = sorted(n.id for n in await request.app[MEDIA_NODES_KEY].alive() if n.home == home)
+    return web.json_response({"status": "ok", "media_nodes": nodes})
 
 
 @routes.get("/metrics")

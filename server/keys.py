@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # the keys name these types as strings: importing them would 
     from server.auth.sessions import StaffContext  # noqa: F401
     from server.db.engine import Database  # noqa: F401
     from server.i18n import Catalogs  # noqa: F401
+    from server.media_nodes import MediaNodes  # noqa: F401
+    from server.media_router import MediaRouter  # noqa: F401
     from server.metrics import Metrics  # noqa: F401
     from server.pages import Pages  # noqa: F401
     from server.presence import Presence  # noqa: F401
@@ -34,7 +36,11 @@ SIO_KEY = web.AppKey["socketio.AsyncServer"]("sio")
 CATALOGS_KEY = web.AppKey["Catalogs"]("catalogs")
 PAGES_KEY = web.AppKey["Pages"]("pages")
 METRICS_KEY = web.AppKey["Metrics"]("metrics")
-MEDIA_KEY = web.AppKey["MediaHub"]("media")
+# The way to every call's media; MEDIA_HUB_KEY is this process's own hub (None with workers).
+MEDIA_KEY = web.AppKey["MediaRouter"]("media")
+MEDIA_HUB_KEY = web.AppKey["MediaHub | None"]("media_hub")
+MEDIA_NODES_KEY = web.AppKey["MediaNodes"]("media_nodes")
+MEDIA_SECRET_KEY = web.AppKey[str]("media_secret")
 PRESENCE_KEY = web.AppKey["Presence"]("presence")
 RATE_LIMITS_KEY = web.AppKey["RateLimits"]("rate_limits")
 ERROR_PAGE_KEY = web.AppKey[ErrorPage]("error_page")

@@ -4,21 +4,44 @@ entered in the audit chain, in one transaction."""
 from __future__ import annotations
 
 from aiohttp import web
+from sqlmodel import col, select
 
 from media.hub import ClosedSegment
 from server.db.models import Recording
-from server.keys import AUDIT_KEY, SETTINGS_KEY
+from server.keys import AUDIT_KEY, DB_KEY, SETTINGS_KEY
 
 
-async def record_segment(app: web.Application, segment: ClosedSegment) -> None:
+class SegmentConflict(ValueError):
+    """Two files claim one segment number of a call: the second is not stored."""
+
+
+async def record_segment(
+    app: web.Application, segment: ClosedSegment, *, media_node: str | None = None
+) -> bool:
+    """Store it; False when that segment of the call is already stored (a re-sent report)."""
     audit = app[AUDIT_KEY]
+    async with app[DB_KEY].session() as session:
+        stored = (
+            await session.exec(
+                select(Recording).where(
+                    col(Recording.call_id) == segment.call_id,
+                    col(Recording.segment) == segment.segment,
+                )
+            )
+        ).first()
+    if stored is not None:
+        if stored.sha256 != segment.sha256:
+            raise SegmentConflict(
+                f"call {segment.call_id} segment {segment.segment} is stored with another hash"
+            )
+        return False
     async with audit.transaction() as session:
         session.add(
             Recording(
                 call_id=segment.call_id,
                 segment=segment.segment,
                 path=str(segment.path),
-                media_node=app[SETTINGS_KEY].NODE_ID,
+                media_node=media_node or app[SETTINGS_KEY].NODE_ID,
                 started_at=segment.started_at,
                 ended_at=segment.ended_at,
                 size_bytes=segment.size_bytes,
@@ -38,3 +61,4 @@ async def record_segment(app: web.Application, segment: ClosedSegment) -> None:
                 "audio_frames": segment.audio_frames,
             },
         )
+    return True

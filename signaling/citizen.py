@@ -9,8 +9,6 @@ from typing import Any
 import socketio
 from aiohttp import web
 from pydantic import ValidationError
-from sqlalchemy import update
-from sqlmodel import col
 
 from media.hub import MediaBusy
 from server.call_photos import photo_event, photos_since
@@ -194,7 +192,6 @@ class CitizenNamespace(LifelineNamespace):
             ) from None
         except ValueError as exc:
             raise BadRequest(f"Unusable offer: {exc}", code="invalid_sdp") from None
-        await set_media_node(self.app, call_id)
         return {"ok": True, "type": "answer", "sdp": answer}
 
     @event(IceCandidate)
@@ -215,15 +212,6 @@ class CitizenNamespace(LifelineNamespace):
         call_id, channel = await self._call_of(sid)
         state = await finish_call(self.app, call_id, channel, actor="citizen")
         return {"ok": True, "state": state}
-
-
-async def set_media_node(app: web.Application, call_id: str) -> None:
-    """Which node holds the call's media: another node's console asks it through the bus."""
-    async with app[DB_KEY].session() as session:
-        await session.exec(
-            update(Call).where(col(Call.id) == call_id).values(media_node=app[SETTINGS_KEY].NODE_ID)
-        )
-        await session.commit()
 
 
 async def finish_call(
@@ -257,7 +245,5 @@ async def finish_call(
             await to_queue(
                 sio, channel, QueueCallRemoved(call_id=call_id, reason="ended", by=actor)
             )
-        hub = app[MEDIA_KEY]
-        if hub.has_session(call_id):
-            await hub.end_call(call_id)
+        await app[MEDIA_KEY].end_call(call_id)
     return call.state

@@ -195,14 +195,13 @@ class ConsoleNamespace(LifelineNamespace):
         staff, call = await self.own_call(sid, payload.call_id)
         if call.state != CallState.ANSWERED:
             raise AppError("The call is not live", status=409, code="call_not_live")
-        hub = self.app[MEDIA_KEY]
-        if not hub.has_session(call.id):
-            raise AppError("No media from the caller yet", status=409, code="no_media")
         talk = call.operator_id == staff.user_id
         try:
-            answer = await hub.subscriber_offer(
+            answer = await self.app[MEDIA_KEY].subscriber_offer(
                 call.id, f"staff-{staff.user_id}", payload.sdp, talk=talk
             )
+        except LookupError:
+            raise AppError("No media from the caller yet", status=409, code="no_media") from None
         except ValueError as exc:
             raise BadRequest(f"Unusable offer: {exc}", code="invalid_sdp") from None
         return {"ok": True, "type": "answer", "sdp": answer}

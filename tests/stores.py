@@ -68,9 +68,9 @@ def truncate_postgres() -> None:
     _run(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
 
 
-def flush_redis() -> None:
-    if REDIS_URL:
-        client = redis.Redis.from_url(REDIS_URL)
+def flush_redis(url: str = REDIS_URL) -> None:
+    if url:
+        client = redis.Redis.from_url(url)
         try:
             client.flushdb()
         finally:

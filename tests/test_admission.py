@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from media.admission import Admission
-from server.keys import MEDIA_KEY
+from server.keys import MEDIA_HUB_KEY
 from tests.media_peers import MediaPeer, citizen_peer, wait_until
 from tests.sockets import Peer, citizen, start_call
 from tests.staff import Client
@@ -41,7 +41,8 @@ def _answer_via(socket: Peer) -> Callable[[str], Awaitable[str]]:
 
 async def test_an_overloaded_node_refuses_new_media_but_keeps_its_calls(client: Client) -> None:
     assert client.app is not None
-    hub = client.app[MEDIA_KEY]
+    hub = client.app[MEDIA_HUB_KEY]
+    assert hub is not None
     assert hub.admission is not None
     admitted, refused = await start_call(client), await start_call(client)
     peers: list[MediaPeer] = []

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 
 from server.clock import FrozenClock
 from server.db.models import AuditEntry, Recording
-from server.keys import AUDIT_KEY, DB_KEY, MEDIA_KEY
+from server.keys import AUDIT_KEY, DB_KEY, MEDIA_HUB_KEY
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
 from tests.sockets import Peer, citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
@@ -61,7 +61,8 @@ def _check_segment(segment: Recording) -> float:
 
 async def test_a_recorded_call_with_a_reload(client: Client, operator: Client) -> None:
     assert client.app is not None
-    hub = client.app[MEDIA_KEY]
+    hub = client.app[MEDIA_HUB_KEY]
+    assert hub is not None
     started = await start_call(client)
     call_id = started["call_id"]
     peers: list[MediaPeer] = []
@@ -149,6 +150,8 @@ async def test_snapshots_and_offers_of_hidden_calls_do_not_exist_for_others(
 ) -> None:
     """The internal-security channel over HTTP: its snapshots are nobody else's."""
     assert client.app is not None
+    hub = client.app[MEDIA_HUB_KEY]
+    assert hub is not None
     security = await another_browser(client)
     await sign_in(security, await add_account(client, "sec", "internal_security"), clock)
     peers: list[MediaPeer] = []
@@ -158,10 +161,7 @@ async def test_snapshots_and_offers_of_hidden_calls_do_not_exist_for_others(
         async with citizen(client, started["token"]) as phone, console(security) as desk:
             peers.append(await citizen_peer(_answer_via(phone)))
             await wait_until(
-                lambda: (
-                    client.app is not None
-                    and client.app[MEDIA_KEY].stats(call_id)["citizen"]["video_received"] > 10
-                ),
+                lambda: hub.stats(call_id)["citizen"]["video_received"] > 10,
                 MEDIA_TIMEOUT_SECS,
                 "video at the server",
             )

@@ -27,6 +27,7 @@ from playwright.sync_api import (
     expect,
 )
 
+from tests import stores
 from tests.browser.conftest import RunningServer, start_server, stop_server
 from tests.browser.staff import add_staff, sign_in
 
@@ -74,10 +75,17 @@ RISING_JS = (
 
 @pytest.fixture(scope="module")
 def call_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server whose media node gathers on loopback, where Chromium's candidates are too."""
+    """A server whose media node gathers on loopback, where Chromium's candidates are too.
+
+    Embedded: media in the server process (``make run``'s default). Scale-out: in two media
+    worker processes, reached over the bus."""
     server = start_server(
         tmp_path_factory.mktemp("live-call"),
-        {"LIFELINE_MEDIA_ADDRESSES": "127.0.0.1", "LIFELINE_CALL_RATE_LIMIT": "100/minute"},
+        {
+            "LIFELINE_MEDIA_ADDRESSES": "127.0.0.1",
+            "LIFELINE_CALL_RATE_LIMIT": "100/minute",
+            "LIFELINE_MEDIA_WORKERS": "2" if stores.SCALE_OUT else "0",
+        },
     )
     yield server
     stop_server(server)

@@ -1,0 +1,94 @@
+"""A media worker process: one MediaHub on an event loop of its own, so DTLS, SRTP and the
+fan-out of its calls never delay the node's Socket.IO and HTTP (MEDIA-NOTES.md).
+
+``python -m media.worker --node URL --id ID``, started by the node (server/media_workers.py)
+with the node's environment plus ``MEDIA_WORKER_SECRET``. It stops on SIGTERM, closing its
+calls' recordings and reporting their last segments first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from config import Settings, SettingsError, load_settings
+from media.admission import Admission
+from media.agent import MediaAgent
+from media.hub import MediaHub
+from media.recorder import ClosedSegment
+from server.clock import SystemClock
+from server.logs import setup_logging
+
+SECRET_ENV = "MEDIA_WORKER_SECRET"
+
+
+async def _serve(settings: Settings, node_url: str, node_id: str, home: str, secret: str) -> None:
+    admission = Admission(
+        max_loop_lag_ms=settings.MEDIA_MAX_LOOP_LAG_MS,
+        max_cpu_percent=settings.MEDIA_MAX_CPU_PERCENT,
+    )
+    admission.start()
+    agent: MediaAgent | None = None
+
+    async def on_segment_closed(segment: ClosedSegment) -> None:
+        assert agent is not None
+        await agent.segment_closed(segment)
+
+    hub = MediaHub(
+        recordings_dir=settings.DATA_DIR / "recordings",
+        ice_servers=settings.ICE_SERVERS,
+        media_addresses=settings.MEDIA_ADDRESSES,
+        peer_networks=settings.MEDIA_PEER_NETWORKS,
+        on_segment_closed=on_segment_closed,
+        segment_secs=settings.RECORDING_SEGMENT_SECS,
+        clock=SystemClock(),
+        admission=admission,
+    )
+    agent = MediaAgent(hub, node_id=node_id, home=home, secret=secret, admission=admission)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    watchdog = asyncio.create_task(_orphaned(stop))
+    try:
+        await agent.connect(node_url)
+        await stop.wait()
+    finally:
+        watchdog.cancel()
+        await agent.close()
+        await admission.close()
+
+
+async def _orphaned(stop: asyncio.Event) -> None:
+    """A node killed outright cannot stop its workers: they notice and stop themselves."""
+    parent = os.getppid()
+    while os.getppid() == parent:  # noqa: ASYNC110 - nothing signals a parent's death
+        await asyncio.sleep(1.0)
+    stop.set()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m media.worker")
+    parser.add_argument("--node", required=True, help="the node's URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--id", required=True, help="this media node's id")
+    parser.add_argument("--home", required=True, help="the NODE_ID of the node that runs it")
+    args = parser.parse_args()
+    secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        print(f"error: {SECRET_ENV} is not set", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    asyncio.run(_serve(settings, args.node, args.id, args.home, secret))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

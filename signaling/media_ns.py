@@ -1,0 +1,84 @@
+"""``/media``: where media nodes in other processes connect to their node (media/agent.py).
+
+Only a holder of the node's media secret gets in; it joins room ``node:<id>``, where any node's
+MediaRouter reaches it over the bus. It reports its load (the placement of new calls) and its
+closed recording segments (stored here, with their audit entries).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from media import rpc
+from server.keys import MEDIA_NODES_KEY, MEDIA_SECRET_KEY, SETTINGS_KEY
+from server.media_nodes import MediaNode
+from server.recordings import SegmentConflict, record_segment
+
+log = logging.getLogger("lifeline.signaling")
+
+NODE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class MediaNamespace(socketio.AsyncNamespace):
+    def __init__(self, app: web.Application) -> None:
+        super().__init__(rpc.NAMESPACE)
+        self.app = app
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        secret = auth.get("secret") if isinstance(auth, dict) else None
+        if not isinstance(secret, str) or not hmac.compare_digest(
+            secret.encode(), self.app[MEDIA_SECRET_KEY].encode()
+        ):
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "unauthorized", "message": "Media nodes only"}
+            )
+        node = auth.get("node") if isinstance(auth, dict) else None
+        if not isinstance(node, str) or not NODE_ID.fullmatch(node):
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "invalid", "message": "node: letters, digits and ._:- up to 64"}
+            )
+        home = self.app[SETTINGS_KEY].NODE_ID
+        await self.save_session(sid, {"node": node})
+        await self.enter_room(sid, rpc.node_room(node))
+        await self.app[MEDIA_NODES_KEY].report(MediaNode(node, home, 0, True, time.time()))
+        log.info("media node connected", extra={"node": node})
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        node = (await self.get_session(sid)).get("node")
+        if node:
+            await self.app[MEDIA_NODES_KEY].remove(node)
+            log.warning("media node disconnected", extra={"node": node, "reason": str(reason)})
+
+    async def on_load(self, sid: str, data: Any = None) -> None:
+        node = (await self.get_session(sid)).get("node")
+        if not node or not isinstance(data, dict):
+            return
+        sessions, admit = data.get("sessions"), data.get("admit")
+        if isinstance(sessions, int) and isinstance(admit, bool):
+            home = self.app[SETTINGS_KEY].NODE_ID
+            await self.app[MEDIA_NODES_KEY].report(
+                MediaNode(node, home, sessions, admit, time.time())
+            )
+
+    async def on_segment_closed(self, sid: str, data: Any = None) -> dict[str, Any]:
+        node = (await self.get_session(sid)).get("node")
+        try:
+            segment = rpc.segment_from_wire(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            return {"ok": False, "code": rpc.INVALID, "message": f"malformed segment: {exc}"}
+        try:
+            await record_segment(self.app, segment, media_node=node)
+        except SegmentConflict as exc:
+            log.error("recording segment conflict", extra={"node": node, "reason": str(exc)})
+            return {"ok": False, "code": "conflict", "message": str(exc)}
+        except Exception as exc:  # the media node keeps it and sends it again
+            log.exception("storing a recording segment failed", extra={"node": node})
+            return {"ok": False, "code": rpc.FAILED, "message": str(exc)}
+        return {"ok": True}

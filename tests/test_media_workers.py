@@ -1,0 +1,194 @@
+"""``LIFELINE_MEDIA_WORKERS``: a real ``python -m server run`` with two media worker processes.
+
+A worker killed outright is started again and the call's next offer gets media; a node that
+stops closes its workers' calls first, so their last segments are stored as evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import pytest
+
+from tests.browser.conftest import RunningServer, start_server, stop_server
+from tests.media_peers import MediaPeer, citizen_peer, wait_until
+from tests.sockets import Peer, connect
+
+MEDIA_TIMEOUT_SECS = 20.0
+
+# The call's media node and recordings, read with the server's own settings.
+CALL_MEDIA_PY = """
+import asyncio, json, sys
+from sqlmodel import col, select
+from config import load_settings
+from server.db.engine import Database
+from server.db.models import Call, Recording
+
+async def main() -> None:
+    db = Database(load_settings().database_url)
+    async with db.session() as session:
+        call = await session.get(Call, sys.argv[1])
+        rows = (await session.exec(select(Recording).where(col(Recording.call_id) == sys.argv[1])
+                .order_by(col(Recording.segment)))).all()
+    await db.close()
+    print(json.dumps({"media_node": call.media_node, "recordings": [
+        {"segment": r.segment, "media_node": r.media_node, "path": r.path, "sha256": r.sha256}
+        for r in rows]}))
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(
+        tmp_path_factory.mktemp("workers"),
+        {"LIFELINE_MEDIA_WORKERS": "2", "LIFELINE_CALL_RATE_LIMIT": "100/minute"},
+    )
+    yield running
+    stop_server(running)
+
+
+def _call_media(server: RunningServer, call_id: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", CALL_MEDIA_PY, call_id],
+        env=server.env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def _workers_of(server: RunningServer) -> dict[str, int]:
+    """Media node id -> pid of every worker process of this server."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in args]
+        if "media.worker" in words and server.base in words:
+            found[words[words.index("--id") + 1]] = int(entry.name)
+    return found
+
+
+async def _ready(http: aiohttp.ClientSession, server: RunningServer) -> list[str]:
+    async with http.get(f"{server.base}/readyz") as response:
+        assert response.status == 200
+        nodes: list[str] = (await response.json())["media_nodes"]
+        return nodes
+
+
+def _answer_via(socket: Peer) -> Callable[[str], Awaitable[str]]:
+    async def answer(sdp: str) -> str:
+        reply = await socket.call("media_offer", {"type": "offer", "sdp": sdp})
+        assert reply["ok"], reply
+        return str(reply["sdp"])
+
+    return answer
+
+
+async def _connected(peer: MediaPeer) -> None:
+    await wait_until(
+        lambda: peer.pc.connectionState == "connected", MEDIA_TIMEOUT_SECS, "ICE and DTLS"
+    )
+
+
+async def _start_call(http: aiohttp.ClientSession, server: RunningServer) -> dict[str, Any]:
+    body = {"channel": "police", "language": "en", "mode": "video"}
+    async with http.post(f"{server.base}/api/calls", json=body) as response:
+        assert response.status == 201, await response.text()
+        started: dict[str, Any] = await response.json()
+        return started
+
+
+def _check_file(recording: dict[str, Any]) -> None:
+    path = Path(recording["path"])
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == recording["sha256"]
+    with av.open(str(path)) as container:
+        assert sum(1 for packet in container.demux(video=0) if packet.size) > 0
+
+
+async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
+    server: RunningServer,
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        workers = await _ready(http, server)
+        assert len(workers) == 2 and workers == sorted(_workers_of(server)), workers
+        started = await _start_call(http, server)
+        call_id = started["call_id"]
+        peers: list[MediaPeer] = []
+        auth = {"token": started["token"], "last_seq": 0}
+        try:
+            async with connect(server.base, "/citizen", auth=auth) as phone:
+                peers.append(await citizen_peer(_answer_via(phone)))
+                await _connected(peers[0])
+                home = _call_media(server, call_id)["media_node"]
+                assert home in workers
+                await asyncio.sleep(1.0)
+                os.kill(_workers_of(server)[home], signal.SIGKILL)
+                await peers[0].close()
+                # The page reconnects with a new peer connection: media again, somewhere.
+                peers.append(await citizen_peer(_answer_via(phone)))
+                await _connected(peers[1])
+                await asyncio.sleep(1.5)
+                assert (await phone.call("end_call", {}))["ok"]
+        finally:
+            for peer in peers:
+                await peer.close()
+        deadline = time.monotonic() + MEDIA_TIMEOUT_SECS
+        media = _call_media(server, call_id)
+        while not media["recordings"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            media = _call_media(server, call_id)
+        # Segment 1 died with its worker (its file stays, unsealed); segment 2 holds the rest.
+        assert [r["segment"] for r in media["recordings"]] == [2], media
+        _check_file(media["recordings"][0])
+        # The killed worker is back.
+        for _ in range(100):
+            if await _ready(http, server) == workers:
+                break
+            await asyncio.sleep(0.1)
+        assert await _ready(http, server) == workers
+        assert home in _workers_of(server)
+
+
+async def test_a_stopping_node_stores_its_calls_last_segments(server: RunningServer) -> None:
+    """Runs last: it stops the module's server."""
+    async with aiohttp.ClientSession() as http:
+        started = await _start_call(http, server)
+    call_id = started["call_id"]
+    peer: MediaPeer | None = None
+    auth = {"token": started["token"], "last_seq": 0}
+    async with connect(server.base, "/citizen", auth=auth) as phone:
+        peer = await citizen_peer(_answer_via(phone))
+        try:
+            await _connected(peer)
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(stop_server, server)  # SIGTERM, as an orchestrator does
+        finally:
+            await peer.close()
+    assert server.process.returncode == 0
+    assert _workers_of(server) == {}
+    media = _call_media(server, call_id)
+    assert [r["segment"] for r in media["recordings"]] == [1], media
+    assert media["recordings"][0]["media_node"] == media["media_node"]
+    _check_file(media["recordings"][0])

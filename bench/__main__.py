@@ -4,6 +4,9 @@ Rows (issue 6), each in its own module:
 
 - ``media``: recorded calls per node, CPU and RSS per call, latency, frames recorded
   (bench/media_load.py; baseline bench/naive_relay.py);
+- ``overload``: a media node offered far more calls than it carries, admission control on,
+  beside the same ramp without it: admitted calls' fps, latency, RSS per call over a hold
+  (bench/overload.py);
 - ``setup``: tap-to-first-frame and accept-to-first-frame in real Chromium
   (bench/setup_chromium.py);
 - ``fanout``: location fan-out to consoles with storage, 16 media calls live on the same server
@@ -35,10 +38,11 @@ from bench.fanout import fanout_rows
 from bench.http_rows import http_rows
 from bench.map_load import map_load_row
 from bench.media_load import media_rows
+from bench.overload import overload_rows
 from bench.setup_chromium import setup_rows
 from bench.storage import storage_rows
 
-ROWS = ("storage", "http", "fanout", "media", "setup", "map")
+ROWS = ("storage", "http", "fanout", "media", "overload", "setup", "map")
 
 
 async def _main(
@@ -59,6 +63,9 @@ async def _main(
                 rows += found
             elif name == "media":
                 found, details["media"] = await media_rows(quick)
+                rows += found
+            elif name == "overload":
+                found, details["overload"] = await overload_rows(quick)
                 rows += found
             elif name == "setup":
                 found, details["setup"] = await setup_rows(tmp, quick)

@@ -5,6 +5,8 @@ command read from stdin, so their packetizing and SRTP never load the measured p
 
 * ``{"op": "calls", "n": N}``: bring the live calls up to N (each: a citizen sending the
   pre-encoded file, one operator counting frames without decoding; call 0 also has the probe);
+* ``{"op": "offer", "n": N}``: offer N more calls, whatever the node answers: a refusal (HTTP
+  503, admission control) is counted, its citizen closed, and the next call is offered;
 * ``{"op": "measure", "secs": S}``: frames per second at every operator, the probe's
   latencies (ms) and this process's own CPU over S seconds;
 * ``{"op": "close"}``: stop the citizens, end every call at the node (its recording's frame
@@ -44,6 +46,10 @@ MAX_MEASURE_SECS = 120.0
 MAX_CALLS = 64
 PROBE_QUEUE_FRAMES = 120
 DRAIN_SECS = 0.5  # let the last frames reach the node before the calls end
+
+
+class Refused(Exception):
+    """The node refused the call's media (HTTP 503): admission control said no."""
 
 
 class FileTrack(MediaStreamTrack):
@@ -177,11 +183,15 @@ class Peers:
         self.calls: list[Call] = []
         self.probe: Probe | None = None
         self._run = os.getpid()
+        self._made = 0
+        self.refused = 0
 
     async def _offer(self, path: str, pc: RTCPeerConnection) -> None:
         restrict_gathering(pc, [LOOPBACK])
         await pc.setLocalDescription(await pc.createOffer())
         async with self._http.post(f"{self._node}{path}", data=pc.localDescription.sdp) as reply:
+            if reply.status == 503:
+                raise Refused(path)
             if reply.status != 200:
                 raise RuntimeError(f"{path}: HTTP {reply.status}: {(await reply.text())[:300]}")
             answer = await reply.text()
@@ -197,10 +207,12 @@ class Peers:
         await self._offer(f"/calls/{call_id}/subscribers/{name}", pc)
         return pc
 
-    async def add_call(self) -> Call:
+    async def add_call(self) -> Call | None:
+        """A call up to its first frame at the operator; None when the node refused it."""
         started = time.monotonic()
         index = len(self.calls)
-        call_id = f"bench-{self._run}-{index}"
+        call_id = f"bench-{self._run}-{self._made}"
+        self._made += 1
         send_log = [0.0] * len(self._media.video) if index == 0 else None
         video = FileTrack(
             "video",
@@ -226,7 +238,15 @@ class Peers:
             # What comes back (the operator's voice, if any) is not decoded either.
             kind: Kind = "video" if transceiver.kind == "video" else "audio"
             tap_receiver(transceiver.receiver, kind, _discard)
-        await self._offer(f"/calls/{call_id}/citizen", citizen)
+        try:
+            await self._offer(f"/calls/{call_id}/citizen", citizen)
+        except Refused:
+            self.calls.remove(call)
+            video.stop()
+            audio.stop()
+            await citizen.close()
+            self.refused += 1
+            return None
         call.operator = await self._receiver(call_id, "operator", call.counter.sink)
         if send_log is not None:
             self.probe = Probe(send_log)
@@ -298,8 +318,20 @@ async def _commands(peers: Peers) -> None:
     async def calls(command: dict[str, Any]) -> dict[str, Any]:
         wanted = min(int(command["n"]), MAX_CALLS)
         while len(peers.calls) < wanted:
-            await peers.add_call()
+            if await peers.add_call() is None:
+                raise RuntimeError(f"the node refused call {len(peers.calls) + 1}")
         return {"calls": len(peers.calls)}
+
+    async def offer(command: dict[str, Any]) -> dict[str, Any]:
+        admitted = refused = 0
+        for _ in range(int(command["n"])):
+            if len(peers.calls) >= MAX_CALLS:
+                break
+            if await peers.add_call() is None:
+                refused += 1
+            else:
+                admitted += 1
+        return {"admitted": admitted, "refused": refused, "calls": len(peers.calls)}
 
     async def measure(command: dict[str, Any]) -> dict[str, Any]:
         return await peers.measure(float(command["secs"]))
@@ -307,7 +339,7 @@ async def _commands(peers: Peers) -> None:
     async def close(command: dict[str, Any]) -> dict[str, Any]:
         return await peers.close()
 
-    await serve_commands({"calls": calls, "measure": measure, "close": close})
+    await serve_commands({"calls": calls, "offer": offer, "measure": measure, "close": close})
 
 
 async def _main(node_url: str) -> None:

@@ -142,10 +142,12 @@ async def _run(
             for i, out in enumerate(outs):
                 share = size.consoles // size.procs + (1 if i < size.consoles % size.procs else 0)
                 args = ["-m", "bench.fanout_clients", "--url", url, "--clients", str(share)]
+                # ``--cookie=``: a session token may start with "-", which argparse would
+                # take for an option.
                 clients.append(
                     await stack.enter_async_context(
                         child_process(
-                            [*args, "--cookie", cookie, "--out", str(out)],
+                            [*args, f"--cookie={cookie}", "--out", str(out)],
                             ready_keys=["ready"],
                             stdin=True,
                         )

@@ -133,6 +133,14 @@ class CallSummary(BaseModel):
     accuracy: float | None = None
 
 
+class MediaLostEvent(BaseModel):
+    """The call's media node is gone: offer again at once (the server places it anew) rather
+    than wait for the browser to notice the silence."""
+
+    type: Literal["media.lost"] = "media.lost"
+    call_id: str
+
+
 class CallStateEvent(BaseModel):
     type: Literal["call.state"] = "call.state"
     call_id: str

@@ -15,11 +15,15 @@ from typing import Any
 
 import socketio
 from aiohttp import web
+from sqlmodel import col, select
 
 from media import rpc
-from server.keys import MEDIA_NODES_KEY, MEDIA_SECRET_KEY, SETTINGS_KEY
+from server.db.models import Call, CallState
+from server.keys import DB_KEY, MEDIA_NODES_KEY, MEDIA_SECRET_KEY, SETTINGS_KEY, SIO_KEY
 from server.media_nodes import MediaNode
 from server.recordings import SegmentConflict, record_segment
+from signaling.events import MediaLostEvent
+from signaling.fanout import to_call_watchers, to_citizen
 
 log = logging.getLogger("lifeline.signaling")
 
@@ -55,6 +59,27 @@ class MediaNamespace(socketio.AsyncNamespace):
         if node:
             await self.app[MEDIA_NODES_KEY].remove(node)
             log.warning("media node disconnected", extra={"node": node, "reason": str(reason)})
+            await self._media_lost(node)
+
+    async def _media_lost(self, node: str) -> None:
+        """Its live calls' pages offer again now: the caller's offer places the media on a
+        live media node, the consoles follow."""
+        async with self.app[DB_KEY].session() as session:
+            calls = (
+                await session.exec(
+                    select(Call.id).where(
+                        col(Call.media_node) == node,
+                        col(Call.state).in_([CallState.QUEUED, CallState.ANSWERED]),
+                    )
+                )
+            ).all()
+        sio = self.app[SIO_KEY]
+        for call_id in calls:
+            lost = MediaLostEvent(call_id=call_id)
+            await to_citizen(sio, call_id, lost)
+            await to_call_watchers(sio, call_id, lost)
+        if calls:
+            log.warning("calls lost their media node", extra={"node": node, "calls": len(calls)})
 
     async def on_load(self, sid: str, data: Any = None) -> None:
         node = (await self.get_session(sid)).get("node")

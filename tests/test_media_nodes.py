@@ -199,6 +199,8 @@ async def test_media_moves_when_its_media_node_goes(client: Client, operator: Cl
                     "video at the first media node",
                 )
                 await gone.close()
+                # The page hears at once that its media node went, and offers again.
+                assert (await phone.next_event("media.lost"))["call_id"] == call_id
                 await peers[0].close()
                 peers.append(await citizen_peer(_answer_via(phone)))
                 assert await _media_node_of(client, call_id) == other.node_id

@@ -61,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     stop_server(running)
 
 
-def _call_media(server: RunningServer, call_id: str) -> dict[str, Any]:
+def call_media(server: RunningServer, call_id: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", CALL_MEDIA_PY, call_id],
         env=server.env,
@@ -74,7 +74,7 @@ def _call_media(server: RunningServer, call_id: str) -> dict[str, Any]:
     return result
 
 
-def _workers_of(server: RunningServer) -> dict[str, int]:
+def workers_of(server: RunningServer) -> dict[str, int]:
     """Media node id -> pid of every worker process of this server."""
     found: dict[str, int] = {}
     for entry in Path("/proc").iterdir():
@@ -132,7 +132,7 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
 ) -> None:
     async with aiohttp.ClientSession() as http:
         workers = await _ready(http, server)
-        assert len(workers) == 2 and workers == sorted(_workers_of(server)), workers
+        assert len(workers) == 2 and workers == sorted(workers_of(server)), workers
         started = await _start_call(http, server)
         call_id = started["call_id"]
         peers: list[MediaPeer] = []
@@ -141,10 +141,10 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
             async with connect(server.base, "/citizen", auth=auth) as phone:
                 peers.append(await citizen_peer(_answer_via(phone)))
                 await _connected(peers[0])
-                home = _call_media(server, call_id)["media_node"]
+                home = call_media(server, call_id)["media_node"]
                 assert home in workers
                 await asyncio.sleep(1.0)
-                os.kill(_workers_of(server)[home], signal.SIGKILL)
+                os.kill(workers_of(server)[home], signal.SIGKILL)
                 await peers[0].close()
                 # The page reconnects with a new peer connection: media again, somewhere.
                 peers.append(await citizen_peer(_answer_via(phone)))
@@ -155,10 +155,10 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
             for peer in peers:
                 await peer.close()
         deadline = time.monotonic() + MEDIA_TIMEOUT_SECS
-        media = _call_media(server, call_id)
+        media = call_media(server, call_id)
         while not media["recordings"] and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-            media = _call_media(server, call_id)
+            media = call_media(server, call_id)
         # Segment 1 died with its worker (its file stays, unsealed); segment 2 holds the rest.
         assert [r["segment"] for r in media["recordings"]] == [2], media
         _check_file(media["recordings"][0])
@@ -168,7 +168,7 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
                 break
             await asyncio.sleep(0.1)
         assert await _ready(http, server) == workers
-        assert home in _workers_of(server)
+        assert home in workers_of(server)
 
 
 async def test_a_stopping_node_stores_its_calls_last_segments(server: RunningServer) -> None:
@@ -187,8 +187,8 @@ async def test_a_stopping_node_stores_its_calls_last_segments(server: RunningSer
         finally:
             await peer.close()
     assert server.process.returncode == 0
-    assert _workers_of(server) == {}
-    media = _call_media(server, call_id)
+    assert workers_of(server) == {}
+    media = call_media(server, call_id)
     assert [r["segment"] for r in media["recordings"]] == [1], media
     assert media["recordings"][0]["media_node"] == media["media_node"]
     _check_file(media["recordings"][0])

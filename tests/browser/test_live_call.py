@@ -30,6 +30,7 @@ from playwright.sync_api import (
 from tests import stores
 from tests.browser.conftest import RunningServer, start_server, stop_server
 from tests.browser.staff import add_staff, sign_in
+from tests.browser.waiting import wait_true
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +68,7 @@ INBOUND_JS = """async (selector) => {
   return result;
 }"""
 
-# True once `counter` has risen past `above` (polled by wait_for_function).
+# True once `counter` has risen past `above` (async: polled by wait_true).
 RISING_JS = (
     f"async ([selector, counter, above]) => (await ({INBOUND_JS})(selector))[counter] > above"
 )
@@ -197,12 +198,10 @@ def inbound(page: Page, selector: str | None = None) -> dict[str, int]:
 
 def expect_rising(page: Page, counter: str, selector: str | None = None) -> None:
     """The counter of the page's newest peer connection rises (media keeps arriving)."""
-    page.wait_for_function(
-        RISING_JS, arg=[selector, counter, 0], polling=250, timeout=MEDIA_TIMEOUT_MS
-    )
+    wait_true(page, RISING_JS, [selector, counter, 0], MEDIA_TIMEOUT_MS, f"{counter} > 0")
     before = inbound(page, selector)[counter]
-    page.wait_for_function(
-        RISING_JS, arg=[selector, counter, before], polling=250, timeout=MEDIA_TIMEOUT_MS
+    wait_true(
+        page, RISING_JS, [selector, counter, before], MEDIA_TIMEOUT_MS, f"{counter} > {before}"
     )
 
 

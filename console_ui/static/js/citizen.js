@@ -618,6 +618,11 @@ function openSocket() {
       onChatMessage(event);
     } else if (event.type === 'call.photo') {
       onPhoto(event);
+    } else if (event.type === 'media.lost') {
+      // The server's media node for this call is gone: offer again now, it places us anew.
+      live.mediaTrouble = true;
+      render();
+      startMedia();
     }
   });
   socket.on('error', (error) => console.warn('citizen: refused', error));

@@ -464,6 +464,10 @@ function onCallEvent(event) {
     if (event.state !== 'answered') {
       closeCall();
     }
+  } else if (event.type === 'media.lost') {
+    // The call's media node is gone; the caller's page offers again at once. Follow it (a
+    // "no media yet" answer retries shortly).
+    startMedia();
   } else if (event.type === 'call.citizen') {
     active.citizenConnected = event.connected;
     setCallStatus(event.connected ? 'live' : 'caller_reconnecting');

@@ -1,0 +1,120 @@
+"""A media worker dies mid-call, in real Chromium: the call goes on with media.
+
+The server runs two media worker processes (``LIFELINE_MEDIA_WORKERS=2``). The call's worker is
+killed outright; the server tells both pages (``media.lost``), the caller's page offers again and
+is placed on a live media node, the console follows, and the operator sees the caller again. The
+recording goes on as the next segment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.browser import test_live_call as live
+from tests.browser.conftest import RunningServer, start_server, stop_server
+from tests.browser.test_live_call import accept, end_from_console, expect_rising, start_call
+from tests.browser.waiting import wait_true
+from tests.test_media_workers import call_media, workers_of
+
+pytestmark = pytest.mark.browser
+
+# The live-call module's phone and console, resolved against this module's call_server.
+phone = live.phone
+console = live.console
+
+# Far below the ~30 s a browser takes to declare a dead peer failed on its own.
+RECOVERY_BOUND_SECS = 15.0
+VIDEO = "[data-testid=remote-video]"
+
+# Frames decoded by the page's newest peer connection, and how many it has made.
+NEWEST_JS = """async () => {
+  const peers = window.__peers || [];
+  const pc = peers[peers.length - 1];
+  let frames = 0, audio = 0;
+  if (pc && pc.connectionState !== 'closed') {
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') frames += s.framesDecoded || 0;
+      if (s.kind === 'audio') audio += s.packetsReceived || 0;
+    });
+  }
+  return { made: peers.length, frames, audio };
+}"""
+
+
+@pytest.fixture(scope="module")
+def call_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    server = start_server(
+        tmp_path_factory.mktemp("failover"),
+        {
+            "LIFELINE_MEDIA_WORKERS": "2",
+            "LIFELINE_MEDIA_ADDRESSES": "127.0.0.1",
+            "LIFELINE_CALL_RATE_LIMIT": "100/minute",
+        },
+    )
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _server_before_browser(call_server: RunningServer) -> None:
+    """The server first: in scale-out mode its start resets PostgreSQL with ``asyncio.run()``."""
+
+
+def _newest(page: Page) -> dict[str, int]:
+    result: dict[str, int] = page.evaluate(NEWEST_JS)
+    return result
+
+
+def _wait_new_peer_with(page: Page, made_before: int, counter: str, above: int) -> None:
+    wait_true(
+        page,
+        f"async ([made, counter, above]) => {{ const r = await ({NEWEST_JS})();"
+        " return r.made > made && r[counter] > above; }",
+        [made_before, counter, above],
+        RECOVERY_BOUND_SECS * 1000,
+        f"a new peer connection with {counter} > {above}",
+    )
+
+
+def test_a_killed_media_worker_costs_seconds_not_the_call(
+    phone: BrowserContext, console: Page, call_server: RunningServer, artifacts: Path
+) -> None:
+    citizen, call_id = start_call(phone, call_server.base)
+    accept(console, call_id)
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+    expect_rising(console, "framesDecoded", VIDEO)
+    expect_rising(citizen, "audioPackets")
+
+    home = call_media(call_server, call_id)["media_node"]
+    assert home in workers_of(call_server)
+    console_made, citizen_made = _newest(console)["made"], _newest(citizen)["made"]
+    killed_at = time.monotonic()
+    os.kill(workers_of(call_server)[home], signal.SIGKILL)
+
+    # New peer connections on both pages, the caller's picture and the operator's voice again.
+    _wait_new_peer_with(console, console_made, "frames", 30)
+    _wait_new_peer_with(citizen, citizen_made, "audio", 30)
+    recovered_secs = time.monotonic() - killed_at
+    assert recovered_secs < RECOVERY_BOUND_SECS
+    console.wait_for_function("(s) => document.querySelector(s).videoWidth > 0", arg=VIDEO)
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+    console.screenshot(path=str(artifacts / "failover-console-1920.png"))
+    print(f"media back at the console {recovered_secs:.1f} s after its worker was killed")
+
+    end_from_console(console, citizen)
+    deadline = time.monotonic() + 20
+    media = call_media(call_server, call_id)
+    while not media["recordings"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        media = call_media(call_server, call_id)
+    # Segment 1 died unsealed with its worker; the call's media went on as segment 2.
+    assert [r["segment"] for r in media["recordings"]] == [2], media
+    assert media["recordings"][0]["media_node"] == media["media_node"]

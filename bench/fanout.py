@@ -76,6 +76,7 @@ class Fanout:
     server_cpu_percent: float
     server_children: int
     server_children_cpu_percent: float
+    server_children_cpu_each: list[float]
     client_cpu_percents: list[float]
     consoles: int
     consoles_open_at_end: int
@@ -194,6 +195,9 @@ async def _run(
         server_cpu_percent=cpu_percent_of(server0, server1),
         server_children=len(workers),
         server_children_cpu_percent=cpu_percent_of(workers0, workers1),
+        server_children_cpu_each=[
+            cpu_percent(workers0[pid], workers1[pid]) for pid in workers0 if pid in workers1
+        ],
         client_cpu_percents=[cpu_percent(b, a) for b, a in zip(clients0, clients1, strict=True)],
         consoles=connected,
         consoles_open_at_end=still_open,
@@ -325,6 +329,7 @@ def _side_details(result: Fanout) -> dict[str, Any]:
         "server_cpu_percent": round(result.server_cpu_percent, 1),
         "server_child_processes": result.server_children,
         "server_children_cpu_percent": round(result.server_children_cpu_percent, 1),
+        "server_children_cpu_percent_each": [round(c, 1) for c in result.server_children_cpu_each],
         "client_process_cpu_percent": [round(c, 1) for c in result.client_cpu_percents],
         "max_client_process_cpu_percent": round(max(result.client_cpu_percents), 1),
     }

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from config import Settings
 from media import ice
 from media.admission import Admission
 from media.recorder import ClosedSegment
@@ -161,9 +162,36 @@ class MediaHub:
 
     async def close(self) -> None:
         """Node shutdown: close every session's peers and segments, together."""
+        if self.admission is not None:
+            await self.admission.close()
         sessions = list(self._sessions.values())
         self._sessions.clear()
         results = await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         for session, result in zip(sessions, results, strict=True):
             if isinstance(result, BaseException):
                 logger.error("closing media of call %s failed", session.call_id, exc_info=result)
+
+
+def hub_from_settings(
+    settings: Settings,
+    *,
+    on_segment_closed: Callable[[ClosedSegment], Awaitable[None]],
+    clock: Clock,
+) -> MediaHub:
+    """A media node's hub as the settings make it, its admission control running (a node's
+    own hub and a worker's are the same)."""
+    admission = Admission(
+        max_loop_lag_ms=settings.MEDIA_MAX_LOOP_LAG_MS,
+        max_cpu_percent=settings.MEDIA_MAX_CPU_PERCENT,
+    )
+    admission.start()
+    return MediaHub(
+        recordings_dir=settings.DATA_DIR / "recordings",
+        ice_servers=settings.ICE_SERVERS,
+        media_addresses=settings.MEDIA_ADDRESSES,
+        peer_networks=settings.MEDIA_PEER_NETWORKS,
+        on_segment_closed=on_segment_closed,
+        segment_secs=settings.RECORDING_SEGMENT_SECS,
+        clock=clock,
+        admission=admission,
+    )

@@ -15,9 +15,8 @@ import signal
 import sys
 
 from config import Settings, SettingsError, load_settings
-from media.admission import Admission
 from media.agent import MediaAgent
-from media.hub import MediaHub
+from media.hub import hub_from_settings
 from media.recorder import ClosedSegment
 from server.clock import SystemClock
 from server.logs import setup_logging
@@ -26,28 +25,14 @@ SECRET_ENV = "MEDIA_WORKER_SECRET"
 
 
 async def _serve(settings: Settings, node_url: str, node_id: str, home: str, secret: str) -> None:
-    admission = Admission(
-        max_loop_lag_ms=settings.MEDIA_MAX_LOOP_LAG_MS,
-        max_cpu_percent=settings.MEDIA_MAX_CPU_PERCENT,
-    )
-    admission.start()
     agent: MediaAgent | None = None
 
     async def on_segment_closed(segment: ClosedSegment) -> None:
         assert agent is not None
         await agent.segment_closed(segment)
 
-    hub = MediaHub(
-        recordings_dir=settings.DATA_DIR / "recordings",
-        ice_servers=settings.ICE_SERVERS,
-        media_addresses=settings.MEDIA_ADDRESSES,
-        peer_networks=settings.MEDIA_PEER_NETWORKS,
-        on_segment_closed=on_segment_closed,
-        segment_secs=settings.RECORDING_SEGMENT_SECS,
-        clock=SystemClock(),
-        admission=admission,
-    )
-    agent = MediaAgent(hub, node_id=node_id, home=home, secret=secret, admission=admission)
+    hub = hub_from_settings(settings, on_segment_closed=on_segment_closed, clock=SystemClock())
+    agent = MediaAgent(hub, node_id=node_id, home=home, secret=secret, admission=hub.admission)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -59,7 +44,6 @@ async def _serve(settings: Settings, node_url: str, node_id: str, home: str, sec
     finally:
         watchdog.cancel()
         await agent.close()
-        await admission.close()
 
 
 async def _orphaned(stop: asyncio.Event) -> None:

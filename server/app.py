@@ -112,8 +112,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 async def _calls(app: web.Application) -> AsyncIterator[None]:
     """Presence, rate limits, the media (this process's hub, or the workers' registry) and the
     call namespaces, for the app's lifetime."""
-    from media.admission import Admission
-    from media.hub import MediaHub
+    from media.hub import hub_from_settings
     from server.media_nodes import LocalMediaNodes, RedisMediaNodes
     from server.media_router import MediaRouter
     from server.recordings import record_segment
@@ -131,24 +130,11 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
     async def on_segment_closed(segment: ClosedSegment) -> None:
         await record_segment(app, segment)
 
-    admission: Admission | None = None
-    hub: MediaHub | None = None
-    if settings.MEDIA_WORKERS == 0:
-        admission = Admission(
-            max_loop_lag_ms=settings.MEDIA_MAX_LOOP_LAG_MS,
-            max_cpu_percent=settings.MEDIA_MAX_CPU_PERCENT,
-        )
-        admission.start()
-        hub = MediaHub(
-            recordings_dir=settings.DATA_DIR / "recordings",
-            ice_servers=settings.ICE_SERVERS,
-            media_addresses=settings.MEDIA_ADDRESSES,
-            peer_networks=settings.MEDIA_PEER_NETWORKS,
-            on_segment_closed=on_segment_closed,
-            segment_secs=settings.RECORDING_SEGMENT_SECS,
-            clock=app[CLOCK_KEY],
-            admission=admission,
-        )
+    hub = (
+        hub_from_settings(settings, on_segment_closed=on_segment_closed, clock=app[CLOCK_KEY])
+        if settings.MEDIA_WORKERS == 0
+        else None
+    )
     app[MEDIA_HUB_KEY] = hub
     sio = app[SIO_KEY]
     app[MEDIA_KEY] = MediaRouter(
@@ -164,8 +150,6 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
         await citizen.close()
         if hub is not None:
             await hub.close()
-        if admission is not None:
-            await admission.close()
         await sio.shutdown()
         await close_manager(sio)
         await app[RATE_LIMITS_KEY].close()

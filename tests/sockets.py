@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,3 +99,14 @@ async def start_call(client: Client, **body: Any) -> dict[str, Any]:
     assert response.status == 201, await response.text()
     result: dict[str, Any] = await response.json()
     return result
+
+
+def answer_via(socket: Peer, **extra: str) -> Callable[[str], Awaitable[str]]:
+    """A test peer's offer, answered through the server as a page's is (``media_offer``)."""
+
+    async def answer(sdp: str) -> str:
+        reply = await socket.call("media_offer", {"type": "offer", "sdp": sdp, **extra})
+        assert reply["ok"], reply
+        return str(reply["sdp"])
+
+    return answer

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 from media.admission import Admission
 from server.keys import MEDIA_HUB_KEY
 from tests.media_peers import MediaPeer, citizen_peer, wait_until
-from tests.sockets import Peer, citizen, start_call
+from tests.sockets import answer_via, citizen, start_call
 from tests.staff import Client
 
 
@@ -29,16 +28,6 @@ async def test_a_blocked_loop_is_seen_as_lag() -> None:
         await admission.close()
 
 
-def _answer_via(socket: Peer) -> Callable[[str], Awaitable[str]]:
-    async def answer(sdp: str) -> str:
-        reply = await socket.call("media_offer", {"type": "offer", "sdp": sdp})
-        if not reply["ok"]:
-            raise RuntimeError(reply["error"]["code"])
-        return str(reply["sdp"])
-
-    return answer
-
-
 async def test_an_overloaded_node_refuses_new_media_but_keeps_its_calls(client: Client) -> None:
     assert client.app is not None
     hub = client.app[MEDIA_HUB_KEY]
@@ -48,7 +37,7 @@ async def test_an_overloaded_node_refuses_new_media_but_keeps_its_calls(client: 
     peers: list[MediaPeer] = []
     try:
         async with citizen(client, admitted["token"]) as first:
-            peers.append(await citizen_peer(_answer_via(first)))
+            peers.append(await citizen_peer(answer_via(first)))
             await wait_until(
                 lambda: hub.admission is not None and hub.admission.load.cpu_percent > 0,
                 5.0,
@@ -68,7 +57,7 @@ async def test_an_overloaded_node_refuses_new_media_but_keeps_its_calls(client: 
                 assert (await second.call("resume", {}))["call"]["state"] == "queued"
             # The admitted call keeps its media: a reconnect (new peer) is still answered.
             await peers[0].close()
-            peers.append(await citizen_peer(_answer_via(first)))
+            peers.append(await citizen_peer(answer_via(first)))
             assert hub.has_session(admitted["call_id"])
     finally:
         for peer in peers:

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
@@ -24,7 +24,7 @@ from server.clock import FrozenClock
 from server.db.models import AuditEntry, Recording
 from server.keys import AUDIT_KEY, DB_KEY, MEDIA_HUB_KEY
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
-from tests.sockets import Peer, citizen, console, start_call
+from tests.sockets import answer_via, citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
 
 MEDIA_TIMEOUT_SECS = 20.0
@@ -36,15 +36,6 @@ async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
     await sign_in(browser, await add_account(client, "ola", "operator"), clock)
     yield browser
     await browser.close()
-
-
-def _answer_via(socket: Peer, **extra: str) -> Callable[[str], Awaitable[str]]:
-    async def answer(sdp: str) -> str:
-        reply = await socket.call("media_offer", {"type": "offer", "sdp": sdp, **extra})
-        assert reply["ok"], reply
-        return str(reply["sdp"])
-
-    return answer
 
 
 def _check_segment(segment: Recording) -> float:
@@ -69,7 +60,7 @@ async def test_a_recorded_call_with_a_reload(client: Client, operator: Client) -
     began = time.monotonic()
     try:
         async with citizen(client, started["token"]) as phone, console(operator) as desk:
-            peers.append(await citizen_peer(_answer_via(phone)))
+            peers.append(await citizen_peer(answer_via(phone)))
             # Recording starts before anyone answers.
             await wait_until(
                 lambda: hub.stats(call_id)["citizen"]["video_received"] > 30,
@@ -78,7 +69,7 @@ async def test_a_recorded_call_with_a_reload(client: Client, operator: Client) -
             )
             assert (await desk.call("accept", {"call_id": call_id}))["ok"]
             console_peer = await subscriber_peer(
-                _answer_via(desk, call_id=call_id),
+                answer_via(desk, call_id=call_id),
                 talk=True,
             )
             peers.append(console_peer)
@@ -107,7 +98,7 @@ async def test_a_recorded_call_with_a_reload(client: Client, operator: Client) -
             # The page reloads: a new peer connection; the recording goes on in a new segment.
             await phone_peer.close()
             before = console_peer.received.video_frames
-            peers.append(await citizen_peer(_answer_via(phone)))
+            peers.append(await citizen_peer(answer_via(phone)))
             await wait_until(
                 lambda: console_peer.received.video_frames > before + 30,
                 MEDIA_TIMEOUT_SECS,
@@ -159,7 +150,7 @@ async def test_snapshots_and_offers_of_hidden_calls_do_not_exist_for_others(
         started = await start_call(client, channel="internal_security")
         call_id = started["call_id"]
         async with citizen(client, started["token"]) as phone, console(security) as desk:
-            peers.append(await citizen_peer(_answer_via(phone)))
+            peers.append(await citizen_peer(answer_via(phone)))
             await wait_until(
                 lambda: hub.stats(call_id)["citizen"]["video_received"] > 10,
                 MEDIA_TIMEOUT_SECS,

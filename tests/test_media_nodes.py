@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from server.keys import (
 from tests import stores
 from tests.conftest import ClientFactory
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
-from tests.sockets import Peer, base_url, citizen, console, start_call
+from tests.sockets import answer_via, base_url, citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
 
 MEDIA_TIMEOUT_SECS = 20.0
@@ -94,15 +94,6 @@ async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
     await browser.close()
 
 
-def _answer_via(socket: Peer, **extra: str) -> Callable[[str], Awaitable[str]]:
-    async def answer(sdp: str) -> str:
-        reply = await socket.call("media_offer", {"type": "offer", "sdp": sdp, **extra})
-        assert reply["ok"], reply
-        return str(reply["sdp"])
-
-    return answer
-
-
 async def _segments(client: Client, call_id: str) -> list[Recording]:
     assert client.app is not None
     async with client.app[DB_KEY].session() as session:
@@ -137,7 +128,7 @@ async def test_a_call_whose_media_is_in_a_media_node(client: Client, operator: C
     async with media_node(client, "test.m1") as node:
         try:
             async with citizen(client, started["token"]) as phone, console(operator) as desk:
-                peers.append(await citizen_peer(_answer_via(phone)))
+                peers.append(await citizen_peer(answer_via(phone)))
                 assert await _media_node_of(client, call_id) == "test.m1"
                 await wait_until(
                     lambda: node.hub.stats(call_id)["citizen"]["video_received"] > 30,
@@ -145,7 +136,7 @@ async def test_a_call_whose_media_is_in_a_media_node(client: Client, operator: C
                     "the citizen's video at the media node",
                 )
                 assert (await desk.call("accept", {"call_id": call_id}))["ok"]
-                desk_peer = await subscriber_peer(_answer_via(desk, call_id=call_id), talk=True)
+                desk_peer = await subscriber_peer(answer_via(desk, call_id=call_id), talk=True)
                 peers.append(desk_peer)
                 await wait_until(
                     lambda: (
@@ -189,7 +180,7 @@ async def test_media_moves_when_its_media_node_goes(client: Client, operator: Cl
     async with media_node(client, "test.m1") as first, media_node(client, "test.m2") as second:
         try:
             async with citizen(client, started["token"]) as phone:
-                peers.append(await citizen_peer(_answer_via(phone)))
+                peers.append(await citizen_peer(answer_via(phone)))
                 home = await _media_node_of(client, call_id)
                 assert home in ("test.m1", "test.m2")
                 gone, other = (first, second) if home == "test.m1" else (second, first)
@@ -202,7 +193,7 @@ async def test_media_moves_when_its_media_node_goes(client: Client, operator: Cl
                 # The page hears at once that its media node went, and offers again.
                 assert (await phone.next_event("media.lost"))["call_id"] == call_id
                 await peers[0].close()
-                peers.append(await citizen_peer(_answer_via(phone)))
+                peers.append(await citizen_peer(answer_via(phone)))
                 assert await _media_node_of(client, call_id) == other.node_id
                 await wait_until(
                     lambda: other.hub.stats(call_id)["citizen"]["video_received"] > 30,
@@ -321,10 +312,10 @@ async def test_a_console_on_another_node_watches_the_call(
     async with media_node(node_b, "b.m1") as node:
         try:
             async with citizen(node_b, started["token"]) as phone, console(node_a) as desk:
-                peers.append(await citizen_peer(_answer_via(phone)))
+                peers.append(await citizen_peer(answer_via(phone)))
                 assert await _media_node_of(node_a, call_id) == "b.m1"
                 assert (await desk.call("accept", {"call_id": call_id}))["ok"]
-                desk_peer = await subscriber_peer(_answer_via(desk, call_id=call_id), talk=True)
+                desk_peer = await subscriber_peer(answer_via(desk, call_id=call_id), talk=True)
                 peers.append(desk_peer)
                 await wait_until(
                     lambda: desk_peer.received.video_frames > 30,

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +19,11 @@ import aiohttp
 import av
 import pytest
 
-from tests.browser.conftest import RunningServer, start_server, stop_server
+from tests.browser.conftest import RunningServer, call_media, start_server, stop_server
 from tests.media_peers import MediaPeer, citizen_peer, wait_until
-from tests.sockets import Peer, connect
+from tests.sockets import answer_via, connect
 
 MEDIA_TIMEOUT_SECS = 20.0
-
-# The call's media node and recordings, read with the server's own settings.
-CALL_MEDIA_PY = """
-import asyncio, json, sys
-from sqlmodel import col, select
-from config import load_settings
-from server.db.engine import Database
-from server.db.models import Call, Recording
-
-async def main() -> None:
-    db = Database(load_settings().database_url)
-    async with db.session() as session:
-        call = await session.get(Call, sys.argv[1])
-        rows = (await session.exec(select(Recording).where(col(Recording.call_id) == sys.argv[1])
-                .order_by(col(Recording.segment)))).all()
-    await db.close()
-    print(json.dumps({"media_node": call.media_node, "recordings": [
-        {"segment": r.segment, "media_node": r.media_node, "path": r.path, "sha256": r.sha256}
-        for r in rows]}))
-
-asyncio.run(main())
-"""
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +34,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     )
     yield running
     stop_server(running)
-
-
-def call_media(server: RunningServer, call_id: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", CALL_MEDIA_PY, call_id],
-        env=server.env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
 
 
 def workers_of(server: RunningServer) -> dict[str, int]:
@@ -95,15 +57,6 @@ async def _ready(http: aiohttp.ClientSession, server: RunningServer) -> list[str
         assert response.status == 200
         nodes: list[str] = (await response.json())["media_nodes"]
         return nodes
-
-
-def _answer_via(socket: Peer) -> Callable[[str], Awaitable[str]]:
-    async def answer(sdp: str) -> str:
-        reply = await socket.call("media_offer", {"type": "offer", "sdp": sdp})
-        assert reply["ok"], reply
-        return str(reply["sdp"])
-
-    return answer
 
 
 async def _connected(peer: MediaPeer) -> None:
@@ -139,7 +92,7 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
         auth = {"token": started["token"], "last_seq": 0}
         try:
             async with connect(server.base, "/citizen", auth=auth) as phone:
-                peers.append(await citizen_peer(_answer_via(phone)))
+                peers.append(await citizen_peer(answer_via(phone)))
                 await _connected(peers[0])
                 home = call_media(server, call_id)["media_node"]
                 assert home in workers
@@ -147,7 +100,7 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
                 os.kill(workers_of(server)[home], signal.SIGKILL)
                 await peers[0].close()
                 # The page reconnects with a new peer connection: media again, somewhere.
-                peers.append(await citizen_peer(_answer_via(phone)))
+                peers.append(await citizen_peer(answer_via(phone)))
                 await _connected(peers[1])
                 await asyncio.sleep(1.5)
                 assert (await phone.call("end_call", {}))["ok"]
@@ -179,7 +132,7 @@ async def test_a_stopping_node_stores_its_calls_last_segments(server: RunningSer
     peer: MediaPeer | None = None
     auth = {"token": started["token"], "last_seq": 0}
     async with connect(server.base, "/citizen", auth=auth) as phone:
-        peer = await citizen_peer(_answer_via(phone))
+        peer = await citizen_peer(answer_via(phone))
         try:
             await _connected(peer)
             await asyncio.sleep(1.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -12,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
@@ -129,6 +130,42 @@ def stop_server(server: RunningServer) -> None:
         server.process.wait()
     if server.process.stdout is not None:
         server.process.stdout.close()
+
+
+# The call's media node and recordings, read with the server's own settings.
+CALL_MEDIA_PY = """
+import asyncio, json, sys
+from sqlmodel import col, select
+from config import load_settings
+from server.db.engine import Database
+from server.db.models import Call, Recording
+
+async def main() -> None:
+    db = Database(load_settings().database_url)
+    async with db.session() as session:
+        call = await session.get(Call, sys.argv[1])
+        rows = (await session.exec(select(Recording).where(col(Recording.call_id) == sys.argv[1])
+                .order_by(col(Recording.segment)))).all()
+    await db.close()
+    print(json.dumps({"media_node": call.media_node, "recordings": [
+        {"segment": r.segment, "media_node": r.media_node, "path": r.path, "sha256": r.sha256}
+        for r in rows]}))
+
+asyncio.run(main())
+"""
+
+
+def call_media(server: RunningServer, call_id: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", CALL_MEDIA_PY, call_id],
+        env=server.env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from playwright.sync_api import (
 )
 
 from tests import stores
-from tests.browser.conftest import RunningServer, start_server, stop_server
+from tests.browser.conftest import RunningServer, call_media, start_server, stop_server
 from tests.browser.staff import add_staff, sign_in
 from tests.browser.waiting import wait_true
 
@@ -292,26 +292,6 @@ def test_media_flows_both_ways_and_after_a_reload(
     check_recording(call_server, call_id)
 
 
-# Reads the call's recording rows with the server's own settings (SQLite or PostgreSQL).
-RECORDINGS_PY = """
-import asyncio, json, sys
-from sqlmodel import col, select
-from config import load_settings
-from server.db.engine import Database
-from server.db.models import Recording
-
-async def main() -> None:
-    db = Database(load_settings().database_url)
-    async with db.session() as session:
-        rows = (await session.exec(select(Recording).where(col(Recording.call_id) == sys.argv[1])
-                .order_by(col(Recording.segment)))).all()
-    await db.close()
-    print(json.dumps([{"segment": r.segment, "path": r.path, "sha256": r.sha256} for r in rows]))
-
-asyncio.run(main())
-"""
-
-
 def check_recording(server: RunningServer, call_id: str) -> None:
     """Issue 4, "Done when" 2: the call's segments (one per peer connection of the caller) are
     stored with their hashes, play with video and audio, and the audit chain verifies."""
@@ -319,16 +299,7 @@ def check_recording(server: RunningServer, call_id: str) -> None:
 
     import av
 
-    rows = json.loads(
-        subprocess.run(
-            [sys.executable, "-c", RECORDINGS_PY, call_id],
-            env=server.env,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
-    )
+    rows = call_media(server, call_id)["recordings"]
     assert [row["segment"] for row in rows] == [1, 2], rows  # the reload started segment 2
     for row in rows:
         path = Path(row["path"])

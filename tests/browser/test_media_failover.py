@@ -18,10 +18,10 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser import test_live_call as live
-from tests.browser.conftest import RunningServer, start_server, stop_server
+from tests.browser.conftest import RunningServer, call_media, start_server, stop_server
 from tests.browser.test_live_call import accept, end_from_console, expect_rising, start_call
 from tests.browser.waiting import wait_true
-from tests.test_media_workers import call_media, workers_of
+from tests.test_media_workers import workers_of
 
 pytestmark = pytest.mark.browser
 

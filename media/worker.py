@@ -19,6 +19,7 @@ from media.agent import MediaAgent
 from media.hub import hub_from_settings
 from media.recorder import ClosedSegment
 from server.clock import SystemClock
+from server.gc_tuning import freeze_startup_objects
 from server.logs import setup_logging
 
 SECRET_ENV = "MEDIA_WORKER_SECRET"
@@ -40,6 +41,7 @@ async def _serve(settings: Settings, node_url: str, node_id: str, home: str, sec
     watchdog = asyncio.create_task(_orphaned(stop))
     try:
         await agent.connect(node_url)
+        freeze_startup_objects()
         await stop.wait()
     finally:
         watchdog.cancel()

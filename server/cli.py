@@ -109,6 +109,7 @@ async def _first_admin(settings: Settings) -> str | None:
 
 async def _run(settings: Settings) -> int:
     from server.app import create_app
+    from server.gc_tuning import freeze_startup_objects
     from server.media_workers import NodeMedia
 
     password = await _first_admin(settings)
@@ -126,6 +127,7 @@ async def _run(settings: Settings) -> int:
         await media.stop()
         await runner.cleanup()
         raise
+    freeze_startup_objects()
     base = settings.PUBLIC_URL or f"http://{settings.HOST}:{port}"
     for name, path in PAGES:
         print(f"{name}: {base}{path}", flush=True)

@@ -10,18 +10,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import socketio
 from aiohttp import web
+from engineio import packet as eio_packet
+from socketio import packet
 
 from config import Settings
 
 log = logging.getLogger("lifeline.signaling")
 
 
-class ClosingRedisManager(socketio.AsyncRedisManager):
+class BroadcastManager(socketio.AsyncManager):
+    """python-socketio 5.18 sends a broadcast as one asyncio task per recipient and waits for
+    them all: at 1,000 consoles a location fix costs 1,000 tasks, and the profile of the fan-out
+    row put a third of the loop in making and scheduling them. Queueing the one encoded packet
+    on each socket in turn is the same work (each socket's writer task sends it) without them.
+
+    Written against python-socketio 5.18.1 / python-engineio 4.15.1 (tests/test_broadcast.py
+    fails on another version); emits with a callback keep the library's path.
+    """
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: str | None = None,
+        skip_sid: str | list[str] | None = None,
+        callback: Any = None,
+        to: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if callback is not None:
+            await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to
+            )
+            return
+        room = to or room
+        if namespace not in self.rooms:
+            return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
+        encoded = self.server.packet_class(
+            packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        eio_packets = [
+            eio_packet.Packet(eio_packet.MESSAGE, p)
+            for p in (encoded if isinstance(encoded, list) else [encoded])
+        ]
+        for sid, eio_sid in list(self.get_participants(namespace, room)):
+            if sid in skip:
+                continue
+            for eio_pkt in eio_packets:
+                try:
+                    await self.server._send_eio_packet(eio_sid, eio_pkt)
+                except Exception:  # noqa: BLE001 - one closed socket must not stop the rest
+                    log.debug("broadcast to a closing socket skipped", extra={"sid": sid})
+                    break
+
+
+class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
     """python-socketio's Redis manager leaves its listener task and connections open at
-    shutdown; a node that stops (and every test) must close them."""
+    shutdown; a node that stops (and every test) must close them. Its local deliveries go
+    through BroadcastManager (next in the method order after the pub/sub manager)."""
 
     def _redis_connect(self) -> None:
         if self.redis is None:
@@ -56,19 +109,18 @@ def allowed_origins(settings: Settings) -> list[str] | None:
 
 
 def create_sio(settings: Settings) -> socketio.AsyncServer:
-    manager = (
+    manager: socketio.AsyncManager = (
         ClosingRedisManager(settings.REDIS_URL, channel="lifeline-socketio")
         if settings.REDIS_URL
-        else None
+        else BroadcastManager()
     )
-    kwargs = {"client_manager": manager} if manager is not None else {}
     return socketio.AsyncServer(
         async_mode="aiohttp",
+        client_manager=manager,
         cors_allowed_origins=allowed_origins(settings),
         transports=["websocket"],
         logger=False,
         engineio_logger=False,
-        **kwargs,
     )
 
 

@@ -1,0 +1,73 @@
+"""BroadcastManager (signaling/server.py): a broadcast without a task per recipient.
+
+It replaces a branch of python-socketio's own emit and uses its internals, so it is pinned:
+another python-socketio or python-engineio version fails here first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import version
+from typing import Any
+
+import socketio
+
+from media import rpc
+from server.keys import MEDIA_SECRET_KEY, SIO_KEY
+from signaling.server import BroadcastManager
+from tests.sockets import base_url
+from tests.staff import Client
+
+WRITTEN_AGAINST = {"python-socketio": "5.18.1", "python-engineio": "4.15.1"}
+
+
+def test_written_against_these_versions() -> None:
+    assert {name: version(name) for name in WRITTEN_AGAINST} == WRITTEN_AGAINST
+
+
+async def test_every_recipient_gets_each_broadcast_once(client: Client) -> None:
+    """Five clients in one room (media nodes, the simplest to let in): plain, tuple and empty
+    payloads reach each once; a skipped sid gets nothing; a callback emit still answers."""
+    assert client.app is not None
+    sio = client.app[SIO_KEY]
+    assert isinstance(sio.manager, BroadcastManager)  # embedded and Redis managers alike
+    received: list[list[tuple[str, Any]]] = [[] for _ in range(5)]
+    clients: list[socketio.AsyncClient] = []
+    try:
+        for index in range(5):
+            peer = socketio.AsyncClient(reconnection=False)
+
+            def keep(*args: Any, _i: int = index) -> str:
+                received[_i].append(("ping", args))
+                return "pong"
+
+            peer.on("ping", keep, namespace=rpc.NAMESPACE)
+            await peer.connect(
+                base_url(client),
+                namespaces=[rpc.NAMESPACE],
+                transports=["websocket"],
+                auth={"secret": client.app[MEDIA_SECRET_KEY], "node": "shared"},
+                wait_timeout=5,
+            )
+            clients.append(peer)
+        room = rpc.node_room("shared")
+        skipped = clients[0].get_sid(rpc.NAMESPACE)
+        await sio.emit("ping", {"n": 1}, room=room, namespace=rpc.NAMESPACE)
+        await sio.emit("ping", ("a", 2), room=room, namespace=rpc.NAMESPACE)
+        await sio.emit("ping", None, room=room, namespace=rpc.NAMESPACE, skip_sid=skipped)
+        reply = await sio.call(
+            "ping", {"n": 3}, to=clients[1].get_sid(rpc.NAMESPACE), namespace=rpc.NAMESPACE
+        )
+        assert reply == "pong"
+        for _ in range(100):
+            if sum(len(r) for r in received) == 3 * 5 - 1 + 1:
+                break
+            await asyncio.sleep(0.02)
+        expected = [("ping", ({"n": 1},)), ("ping", ("a", 2)), ("ping", ())]
+        assert received[0] == expected[:2]
+        assert received[1] == [*expected, ("ping", ({"n": 3},))]
+        for later in received[2:]:
+            assert later == expected
+    finally:
+        for peer in clients:
+            await peer.disconnect()

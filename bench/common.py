@@ -27,6 +27,9 @@ CHILD_STOP_TIMEOUT_SECS = 15.0
 Row = dict[str, Any]
 
 
+REPLY_LINE_LIMIT_BYTES = 64 * 1024 * 1024
+
+
 def pct(samples: Sequence[float], p: int) -> float:
     """The ``p``-th percentile (0 when there are no samples)."""
     if not samples:
@@ -152,6 +155,8 @@ async def start_child(
         # ``env``, when given, is the child's whole environment: merging os.environ back in
         # would hand a server child the test run's LIFELINE_DATABASE_URL its caller removed.
         env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
+        # A reply is one JSON line; a long hold's latencies make it larger than asyncio's 64 KB.
+        limit=REPLY_LINE_LIMIT_BYTES,
     )
     child = Child(process, {})
     assert process.stdout is not None

@@ -46,14 +46,19 @@ class OurNode:
     """The MediaHub as the server wires it (recording on), minus the database row per segment:
     the segment's file is hashed again in a thread to stand in for the server's bookkeeping."""
 
-    def __init__(self, recordings_dir: Path, admission: Admission | None = None) -> None:
+    def __init__(
+        self,
+        recordings_dir: Path,
+        admission: Admission | None = None,
+        segment_secs: float = SEGMENT_SECS,
+    ) -> None:
         self.hub = MediaHub(
             recordings_dir=recordings_dir,
             ice_servers=[],
             media_addresses=[LOOPBACK],
             peer_networks=[],
             on_segment_closed=self._segment_closed,
-            segment_secs=SEGMENT_SECS,
+            segment_secs=segment_secs,
             clock=SystemClock(),
             admission=admission,
         )
@@ -144,7 +149,9 @@ def create_node_app(node: Node, sampler: Admission) -> web.Application:
     return app
 
 
-async def _serve(kind: str, directory: Path, limits: tuple[float, float] | None) -> None:
+async def _serve(
+    kind: str, directory: Path, limits: tuple[float, float] | None, segment_secs: float
+) -> None:
     if limits is None:
         # Nothing refuses: the sampler only reports what admission control would see.
         sampler = Admission(max_loop_lag_ms=float("inf"), max_cpu_percent=float("inf"))
@@ -152,7 +159,7 @@ async def _serve(kind: str, directory: Path, limits: tuple[float, float] | None)
         sampler = Admission(max_loop_lag_ms=limits[0], max_cpu_percent=limits[1])
     node: Node
     if kind == "ours":
-        node = OurNode(directory, sampler if limits is not None else None)
+        node = OurNode(directory, sampler if limits is not None else None, segment_secs)
     else:
         node = NaiveRelay(directory, [LOOPBACK])
     runner = web.AppRunner(create_node_app(node, sampler), access_log=None)
@@ -177,6 +184,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--max-loop-lag-ms", type=float, help="admission control on (ours)")
     parser.add_argument("--max-cpu-percent", type=float, help="admission control on (ours)")
+    parser.add_argument(
+        "--segment-secs", type=float, default=SEGMENT_SECS, help="recording segment (ours)"
+    )
     args = parser.parse_args()
     limits = None
     if args.max_loop_lag_ms is not None or args.max_cpu_percent is not None:
@@ -186,7 +196,7 @@ def main() -> None:
     # Refusals are counted by the bench; a warning per refused offer would only be noise.
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("media.admission").setLevel(logging.ERROR)
-    asyncio.run(_serve(args.kind, args.dir, limits))
+    asyncio.run(_serve(args.kind, args.dir, limits, args.segment_secs))
 
 
 if __name__ == "__main__":

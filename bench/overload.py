@@ -50,12 +50,23 @@ class OverloadSize:
     step: int  # offered at once
     settle_secs: float  # after each step: admission control's view catches up
     hold_secs: float
+    # RSS at the start of the hold is read this far into it: the allocator's pools fill while
+    # new calls run and their first segments rotate (seen: +15 % in 20 s, then flat for
+    # minutes, with segments rotating every 5 s), and that warm-up is not growth.
+    warmup_secs: float
+    # Short segments, so the hold spans several rotations of every call's recording (the
+    # server's default is 60 s): a leak per segment would show as growth.
+    segment_secs: float
 
 
 # 64 = twice the 32 calls the media row held at 30 fps, and the most the peers process holds;
 # on a quiet 2-core machine 48 calls still ran at 30 fps, so fewer would not overload the node.
-FULL = OverloadSize(offered=64, step=4, settle_secs=2.0, hold_secs=30.0)
-QUICK = OverloadSize(offered=2, step=1, settle_secs=1.0, hold_secs=3.0)
+FULL = OverloadSize(
+    offered=64, step=4, settle_secs=2.0, hold_secs=90.0, warmup_secs=30.0, segment_secs=10.0
+)
+QUICK = OverloadSize(
+    offered=2, step=1, settle_secs=1.0, hold_secs=3.0, warmup_secs=1.0, segment_secs=5.0
+)
 
 
 def default_limits() -> tuple[float, float]:
@@ -110,7 +121,7 @@ async def _sample_rss(node: Child, into: list[float]) -> None:
 async def overload_side(size: OverloadSize, limits: tuple[float, float] | None) -> Side:
     """Ramp and hold against one node: admission control at ``limits``, or off (None)."""
     side = Side(admission=limits is not None)
-    args = ["-m", "bench.media_node", "--kind", "ours"]
+    args = ["-m", "bench.media_node", "--kind", "ours", "--segment-secs", str(size.segment_secs)]
     if limits is not None:
         args += ["--max-loop-lag-ms", str(limits[0]), "--max-cpu-percent", str(limits[1])]
     with tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp:
@@ -161,15 +172,22 @@ async def _ramp(
 
 async def _hold(side: Side, size: OverloadSize, node: Child, peers: Child) -> None:
     sampler = asyncio.create_task(_sample_rss(node, side.rss_samples_mb))
-    try:
+
+    async def warm() -> None:
+        await asyncio.sleep(size.warmup_secs)
         side.rss_start_bytes = rss_bytes(node.pid)
+
+    warmed = asyncio.create_task(warm())
+    try:
         cpu0 = cpu_sample(node.pid)
         measured = await ask(peers, {"op": "measure", "secs": size.hold_secs}, REPLY_TIMEOUT_SECS)
+        await warmed
         side.node_cpu_percent = cpu_percent(cpu0, cpu_sample(node.pid))
         side.rss_end_bytes = rss_bytes(node.pid)
     finally:
-        sampler.cancel()
-        await asyncio.gather(sampler, return_exceptions=True)
+        for task in (sampler, warmed):
+            task.cancel()
+        await asyncio.gather(sampler, warmed, return_exceptions=True)
     if not measured.get("ok"):
         raise RuntimeError(f"measuring the hold failed: {measured.get('error')}")
     side.hold = measured
@@ -206,7 +224,7 @@ async def overload_rows(quick: bool) -> tuple[list[Row], dict[str, Any]]:
         ),
         row(f"overload: probe p95 latency ({hold})", ours.p95_ms, base.p95_ms, "ms", BASELINE),
         row(
-            "overload: RSS per admitted call, start of hold",
+            f"overload: RSS per admitted call, {size.warmup_secs:g} s into the hold",
             ours.rss_per_call_mb(ours.rss_start_bytes),
             base.rss_per_call_mb(base.rss_start_bytes),
             "MB",
@@ -220,7 +238,7 @@ async def overload_rows(quick: bool) -> tuple[list[Row], dict[str, Any]]:
             BASELINE,
         ),
         row(
-            "overload: node RSS, end of hold / start",
+            f"overload: node RSS, end of hold / {size.warmup_secs:g} s into it",
             100.0 * ours.rss_end_bytes / max(1, ours.rss_start_bytes),
             100.0 * base.rss_end_bytes / max(1, base.rss_start_bytes),
             "%",

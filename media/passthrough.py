@@ -60,9 +60,15 @@ class EncodedFrame:
 FrameSink = Callable[[EncodedFrame], None]
 
 
+VP8_START_CODE = b"\x9d\x01\x2a"
+
+
 def is_vp8_keyframe(data: bytes) -> bool:
-    """VP8 frame tag (RFC 6386 9.1): bit 0 of the first byte is 0 on a key frame."""
-    return bool(data) and (data[0] & 1) == 0
+    """VP8 frame tag (RFC 6386 9.1): bit 0 of the first byte is 0 on a key frame, and the start
+    code follows the 3-byte tag. The start code is checked too: a frame reassembled without its
+    first packet (loss under overload) can have the bit clear, and taken for a keyframe it would
+    be the first thing a waiting subscriber or a new segment gets."""
+    return len(data) >= 10 and (data[0] & 1) == 0 and data[3:6] == VP8_START_CODE
 
 
 class _TapQueue(queue.Queue[Any]):

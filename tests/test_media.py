@@ -219,8 +219,12 @@ async def test_stalled_subscriber_queue_is_bounded_and_drops_to_a_keyframe() -> 
 
 
 def test_vp8_keyframe_bit() -> None:
-    assert passthrough.is_vp8_keyframe(b"\x10\x02\x00\x9d\x01\x2a")
-    assert not passthrough.is_vp8_keyframe(b"\x11\x02\x00")
+    header = b"\x10\x02\x00\x9d\x01\x2a\x80\x02\xe0\x01"  # 640x480
+    assert passthrough.is_vp8_keyframe(header)
+    assert not passthrough.is_vp8_keyframe(b"\x11\x02\x00" + header[3:])
+    # The bit alone is not enough: a frame missing its first packet may have it clear.
+    assert not passthrough.is_vp8_keyframe(b"\x10\x02\x00\x00\x00\x00\x00\x00\x00\x00")
+    assert not passthrough.is_vp8_keyframe(b"\x10\x02\x00\x9d\x01\x2a")  # truncated
     assert not passthrough.is_vp8_keyframe(b"")
 
 
@@ -444,15 +448,21 @@ async def test_segments_rotate_on_a_keyframe(
         await hub.close()
 
 
+LATE_JOIN_SECS = 10.0
+
+
 async def test_late_subscriber_sees_a_picture_quickly(
     hub: MediaHub, peers: list[MediaPeer]
 ) -> None:
+    """Issue 6: an operator joining 10 s into a call sees a frame within 0.5 s."""
     citizen = await connect_citizen(hub, CALL)
+    started = time.monotonic()
     peers.append(citizen)
     # aiortc's encoder (like Chrome's) makes keyframes only when asked after the first one.
     await wait_until(
         lambda: hub.stats(CALL)["citizen"]["video_received"] >= 60, FRAMES_TIMEOUT_SECS, "video"
     )
+    await asyncio.sleep(max(0.0, LATE_JOIN_SECS - (time.monotonic() - started)))
     keyframes = hub.stats(CALL)["citizen"]["keyframes_received"]
     joined = time.monotonic()
     monitor = await connect_subscriber(hub, CALL, "supervisor-1", talk=False)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,28 +90,36 @@ async def _ask(peers: Child, command: dict[str, Any]) -> dict[str, Any]:
     return await ask(peers, command, REPLY_TIMEOUT_SECS)
 
 
-async def ramp(kind: str, counts: tuple[int, ...], measure_secs: float) -> Ramp:
-    """Start a node of ``kind`` and the peers; raise the call count until a step fails."""
-    result = Ramp(kind)
-    with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
+@asynccontextmanager
+async def node_and_peers(node_args: list[str]) -> AsyncIterator[tuple[Child, Child, int]]:
+    """A media node (``bench.media_node`` with ``node_args``) in a fresh directory, and the
+    peers process pointed at it; with the node's RSS before any call."""
+    with tempfile.TemporaryDirectory(prefix="bench-node-") as tmp:
         async with child_process(
-            ["-m", "bench.media_node", "--kind", kind, "--dir", tmp], ready_keys=["url"]
+            ["-m", "bench.media_node", *node_args, "--dir", tmp], ready_keys=["url"]
         ) as node:
-            result.idle_rss_bytes = rss_bytes(node.pid)
+            idle_rss = rss_bytes(node.pid)
             async with child_process(
                 ["-m", "bench.peers_proc", "--node", node.ready["url"]],
                 ready_keys=["ready"],
                 stdin=True,
             ) as peers:
-                try:
-                    for count in counts:
-                        step = await _step(node, peers, count, measure_secs, measure_secs / 3)
-                        result.steps.append(step)
-                        if not step.ok:
-                            break
-                finally:
-                    closed = await _ask(peers, {"op": "close"})
-                    result.recordings = closed.get("recordings", [])
+                yield node, peers, idle_rss
+
+
+async def ramp(kind: str, counts: tuple[int, ...], measure_secs: float) -> Ramp:
+    """Start a node of ``kind`` and the peers; raise the call count until a step fails."""
+    result = Ramp(kind)
+    async with node_and_peers(["--kind", kind]) as (node, peers, result.idle_rss_bytes):
+        try:
+            for count in counts:
+                step = await _step(node, peers, count, measure_secs, measure_secs / 3)
+                result.steps.append(step)
+                if not step.ok:
+                    break
+        finally:
+            closed = await _ask(peers, {"op": "close"})
+            result.recordings = closed.get("recordings", [])
     return result
 
 

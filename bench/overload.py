@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,13 +28,13 @@ from bench.common import (
     Child,
     Row,
     ask,
-    child_process,
     cpu_percent,
     cpu_sample,
     pct,
     row,
     rss_bytes,
 )
+from bench.media_load import node_and_peers
 from config.settings import Settings
 
 REPLY_TIMEOUT_SECS = 300.0
@@ -121,27 +120,20 @@ async def _sample_rss(node: Child, into: list[float]) -> None:
 async def overload_side(size: OverloadSize, limits: tuple[float, float] | None) -> Side:
     """Ramp and hold against one node: admission control at ``limits``, or off (None)."""
     side = Side(admission=limits is not None)
-    args = ["-m", "bench.media_node", "--kind", "ours", "--segment-secs", str(size.segment_secs)]
+    args = ["--kind", "ours", "--segment-secs", str(size.segment_secs)]
     if limits is not None:
         args += ["--max-loop-lag-ms", str(limits[0]), "--max-cpu-percent", str(limits[1])]
-    with tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp:
-        async with (
-            child_process([*args, "--dir", tmp], ready_keys=["url"]) as node,
-            aiohttp.ClientSession() as http,
-        ):
-            side.idle_rss_bytes = rss_bytes(node.pid)
-            async with child_process(
-                ["-m", "bench.peers_proc", "--node", node.ready["url"]],
-                ready_keys=["ready"],
-                stdin=True,
-            ) as peers:
-                try:
-                    await _ramp(side, size, node, peers, http)
-                    await _hold(side, size, node, peers)
-                finally:
-                    with contextlib.suppress(Exception):
-                        closed = await ask(peers, {"op": "close"}, REPLY_TIMEOUT_SECS)
-                        side.recordings = closed.get("recordings", [])
+    async with (
+        node_and_peers(args) as (node, peers, side.idle_rss_bytes),
+        aiohttp.ClientSession() as http,
+    ):
+        try:
+            await _ramp(side, size, node, peers, http)
+            await _hold(side, size, node, peers)
+        finally:
+            with contextlib.suppress(Exception):
+                closed = await ask(peers, {"op": "close"}, REPLY_TIMEOUT_SECS)
+                side.recordings = closed.get("recordings", [])
     return side
 
 

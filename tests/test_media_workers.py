@@ -52,6 +52,30 @@ def workers_of(server: RunningServer) -> dict[str, int]:
     return found
 
 
+def stored_segments(server: RunningServer, call_id: str) -> set[int]:
+    return {r["segment"] for r in call_media(server, call_id)["recordings"]}
+
+
+def sealed_after_kill(server: RunningServer, call_id: str, before: set[int]) -> dict[str, Any]:
+    """The call's media after its worker was killed and the call ended: waits for the new media
+    node's segment, and checks that the move kept the evidence apart. The killed worker's open
+    segment (numbered after ``before``) died unsealed, its file left on disk; the next one
+    takes a later number, so nothing is overwritten."""
+    deadline = time.monotonic() + MEDIA_TIMEOUT_SECS
+    while True:
+        media = call_media(server, call_id)
+        new = [r for r in media["recordings"] if r["segment"] not in before]
+        if new and new[-1]["media_node"] == media["media_node"]:
+            break
+        assert time.monotonic() < deadline, f"no segment from the new media node: {media}"
+        time.sleep(0.2)
+    numbers = [r["segment"] for r in media["recordings"]]
+    assert numbers == sorted(set(numbers)), media
+    assert new[-1]["segment"] >= max(before, default=0) + 2, media
+    assert len({r["path"] for r in media["recordings"]}) == len(numbers), media
+    return media
+
+
 async def _ready(http: aiohttp.ClientSession, server: RunningServer) -> list[str]:
     async with http.get(f"{server.base}/readyz") as response:
         assert response.status == 200
@@ -96,6 +120,7 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
                 await _connected(peers[0])
                 home = call_media(server, call_id)["media_node"]
                 assert home in workers
+                before = stored_segments(server, call_id)
                 await asyncio.sleep(1.0)
                 os.kill(workers_of(server)[home], signal.SIGKILL)
                 await peers[0].close()
@@ -107,14 +132,8 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
         finally:
             for peer in peers:
                 await peer.close()
-        deadline = time.monotonic() + MEDIA_TIMEOUT_SECS
-        media = call_media(server, call_id)
-        while not media["recordings"] and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            media = call_media(server, call_id)
-        # Segment 1 died with its worker (its file stays, unsealed); segment 2 holds the rest.
-        assert [r["segment"] for r in media["recordings"]] == [2], media
-        _check_file(media["recordings"][0])
+        media = sealed_after_kill(server, call_id, before)
+        _check_file(media["recordings"][-1])
         # The killed worker is back.
         for _ in range(100):
             if await _ready(http, server) == workers:

@@ -159,6 +159,8 @@ function setConnection(state) {
 
 function renderButtons() {
   const hasCall = Boolean(live.active);
+  // During a call, Accept is not a choice: out of the bar, so End call cannot be mistaken for it.
+  page.accept.hidden = hasCall;
   page.accept.disabled = hasCall || live.queue.size === 0;
   page.snapshot.disabled = !hasCall || live.active?.summary.mode === 'text';
   page.endCall.disabled = !hasCall;

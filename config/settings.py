@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # Admission control: above either, a node answers no NEW call's media (chat still works).
     MEDIA_MAX_LOOP_LAG_MS: float = Field(default=100.0, ge=0)
     MEDIA_MAX_CPU_PERCENT: float = Field(default=85.0, ge=0)
+    # ... and above this share of the whole machine's CPU (other processes starving this one).
+    MEDIA_MAX_HOST_CPU_PERCENT: float = Field(default=95.0, ge=0)
     # Media worker processes per node (one per core on a busy node): each is a media node of
     # its own, addressed as ``node:<NODE_ID>.m<i>``. 0: media in the server process.
     MEDIA_WORKERS: int = Field(default=0, ge=0, le=64)

@@ -1,9 +1,11 @@
 """Admission control: a node refuses NEW media sessions before its quality degrades.
 
 aiortc has no back-pressure: overload shows as growing latency, audio loss and memory, never as
-a refusal (MEDIA-NOTES.md). So the node watches two signals, the event loop's lag (every
-coroutine's latency, Socket.IO's included) and the process's CPU, and says no to a new call's
-media above either threshold. The call still queues and its chat works; in scale-out another
+a refusal (MEDIA-NOTES.md). So the node watches three signals, the event loop's lag (every
+coroutine's latency, Socket.IO's included), the process's CPU, and the whole machine's CPU, and
+says no to a new call's media above any threshold. The machine's share matters when other
+processes (another media worker, a backup) starve this one: its own CPU then stays low while
+its calls already degrade. The call still queues and its chat works; in scale-out another
 node can take the media.
 """
 
@@ -14,6 +16,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +26,53 @@ CPU_WINDOW_SECS = 1.0
 LAG_SMOOTHING = 0.2
 
 
+PROC_STAT = Path("/proc/stat")
+
+
 @dataclass(frozen=True)
 class Load:
     loop_lag_ms: float
     cpu_percent: float
+    host_cpu_percent: float = 0.0
+
+
+def host_cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of every CPU since boot, from /proc/stat; None where there is none.
+
+    In a container this is the host's CPUs, not the container's quota: set the threshold for
+    the machine the node really shares.
+    """
+    try:
+        fields = PROC_STAT.read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    values = [int(v) for v in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # guest time is already counted in user and nice
+    return total - idle, total
 
 
 class Admission:
-    """Samples the loop's lag and the process's CPU; ``admit()`` says whether a new session fits.
+    """Samples the loop's lag, the process's and the machine's CPU; ``admit()`` says whether a
+    new session fits.
 
-    ``max_cpu_percent`` is of one core (a Python process uses about one).
+    ``max_cpu_percent`` is of one core (a Python process uses about one);
+    ``max_host_cpu_percent`` of all the machine's cores together.
     """
 
-    def __init__(self, *, max_loop_lag_ms: float, max_cpu_percent: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_loop_lag_ms: float,
+        max_cpu_percent: float,
+        max_host_cpu_percent: float = float("inf"),
+    ) -> None:
         self.max_loop_lag_ms = max_loop_lag_ms
         self.max_cpu_percent = max_cpu_percent
+        self.max_host_cpu_percent = max_host_cpu_percent
         self._lag_ms = 0.0
         self._cpu_percent = 0.0
+        self._host_cpu_percent = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -55,12 +88,18 @@ class Admission:
 
     @property
     def load(self) -> Load:
-        return Load(round(self._lag_ms, 1), round(self._cpu_percent, 1))
+        return Load(
+            round(self._lag_ms, 1), round(self._cpu_percent, 1), round(self._host_cpu_percent, 1)
+        )
 
     def fits(self) -> bool:
         """Whether a new session would be admitted now (nothing logged: a load report asks)."""
         load = self.load
-        return load.loop_lag_ms <= self.max_loop_lag_ms and load.cpu_percent <= self.max_cpu_percent
+        return (
+            load.loop_lag_ms <= self.max_loop_lag_ms
+            and load.cpu_percent <= self.max_cpu_percent
+            and load.host_cpu_percent <= self.max_host_cpu_percent
+        )
 
     def admit(self) -> bool:
         ok = self.fits()
@@ -68,13 +107,18 @@ class Admission:
             load = self.load
             log.warning(
                 "media session refused: node overloaded",
-                extra={"loop_lag_ms": load.loop_lag_ms, "cpu_percent": load.cpu_percent},
+                extra={
+                    "loop_lag_ms": load.loop_lag_ms,
+                    "cpu_percent": load.cpu_percent,
+                    "host_cpu_percent": load.host_cpu_percent,
+                },
             )
         return ok
 
     async def _sample(self) -> None:
         loop = asyncio.get_running_loop()
         cpu_started, wall_started = time.process_time(), loop.time()
+        host_started = host_cpu_times()
         while True:
             before = loop.time()
             await asyncio.sleep(SAMPLE_EVERY_SECS)
@@ -85,3 +129,10 @@ class Admission:
                 cpu_now = time.process_time()
                 self._cpu_percent = 100 * (cpu_now - cpu_started) / (now - wall_started)
                 cpu_started, wall_started = cpu_now, now
+                host_now = host_cpu_times()
+                if host_now is not None and host_started is not None:
+                    busy = host_now[0] - host_started[0]
+                    total = host_now[1] - host_started[1]
+                    if total > 0:
+                        self._host_cpu_percent = 100 * busy / total
+                host_started = host_now

@@ -111,6 +111,7 @@ class MediaAgent:
             "admit": self._admission.fits(),
             "loop_lag_ms": load.loop_lag_ms,
             "cpu_percent": load.cpu_percent,
+            "host_cpu_percent": load.host_cpu_percent,
         }
 
     async def _send_load(self) -> None:

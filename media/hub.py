@@ -183,6 +183,7 @@ def hub_from_settings(
     admission = Admission(
         max_loop_lag_ms=settings.MEDIA_MAX_LOOP_LAG_MS,
         max_cpu_percent=settings.MEDIA_MAX_CPU_PERCENT,
+        max_host_cpu_percent=settings.MEDIA_MAX_HOST_CPU_PERCENT,
     )
     admission.start()
     return MediaHub(

@@ -46,6 +46,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # Tests run peers and server in one loaded process: admission control is tested on
         # its own (test_admission.py), not left to refuse other tests' media at random.
         MEDIA_MAX_CPU_PERCENT=100_000,
+        MEDIA_MAX_HOST_CPU_PERCENT=100_000,
         MEDIA_MAX_LOOP_LAG_MS=100_000,
     )
 

@@ -5,11 +5,36 @@ from __future__ import annotations
 import asyncio
 import time
 
-from media.admission import Admission
+from media.admission import Admission, host_cpu_times
 from server.keys import MEDIA_HUB_KEY
 from tests.media_peers import MediaPeer, citizen_peer, wait_until
 from tests.sockets import answer_via, citizen, start_call
 from tests.staff import Client
+
+
+def test_host_cpu_times_are_read() -> None:
+    first = host_cpu_times()
+    assert first is not None
+    sum(range(2_000_000))  # some CPU between the two readings
+    second = host_cpu_times()
+    assert second is not None
+    busy, total = second[0] - first[0], second[1] - first[1]
+    assert 0 <= busy <= total
+
+
+async def test_a_busy_machine_refuses_even_when_the_process_is_idle() -> None:
+    """Another process starving this one: its own CPU stays low, the machine's does not."""
+    admission = Admission(max_loop_lag_ms=1e9, max_cpu_percent=1e9, max_host_cpu_percent=0.0)
+    admission.start()
+    try:
+        await wait_until(
+            lambda: admission.load.host_cpu_percent > 0, 5.0, "a sample of the machine's CPU"
+        )
+        assert not admission.admit()
+        admission.max_host_cpu_percent = 100.0  # a whole machine is never more than 100 % busy
+        assert admission.admit()
+    finally:
+        await admission.close()
 
 
 async def test_a_blocked_loop_is_seen_as_lag() -> None:

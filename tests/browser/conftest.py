@@ -61,6 +61,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
         # A CI machine running Chromium beside the server is busy: admission control has its
         # own test (test_admission.py) and must not refuse these calls' media at random.
         "LIFELINE_MEDIA_MAX_CPU_PERCENT": "100000",
+        "LIFELINE_MEDIA_MAX_HOST_CPU_PERCENT": "100000",
         "LIFELINE_MEDIA_MAX_LOOP_LAG_MS": "100000",
         **(extra_env or {}),
     }

@@ -27,7 +27,16 @@ CANDIDATE = "candidate"
 SNAPSHOT = "snapshot"
 END_CALL = "end_call"
 STATS = "stats"
-REQUESTS = (CITIZEN_OFFER, SUBSCRIBER_OFFER, CANDIDATE, SNAPSHOT, END_CALL, STATS)
+REMOVE_SUBSCRIBER = "remove_subscriber"
+REQUESTS = (
+    CITIZEN_OFFER,
+    SUBSCRIBER_OFFER,
+    CANDIDATE,
+    SNAPSHOT,
+    END_CALL,
+    STATS,
+    REMOVE_SUBSCRIBER,
+)
 
 # Reports, media node -> its node.
 SEGMENT_CLOSED = "segment_closed"
@@ -157,6 +166,10 @@ def hub_handlers(hub: MediaHub) -> dict[str, Handler]:
     async def stats(data: dict[str, Any]) -> dict[str, Any]:
         return {"stats": hub.stats(str(data["call_id"]))}
 
+    async def remove_subscriber(data: dict[str, Any]) -> dict[str, Any]:
+        await hub.remove_subscriber(str(data["call_id"]), str(data["subscriber_id"]))
+        return {}
+
     return {
         CITIZEN_OFFER: citizen_offer,
         SUBSCRIBER_OFFER: subscriber_offer,
@@ -164,6 +177,7 @@ def hub_handlers(hub: MediaHub) -> dict[str, Handler]:
         SNAPSHOT: snapshot,
         END_CALL: end_call,
         STATS: stats,
+        REMOVE_SUBSCRIBER: remove_subscriber,
     }
 
 

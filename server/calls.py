@@ -183,6 +183,42 @@ async def do_accept(audit: AuditLog, clock: Clock, *, call_id: str, user: User) 
     return call
 
 
+async def do_transfer(
+    audit: AuditLog, clock: Clock, *, call_id: str, user: User, note: str = ""
+) -> Call:
+    """Give an answered call back to its queue (answered -> transferred -> queued): another
+    operator takes it; its media and recording go on. Only its own operator may."""
+    now = clock.now()
+    async with audit.transaction() as session:
+        result = await session.exec(
+            update(Call)
+            .where(
+                col(Call.id) == call_id,
+                col(Call.state) == CallState.ANSWERED,
+                col(Call.operator_id) == user.id,
+            )
+            .values(state=CallState.QUEUED, operator_id=None, answered_at=None)
+        )
+        if result.rowcount != 1:
+            raise Conflict("The call is not yours to transfer now", code="call_changed")
+        await _transition(
+            session, call_id, CallState.ANSWERED, CallState.TRANSFERRED, user.username, now, note
+        )
+        await _transition(
+            session, call_id, CallState.TRANSFERRED, CallState.QUEUED, user.username, now
+        )
+        await audit.record(
+            session,
+            actor=user.username,
+            action="call_transferred",
+            subject=f"call:{call_id}",
+            data={"note": note} if note else None,
+        )
+        call = await session.get(Call, call_id)
+        assert call is not None
+    return call
+
+
 async def do_finish(
     audit: AuditLog,
     clock: Clock,

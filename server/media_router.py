@@ -10,6 +10,7 @@ monitor's offer, a trickled candidate, a snapshot, the end) goes to the call's m
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 from typing import Any
 
@@ -125,6 +126,14 @@ class MediaRouter:
     async def stats(self, call_id: str) -> dict[str, Any]:
         reply = await self._to_call(call_id, rpc.STATS, {"call_id": call_id})
         return dict(reply["stats"])
+
+    async def remove_subscriber(self, call_id: str, subscriber_id: str) -> None:
+        """A console leaves the call (a transfer): its peer closes, its voice stops going to the
+        caller. Nothing to do where the call has no media."""
+        with contextlib.suppress(LookupError):
+            await self._to_call(
+                call_id, rpc.REMOVE_SUBSCRIBER, {"call_id": call_id, "subscriber_id": subscriber_id}
+            )
 
     async def end_call(self, call_id: str) -> None:
         """Close the call's media and its recording; a media node already gone closed them."""

@@ -25,6 +25,7 @@ from server.calls import (
     check_call_for_staff,
     do_accept,
     do_store_chat,
+    do_transfer,
     live_calls,
     location_event,
     locations_since,
@@ -48,9 +49,11 @@ from signaling.events import (
     CallJoin,
     CallRef,
     CallStateEvent,
+    CallTransfer,
     ConsoleChatSend,
     ConsoleIceCandidate,
     ConsoleOffer,
+    QueueCallAdded,
     QueueCallRemoved,
     Strict,
 )
@@ -153,6 +156,33 @@ class ConsoleNamespace(LifelineNamespace):
         await to_citizen(sio, call.id, state)
         await to_call_watchers(sio, call.id, state)
         return {"ok": True, "call": dump(await summary_of(self.app[DB_KEY], call))}
+
+    @event(CallTransfer)
+    async def on_transfer(self, sid: str, payload: CallTransfer) -> Ack:
+        """Back to the queue for another operator; the caller waits again, media and recording
+        go on, and this operator's media leaves the call."""
+        staff = await self.staff(sid)
+        async with self.app[DB_KEY].session() as session:
+            user = await session.get(User, staff.user_id)
+        assert user is not None
+        call = await do_transfer(
+            self.app[AUDIT_KEY],
+            self.app[CLOCK_KEY],
+            call_id=payload.call_id,
+            user=user,
+            note=payload.note,
+        )
+        await self.leave_room(sid, call_room(call.id))
+        sio = self.app[SIO_KEY]
+        state = CallStateEvent(
+            call_id=call.id, state=CallState.TRANSFERRED, at=self.app[CLOCK_KEY].now()
+        )
+        await to_citizen(sio, call.id, state)
+        await to_call_watchers(sio, call.id, state)
+        summary = await summary_of(self.app[DB_KEY], call)
+        await to_queue(sio, call.channel, QueueCallAdded(call=summary))
+        await self.app[MEDIA_KEY].remove_subscriber(call.id, f"staff-{staff.user_id}")
+        return {"ok": True, "call": dump(summary)}
 
     @event(CallJoin)
     async def on_join(self, sid: str, payload: CallJoin) -> Ack:

@@ -109,6 +109,12 @@ class CallEnd(CallRef):
     note: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
+class CallTransfer(CallRef):
+    """The operator gives the call back to its queue, saying why (kept with the transition)."""
+
+    note: str = Field(default="", max_length=255)
+
+
 class CitizenHello(Strict):
     """The citizen's ``auth`` at connect: its call token and the last sequence number it saw."""
 

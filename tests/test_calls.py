@@ -312,3 +312,45 @@ async def test_operator_states_are_for_the_wall(
             ]
     finally:
         await supervisor.close()
+
+
+async def test_an_operator_transfers_a_call_back_to_the_queue(
+    client: Client, operator: Client, clock: FrozenClock
+) -> None:
+    """Transfer: the call goes back to its queue for another operator; the caller waits again;
+    only the call's own operator may hand it back."""
+    assert client.app is not None
+    piotr = await another_browser(client)
+    await sign_in(piotr, await add_account(client, "piotr", "operator"), clock)
+    started = await start_call(client)
+    call_id = started["call_id"]
+    async with (
+        citizen(client, started["token"]) as phone,
+        console(operator) as olga,
+        console(piotr) as other,
+    ):
+        assert (await olga.call("accept", {"call_id": call_id}))["ok"]
+        refused = await other.call("transfer", {"call_id": call_id})
+        assert refused["ok"] is False and refused["error"]["code"] == "call_changed"
+        too_long = await olga.call("transfer", {"call_id": call_id, "note": "x" * 256})
+        assert too_long["ok"] is False and too_long["error"]["code"] == "invalid"
+
+        done = await olga.call("transfer", {"call_id": call_id, "note": "needs Russian"})
+        assert done["ok"], done
+        assert done["call"]["state"] == "queued"
+        assert (await phone.next_event("call.state", state="transferred"))["call_id"] == call_id
+        back = await other.next_event("queue.call_added")
+        assert back["call"]["call_id"] == call_id
+        assert (await phone.call("resume", {}))["call"]["state"] == "queued"
+        # Another operator takes it; the first can no longer act on it.
+        assert (await other.call("accept", {"call_id": call_id}))["ok"]
+        again = await olga.call("transfer", {"call_id": call_id})
+        assert again["ok"] is False
+    assert await _transitions(client, call_id) == [
+        (None, "queued"),
+        ("queued", "answered"),
+        ("answered", "transferred"),
+        ("transferred", "queued"),
+        ("queued", "answered"),
+    ]
+    await piotr.close()

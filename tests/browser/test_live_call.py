@@ -407,3 +407,24 @@ def test_the_operator_turns_the_call_into_a_threat_report(
     assert abs(report["lat"] - WARSAW["latitude"]) < COORDINATE_TOLERANCE
     assert abs(report["lon"] - WARSAW["longitude"]) < COORDINATE_TOLERANCE
     end_from_console(console, citizen)
+
+
+def test_the_operator_transfers_the_call_back_to_the_queue(
+    phone: BrowserContext, console: Page, call_server: RunningServer, artifacts: Path
+) -> None:
+    citizen, call_id = start_call(phone, call_server.base)
+    accept(console, call_id)
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+    console.get_by_test_id("transfer-call").click()
+    # The console lets the call go; it is back in the queue, and the caller waits again.
+    expect(console.get_by_test_id("console-call-state")).to_have_attribute(
+        "data-state", "transferred"
+    )
+    item = console.locator(f"[data-testid=queue-item][data-call-id='{call_id}']")
+    expect(item).to_be_visible()
+    expect(console.get_by_test_id("transfer-call")).to_be_disabled()
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "queued")
+    console.screenshot(path=str(artifacts / "live-console-transferred-1920.png"))
+    accept(console, call_id)  # someone takes it (here, the same console)
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
+    end_from_console(console, citizen)

@@ -33,6 +33,7 @@ const page = {
   queueSize: $('queue-size'),
   queueEmpty: $('queue-empty'),
   accept: $('accept-call'),
+  transfer: $('transfer-call'),
   mute: $('mute'),
   snapshot: $('take-snapshot'),
   endCall: $('end-call'),
@@ -71,6 +72,7 @@ const CALL_STATE_TEXT = {
   live: () => t('console.call_live'),
   caller_reconnecting: () => t('console.caller_reconnecting'),
   ended: () => t('console.call_ended'),
+  transferred: () => t('console.call_transferred'),
 };
 const CONNECTION_TEXT = {
   connecting: () => t('console.connecting'),
@@ -164,6 +166,7 @@ function renderButtons() {
   page.accept.disabled = hasCall || live.queue.size === 0;
   page.snapshot.disabled = !hasCall || live.active?.summary.mode === 'text';
   page.endCall.disabled = !hasCall;
+  page.transfer.disabled = !hasCall;
   page.toReport.disabled = !hasCall;
   page.mute.disabled = !hasCall;
   page.chatInput.disabled = !hasCall;
@@ -341,6 +344,25 @@ function stopFlash() {
 // --- the open call -------------------------------------------------------------------------
 
 /** @param {string} [callId] the call to take; the selected one, else the oldest */
+/** Gives the open call back to its queue: another operator takes it, the caller waits again. */
+async function transferCall() {
+  const active = live.active;
+  if (!active || !live.socket?.connected) {
+    return;
+  }
+  page.transfer.disabled = true;
+  try {
+    await request(live.socket, 'transfer', { call_id: active.callId });
+  } catch (error) {
+    appendChat('system', t('console.action_failed', { reason: error.message }));
+    renderButtons();
+    return;
+  }
+  closeCall();
+  setCallStatus('transferred');
+  appendChat('system', t('console.transferred'));
+}
+
 async function acceptCall(callId) {
   if (live.active || !live.socket?.connected) {
     return;
@@ -910,6 +932,7 @@ function bind() {
     hooks.setMuted(muted);
   });
   page.accept.addEventListener('click', () => acceptCall());
+  page.transfer.addEventListener('click', () => transferCall());
   page.snapshot.addEventListener('click', () => takeSnapshot());
   page.endCall.addEventListener('click', () => openEndDialog());
   page.endForm.addEventListener('submit', (event) => {

@@ -3,7 +3,7 @@
 // session over WebRTC. Everything needed to pick the call up again after a reload (id, token,
 // last sequence number, unsent chat) lives in sessionStorage, which one tab keeps across reloads.
 import { loadCatalog, t } from './i18n.js';
-import { openPeer } from './rtc.js';
+import { MediaLink } from './media_link.js';
 import { connect, newClientId, request } from './socket.js';
 
 // State texts, written out so the catalogue test can find every key.
@@ -21,9 +21,6 @@ const STORAGE_KEY = 'lifeline.call';
 const PROMPT_TIMEOUT_MS = 10_000;
 /** Locations go out at most this often (a phone may report several fixes a second). */
 const LOCATION_INTERVAL_MS = 1000;
-/** A media link "disconnected" this long is replaced by a new one (ICE would take ~30 s). */
-const MEDIA_GRACE_MS = 2500;
-const MEDIA_RETRY_MS = 3000;
 // A node refusing new media (admission control) is not asked again at once.
 const MEDIA_BUSY_RETRY_MS = 10_000;
 
@@ -67,10 +64,7 @@ const live = {
   /** camera/microphone settled (given, refused or timed out): offers may go */
   mediaReady: false,
   /** @type {any} */ socket: null,
-  /** @type {RTCPeerConnection | null} */ pc: null,
   /** @type {RTCRtpSender | null} */ videoSender: null,
-  mediaGeneration: 0,
-  mediaRetry: 0,
   /** @type {MediaStream | null} */ stream: null,
   facing: 'environment',
   /** @type {Map<string, HTMLLIElement>} chat lines by client id: a message is shown once */
@@ -430,7 +424,7 @@ function useLateStream(stream) {
     return;
   }
   showLocal(stream);
-  startMedia();
+  mediaLink.start();
 }
 
 /** @param {MediaStream | null} stream */
@@ -448,98 +442,71 @@ function showLocal(stream) {
   }
 }
 
-function closePeer() {
-  live.mediaGeneration += 1;
-  window.clearTimeout(live.mediaRetry);
-  if (live.pc) {
-    live.pc.close();
-    live.pc = null;
-  }
-  live.videoSender = null;
-}
-
-/** A new peer connection and offer: after every (re)connect, and when the link fails. */
-async function startMedia() {
-  closePeer();
+/**
+ * What the next offer needs: the camera and microphone as they are now, on this socket. Nothing
+ * for a text call, an ended one, or while the socket is down (every connect offers again).
+ * @returns {import('./media_link.js').MediaPlan | null}
+ */
+function mediaPlan() {
   if (call.mode === 'text' || live.ended || !live.socket || !live.socket.connected) {
-    return;
+    return null;
   }
-  const generation = live.mediaGeneration;
   const stream = live.stream;
   const socket = live.socket;
   let videoSender = null;
-  try {
-    const pc = await openPeer({
-      iceServers: live.iceServers,
-      setup: (peer) => {
-        const audio = stream && stream.getAudioTracks()[0];
-        if (audio) {
-          peer.addTransceiver(audio, { direction: 'sendrecv', streams: [stream] });
-        } else {
-          peer.addTransceiver('audio', { direction: 'recvonly' }); // still hear the operator
-        }
-        const video = stream && stream.getVideoTracks()[0];
-        if (video) {
-          videoSender = peer.addTransceiver(video, { direction: 'sendonly', streams: [stream] }).sender;
-        }
-      },
-      sendOffer: (offer) => request(socket, 'media_offer', offer),
-      sendIce: (candidate) => request(socket, 'media_ice', candidate),
-      onTrack: (event) => {
-        if (generation !== live.mediaGeneration) {
-          return;
-        }
-        page.remoteMedia.srcObject = event.streams[0] || new MediaStream([event.track]);
-        if (event.track.kind === 'video') {
-          page.videos.dataset.remoteVideo = 'true';
-        }
-        page.remoteMedia.play().catch(() => waitForTapToPlay());
-      },
-      onState: (state) => onMediaState(generation, state),
-    });
-    if (generation !== live.mediaGeneration) {
-      pc.close();
-      return;
-    }
-    live.pc = pc;
-    live.videoSender = videoSender;
-  } catch (error) {
-    console.warn('citizen: media offer failed', error);
-    if (error && error.code === 'media_busy' && !live.toldBusy) {
-      // The node is at capacity: say so once; the chat carries the call, video retries.
-      live.toldBusy = true;
-      systemLine(t('call.media_busy'));
-    }
-    if (generation === live.mediaGeneration) {
-      const wait = error && error.code === 'media_busy' ? MEDIA_BUSY_RETRY_MS : MEDIA_RETRY_MS;
-      live.mediaRetry = window.setTimeout(startMedia, wait);
-    }
-  }
+  return {
+    iceServers: live.iceServers,
+    setup: (peer) => {
+      const audio = stream && stream.getAudioTracks()[0];
+      if (audio) {
+        peer.addTransceiver(audio, { direction: 'sendrecv', streams: [stream] });
+      } else {
+        peer.addTransceiver('audio', { direction: 'recvonly' }); // still hear the operator
+      }
+      const video = stream && stream.getVideoTracks()[0];
+      if (video) {
+        videoSender = peer.addTransceiver(video, { direction: 'sendonly', streams: [stream] }).sender;
+      }
+    },
+    sendOffer: (offer) => request(socket, 'media_offer', offer),
+    sendIce: (candidate) => request(socket, 'media_ice', candidate),
+    onTrack: (event) => {
+      page.remoteMedia.srcObject = event.streams[0] || new MediaStream([event.track]);
+      if (event.track.kind === 'video') {
+        page.videos.dataset.remoteVideo = 'true';
+      }
+      page.remoteMedia.play().catch(() => waitForTapToPlay());
+    },
+    onOpen: () => {
+      live.videoSender = videoSender;
+    },
+    onFailure: (error) => {
+      console.warn('citizen: media offer failed', error);
+      if (error && error.code === 'media_busy' && !live.toldBusy) {
+        // The node is at capacity: say so once; the chat carries the call, video retries.
+        live.toldBusy = true;
+        systemLine(t('call.media_busy'));
+      }
+    },
+  };
 }
 
-/**
- * @param {number} generation
- * @param {RTCPeerConnectionState} state
- */
-function onMediaState(generation, state) {
-  if (generation !== live.mediaGeneration) {
-    return;
-  }
-  if (state === 'connected') {
-    live.mediaTrouble = false;
-  } else if (state === 'failed') {
-    live.mediaTrouble = true;
-    startMedia();
-  } else if (state === 'disconnected') {
-    live.mediaTrouble = true;
-    window.setTimeout(() => {
-      if (generation === live.mediaGeneration && live.pc?.connectionState === 'disconnected') {
-        startMedia();
-      }
-    }, MEDIA_GRACE_MS);
-  }
-  render();
-}
+/** The call's media: a new peer connection after every (re)connect, and when the link fails. */
+const mediaLink = new MediaLink({
+  plan: mediaPlan,
+  retryMs: { media_busy: MEDIA_BUSY_RETRY_MS },
+  onState: (state) => {
+    if (state === 'connected') {
+      live.mediaTrouble = false;
+    } else if (state === 'failed' || state === 'disconnected') {
+      live.mediaTrouble = true;
+    }
+    render();
+  },
+  onClose: () => {
+    live.videoSender = null;
+  },
+});
 
 /** After a reload there is no user gesture: the operator's voice waits for the first tap. */
 function waitForTapToPlay() {
@@ -594,7 +561,7 @@ function openSocket() {
     live.lastSentFix = '';
     sendFix();
     if (live.mediaReady) {
-      startMedia();
+      mediaLink.start();
     }
   });
   socket.on('disconnect', () => {
@@ -622,7 +589,7 @@ function openSocket() {
       // The server's media node for this call is gone: offer again now, it places us anew.
       live.mediaTrouble = true;
       render();
-      startMedia();
+      mediaLink.start();
     }
   });
   socket.on('error', (error) => console.warn('citizen: refused', error));
@@ -672,7 +639,7 @@ async function beginCall(request) {
   openSocket();
   showLocal(await media);
   live.mediaReady = true;
-  startMedia();
+  mediaLink.start();
 }
 
 /** Picks a call up after a reload. */
@@ -694,7 +661,7 @@ async function resumeCall(saved) {
   openSocket();
   showLocal(await media);
   live.mediaReady = true;
-  startMedia();
+  mediaLink.start();
 }
 
 /** The call is over (either side ended it): let go of everything. */
@@ -703,7 +670,7 @@ function finish() {
     return;
   }
   live.ended = true;
-  closePeer();
+  mediaLink.close();
   live.stream?.getTracks().forEach((track) => track.stop());
   page.localVideo.srcObject = null;
   page.remoteMedia.srcObject = null;

@@ -3,17 +3,15 @@
 // and receives the caller's media from the call's media session over WebRTC.
 import { CallerMap } from './basemap.js';
 import { formatDuration, loadCatalog, t } from './i18n.js';
-import { openPeer, watchInbound } from './rtc.js';
+import { MediaLink } from './media_link.js';
 import { connect, newClientId, request } from './socket.js';
 import { initThreats } from './console_threats.js';
 import { fetchJson, fillCategorySelect, loadCategories } from './threats_common.js';
 
 /** A media link that stops delivering this long is replaced (ICE alone would take ~30 s). */
 const MEDIA_STALL_MS = 5000;
-const MEDIA_GRACE_MS = 2500;
 /** The caller's media may not have reached the server yet (`no_media`): ask again this often. */
 const NO_MEDIA_RETRY_MS = 1500;
-const MEDIA_RETRY_MS = 3000;
 /** The citizen's page offers its new media right after reconnecting; look again after this. */
 const CITIZEN_BACK_REOFFER_MS = 1500;
 const MIC_PROMPT_TIMEOUT_MS = 10_000;
@@ -94,10 +92,6 @@ const live = {
   /** @type {null | {callId: string, summary: any, lastSeq: number, citizenConnected: boolean, lines: Map<string, HTMLLIElement>}} */
   active: null,
   /** @type {CallerMap | null} */ map: null,
-  /** @type {RTCPeerConnection | null} */ pc: null,
-  mediaGeneration: 0,
-  mediaRetry: 0,
-  stopWatch: () => {},
   /** @type {MediaStream | null} */ mic: null,
   micAsked: false,
   muted: false,
@@ -542,93 +536,60 @@ async function microphone() {
   return live.mic;
 }
 
-function closePeer() {
-  live.mediaGeneration += 1;
-  window.clearTimeout(live.mediaRetry);
-  live.stopWatch();
-  live.stopWatch = () => {};
-  if (live.pc) {
-    live.pc.close();
-    live.pc = null;
-  }
-}
-
-/** A new peer connection to the call's media session: video from the caller, audio both ways. */
-async function startMedia() {
-  closePeer();
+/**
+ * What the next offer needs: the open call's video from the caller, audio both ways (the
+ * microphone asked on the first one). Nothing without a call, for a text call, or offline.
+ * @returns {Promise<import('./media_link.js').MediaPlan | null>}
+ */
+async function mediaPlan() {
   const active = live.active;
   if (!active || active.summary.mode === 'text' || !live.socket?.connected) {
-    return;
+    return null;
   }
-  const generation = live.mediaGeneration;
   const mic = await microphone();
-  if (generation !== live.mediaGeneration) {
-    return;
-  }
   const remote = new MediaStream();
-  try {
-    const pc = await openPeer({
-      iceServers: live.iceServers || [],
-      setup: (peer) => {
-        peer.addTransceiver('video', { direction: 'recvonly' });
-        const track = mic && mic.getAudioTracks()[0];
-        if (track) {
-          peer.addTransceiver(track, { direction: 'sendrecv', streams: [mic] });
-        } else {
-          peer.addTransceiver('audio', { direction: 'recvonly' });
-        }
-      },
-      sendOffer: (offer) =>
-        request(live.socket, 'media_offer', { call_id: active.callId, ...offer }),
-      sendIce: (candidate) =>
-        request(live.socket, 'media_ice', { call_id: active.callId, ...candidate }),
-      onTrack: (event) => {
-        if (generation !== live.mediaGeneration) {
-          return;
-        }
-        remote.addTrack(event.track);
-        page.video.srcObject = remote;
-        page.video.play().catch(() => {});
-      },
-      onState: (state) => onMediaState(generation, state),
-    });
-    if (generation !== live.mediaGeneration) {
-      pc.close();
-      return;
-    }
-    live.pc = pc;
-  } catch (error) {
-    if (generation === live.mediaGeneration && live.active === active) {
-      const wait = error.code === 'no_media' ? NO_MEDIA_RETRY_MS : MEDIA_RETRY_MS;
-      if (error.code !== 'no_media') {
+  return {
+    iceServers: live.iceServers || [],
+    setup: (peer) => {
+      peer.addTransceiver('video', { direction: 'recvonly' });
+      const track = mic && mic.getAudioTracks()[0];
+      if (track) {
+        peer.addTransceiver(track, { direction: 'sendrecv', streams: [mic] });
+      } else {
+        peer.addTransceiver('audio', { direction: 'recvonly' });
+      }
+    },
+    sendOffer: (offer) => request(live.socket, 'media_offer', { call_id: active.callId, ...offer }),
+    sendIce: (candidate) => request(live.socket, 'media_ice', { call_id: active.callId, ...candidate }),
+    onTrack: (event) => {
+      remote.addTrack(event.track);
+      page.video.srcObject = remote;
+      page.video.play().catch(() => {});
+    },
+    onFailure: (error, current) => {
+      if (current && error.code !== 'no_media') {
         console.warn('console: media offer failed', error);
       }
-      live.mediaRetry = window.setTimeout(startMedia, wait);
-    }
-  }
+    },
+  };
 }
 
-/**
- * @param {number} generation
- * @param {RTCPeerConnectionState} state
- */
-function onMediaState(generation, state) {
-  if (generation !== live.mediaGeneration) {
-    return;
-  }
-  page.videoBox.dataset.media = state;
-  if (state === 'connected' && live.pc) {
-    live.stopWatch();
-    live.stopWatch = watchInbound(live.pc, () => startMedia(), MEDIA_STALL_MS);
-  } else if (state === 'failed') {
-    startMedia();
-  } else if (state === 'disconnected') {
-    window.setTimeout(() => {
-      if (generation === live.mediaGeneration && live.pc?.connectionState === 'disconnected') {
-        startMedia();
-      }
-    }, MEDIA_GRACE_MS);
-  }
+/** The open call's media: renewed on a failed or stalled link, on media.lost, when the caller is back. */
+const media = new MediaLink({
+  plan: mediaPlan,
+  retryMs: { no_media: NO_MEDIA_RETRY_MS },
+  stallMs: MEDIA_STALL_MS,
+  onState: (state) => {
+    page.videoBox.dataset.media = state;
+  },
+});
+
+function startMedia() {
+  media.start();
+}
+
+function closePeer() {
+  media.close();
 }
 
 // --- operator actions ----------------------------------------------------------------------

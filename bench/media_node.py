@@ -30,7 +30,7 @@ from bench.common import LOOPBACK
 from bench.naive_relay import NaiveRelay
 from media.admission import Admission
 from media.hub import ClosedSegment, MediaBusy, MediaHub
-from server.clock import SystemClock
+from server.core.clock import SystemClock
 
 SEGMENT_SECS = 60.0  # the server's default RECORDING_SEGMENT_SECS
 

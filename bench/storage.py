@@ -17,9 +17,9 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench.common import Row, row
-from server.audit import AuditLog
-from server.calls import do_store_location
-from server.clock import SystemClock
+from server.actions.calls import do_store_location
+from server.core.clock import SystemClock
+from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.db.migrate import upgrade_async
 

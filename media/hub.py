@@ -13,7 +13,7 @@ from media import ice
 from media.admission import Admission
 from media.recorder import ClosedSegment
 from media.session import CITIZEN, MediaConfig, MediaSession
-from server.clock import Clock
+from server.core.clock import Clock
 
 __all__ = ["CITIZEN", "ClosedSegment", "MediaBusy", "MediaHub"]
 

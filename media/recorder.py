@@ -25,7 +25,7 @@ from typing import Literal
 import av
 
 from media.passthrough import EncodedFrame
-from server.clock import Clock
+from server.core.clock import Clock
 
 logger = logging.getLogger(__name__)
 

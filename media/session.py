@@ -24,7 +24,7 @@ from media import ice, passthrough
 from media.passthrough import EncodedFrame, Kind, PacketTrack
 from media.recorder import ClosedSegment, Recording
 from media.snapshot import vp8_keyframe_to_jpeg
-from server.clock import Clock
+from server.core.clock import Clock
 
 logger = logging.getLogger(__name__)
 

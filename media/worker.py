@@ -18,9 +18,9 @@ from config import Settings, SettingsError, load_settings
 from media.agent import MediaAgent
 from media.hub import hub_from_settings
 from media.recorder import ClosedSegment
-from server.clock import SystemClock
-from server.gc_tuning import freeze_startup_objects
-from server.logs import setup_logging
+from server.core.clock import SystemClock
+from server.core.gc_tuning import freeze_startup_objects
+from server.core.logs import setup_logging
 
 SECRET_ENV = "MEDIA_WORKER_SECRET"
 

@@ -12,15 +12,18 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from config import Settings
-from server import admin, call_photos, call_routes, health, page_routes
-from server.audit import AuditLog
-from server.auth import routes as auth_routes
-from server.auth.sessions import session_middleware
-from server.clock import Clock, SystemClock
+from server.core.clock import Clock, SystemClock
+from server.db.audit import AuditLog
 from server.db.engine import Database
-from server.errors import Handler, error_middleware
-from server.i18n import Catalogs, negotiate
-from server.keys import (
+from server.http import admin, health, open311, page_routes
+from server.http import calls as call_routes
+from server.http import photos as call_photos
+from server.http import threats as threat_routes
+from server.http.auth import routes as auth_routes
+from server.http.auth.sessions import session_middleware
+from server.http.errors import error_middleware
+from server.http.i18n import Catalogs, negotiate
+from server.http.keys import (
     AUDIT_KEY,
     CATALOGS_KEY,
     CLOCK_KEY,
@@ -39,14 +42,13 @@ from server.keys import (
     REGISTRY_KEY,
     SETTINGS_KEY,
     SIO_KEY,
+    Handler,
 )
-from server.metrics import Metrics, metrics_middleware
-from server.pages import STATIC_DIR, Pages
-from server.presence import LocalPresence, RedisPresence
-from server.ratelimit import RateLimits
-from server.threats import open311
-from server.threats import routes as threat_routes
-from server.uploads import body_limit_middleware
+from server.http.metrics import Metrics, metrics_middleware
+from server.http.pages import STATIC_DIR, Pages
+from server.http.uploads import body_limit_middleware
+from server.state.presence import LocalPresence, RedisPresence
+from server.state.ratelimit import RateLimits
 from signaling.server import attach, close_manager, create_sio
 
 if TYPE_CHECKING:
@@ -113,9 +115,9 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
     """Presence, rate limits, the media (this process's hub, or the workers' registry) and the
     call namespaces, for the app's lifetime."""
     from media.hub import hub_from_settings
-    from server.media_nodes import LocalMediaNodes, RedisMediaNodes
-    from server.media_router import MediaRouter
-    from server.recordings import record_segment
+    from server.actions.media import MediaRouter
+    from server.actions.recordings import record_segment
+    from server.state.media_nodes import LocalMediaNodes, RedisMediaNodes
     from signaling.citizen import CitizenNamespace
     from signaling.console import ConsoleNamespace
     from signaling.media_ns import MediaNamespace

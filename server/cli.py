@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from config import Settings, SettingsError, load_settings
-from server.audit import AuditLog
-from server.auth.passwords import password_problem
-from server.auth.totp import provisioning_uri
-from server.clock import SystemClock
+from server.actions.users import any_admin, do_create_user
+from server.core.clock import SystemClock
+from server.core.logs import setup_logging
+from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.db.migrate import upgrade
-from server.logs import setup_logging
-from server.users import any_admin, do_create_user
+from server.security.passwords import password_problem
+from server.security.totp import provisioning_uri
 
 PAGES = (
     ("citizen", "/"),
@@ -109,7 +109,7 @@ async def _first_admin(settings: Settings) -> str | None:
 
 async def _run(settings: Settings) -> int:
     from server.app import create_app
-    from server.gc_tuning import freeze_startup_objects
+    from server.core.gc_tuning import freeze_startup_objects
     from server.media_workers import NodeMedia
 
     password = await _first_admin(settings)
@@ -164,7 +164,7 @@ async def _users_add(settings: Settings, name: str, role: str, password_stdin: b
             return 2
     db = Database(settings.database_url)
     try:
-        from server.errors import AppError
+        from server.core.errors import AppError
 
         try:
             created = await do_create_user(

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from media.agent import MediaAgent
 from media.worker import SECRET_ENV
-from server.keys import MEDIA_HUB_KEY, MEDIA_NODES_KEY, MEDIA_SECRET_KEY, SETTINGS_KEY
+from server.http.keys import MEDIA_HUB_KEY, MEDIA_NODES_KEY, MEDIA_SECRET_KEY, SETTINGS_KEY
 
 log = logging.getLogger(__name__)
 

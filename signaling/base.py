@@ -15,8 +15,8 @@ import socketio
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from server.errors import AppError
-from server.keys import SETTINGS_KEY
+from server.core.errors import AppError
+from server.http.keys import SETTINGS_KEY
 from signaling.events import ErrorEvent
 
 log = logging.getLogger("lifeline.signaling")

@@ -11,8 +11,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from media.hub import MediaBusy
-from server.call_photos import photo_event, photos_since
-from server.calls import (
+from server.actions.calls import (
     call_by_token,
     chat_event,
     chat_since,
@@ -21,9 +20,18 @@ from server.calls import (
     do_store_location,
     location_event,
 )
+from server.core.errors import AppError, ErrorCode
 from server.db.models import Call, CallState, User
-from server.errors import AppError, BadRequest
-from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, MEDIA_KEY, PRESENCE_KEY, SETTINGS_KEY, SIO_KEY
+from server.http.keys import (
+    AUDIT_KEY,
+    CLOCK_KEY,
+    DB_KEY,
+    MEDIA_KEY,
+    PRESENCE_KEY,
+    SETTINGS_KEY,
+    SIO_KEY,
+)
+from server.http.photos import photo_event, photos_since
 from signaling.base import Ack, LifelineNamespace, dump, event
 from signaling.events import (
     CallStateEvent,
@@ -186,12 +194,11 @@ class CitizenNamespace(LifelineNamespace):
             answer = await self.app[MEDIA_KEY].citizen_offer(call_id, payload.sdp)
         except MediaBusy:
             raise AppError(
+                ErrorCode.MEDIA_BUSY,
                 "Video is not available right now; stay in the chat: an operator will answer",
-                status=503,
-                code="media_busy",
             ) from None
         except ValueError as exc:
-            raise BadRequest(f"Unusable offer: {exc}", code="invalid_sdp") from None
+            raise AppError(ErrorCode.INVALID_SDP, f"Unusable offer: {exc}") from None
         return {"ok": True, "type": "answer", "sdp": answer}
 
     @event(IceCandidate)
@@ -202,9 +209,9 @@ class CitizenNamespace(LifelineNamespace):
                 call_id, "citizen", payload.candidate, payload.sdpMid, payload.sdpMLineIndex
             )
         except LookupError:
-            raise AppError("Send the offer first", status=409, code="no_media") from None
+            raise AppError(ErrorCode.NO_MEDIA, "Send the offer first") from None
         except ValueError as exc:
-            raise BadRequest(f"Unusable candidate: {exc}", code="invalid_candidate") from None
+            raise AppError(ErrorCode.INVALID_CANDIDATE, f"Unusable candidate: {exc}") from None
         return {"ok": True}
 
     @event(CitizenEnd)

@@ -15,10 +15,7 @@ import socketio
 from aiohttp import web
 from sqlmodel import col, select
 
-from server.auth.access import CONSOLE_ROLES, WALL_ROLES
-from server.auth.sessions import SESSION_COOKIE, StaffContext, resolve_session
-from server.call_photos import photo_event, photos_since
-from server.calls import (
+from server.actions.calls import (
     channels_for,
     chat_event,
     chat_since,
@@ -31,9 +28,11 @@ from server.calls import (
     locations_since,
     summary_of,
 )
+from server.core.errors import AppError, ErrorCode
 from server.db.models import Call, CallState, Role, Snapshot, User
-from server.errors import AppError, BadRequest, Forbidden, Unauthorized
-from server.keys import (
+from server.http.auth.access import CONSOLE_ROLES, WALL_ROLES
+from server.http.auth.sessions import SESSION_COOKIE, StaffContext, resolve_session
+from server.http.keys import (
     AUDIT_KEY,
     CLOCK_KEY,
     DB_KEY,
@@ -42,6 +41,7 @@ from server.keys import (
     SETTINGS_KEY,
     SIO_KEY,
 )
+from server.http.photos import photo_event, photos_since
 from signaling.base import Ack, LifelineNamespace, dump, event
 from signaling.citizen import finish_call
 from signaling.events import (
@@ -100,7 +100,7 @@ class ConsoleNamespace(LifelineNamespace):
         staff, _expired = await resolve_session(self.app, session.get("token", ""))
         if staff is None or not staff.active or staff.role not in CONSOLE_ROLES:
             await self.disconnect(sid)
-            raise Unauthorized("Your session has ended: sign in again", code="session_expired")
+            raise AppError(ErrorCode.SESSION_EXPIRED, "Your session has ended: sign in again")
         return staff
 
     async def own_call(self, sid: str, call_id: str) -> tuple[StaffContext, Call]:
@@ -116,7 +116,7 @@ class ConsoleNamespace(LifelineNamespace):
         """For the wall: the operators of this role's channels, and what each is doing."""
         staff = await self.staff(sid)
         if staff.role not in WALL_ROLES:
-            raise Forbidden("Only the wall's roles see operator states", code="role_forbidden")
+            raise AppError(ErrorCode.ROLE_FORBIDDEN, "Only the wall's roles see operator states")
         watched = Role.INTERNAL_SECURITY if staff.role == Role.INTERNAL_SECURITY else Role.OPERATOR
         states = await operator_states(self.app, watched)
         return {"ok": True, "operators": states}
@@ -131,8 +131,8 @@ class ConsoleNamespace(LifelineNamespace):
     async def on_accept(self, sid: str, payload: CallRef) -> Ack:
         staff = await self.staff(sid)
         if staff.role == Role.SUPERVISOR:
-            raise Forbidden(
-                "Supervisors monitor calls; operators answer them", code="role_forbidden"
+            raise AppError(
+                ErrorCode.ROLE_FORBIDDEN, "Supervisors monitor calls; operators answer them"
             )
         async with self.app[DB_KEY].session() as session:
             user = await session.get(User, staff.user_id)
@@ -224,16 +224,16 @@ class ConsoleNamespace(LifelineNamespace):
     async def on_media_offer(self, sid: str, payload: ConsoleOffer) -> Ack:
         staff, call = await self.own_call(sid, payload.call_id)
         if call.state != CallState.ANSWERED:
-            raise AppError("The call is not live", status=409, code="call_not_live")
+            raise AppError(ErrorCode.CALL_NOT_LIVE, "The call is not live")
         talk = call.operator_id == staff.user_id
         try:
             answer = await self.app[MEDIA_KEY].subscriber_offer(
                 call.id, f"staff-{staff.user_id}", payload.sdp, talk=talk
             )
         except LookupError:
-            raise AppError("No media from the caller yet", status=409, code="no_media") from None
+            raise AppError(ErrorCode.NO_MEDIA, "No media from the caller yet") from None
         except ValueError as exc:
-            raise BadRequest(f"Unusable offer: {exc}", code="invalid_sdp") from None
+            raise AppError(ErrorCode.INVALID_SDP, f"Unusable offer: {exc}") from None
         return {"ok": True, "type": "answer", "sdp": answer}
 
     @event(ConsoleIceCandidate)
@@ -248,9 +248,9 @@ class ConsoleNamespace(LifelineNamespace):
                 payload.sdpMLineIndex,
             )
         except LookupError:
-            raise AppError("Send the offer first", status=409, code="no_media") from None
+            raise AppError(ErrorCode.NO_MEDIA, "Send the offer first") from None
         except ValueError as exc:
-            raise BadRequest(f"Unusable candidate: {exc}", code="invalid_candidate") from None
+            raise AppError(ErrorCode.INVALID_CANDIDATE, f"Unusable candidate: {exc}") from None
         return {"ok": True}
 
     @event(CallRef)
@@ -259,7 +259,7 @@ class ConsoleNamespace(LifelineNamespace):
         try:
             jpeg = await self.app[MEDIA_KEY].snapshot(call.id)
         except LookupError:
-            raise AppError("No picture from the caller yet", status=409, code="no_video") from None
+            raise AppError(ErrorCode.NO_VIDEO, "No picture from the caller yet") from None
         snapshot = await store_snapshot(self.app, call.id, staff, jpeg)
         return {
             "ok": True,

@@ -18,10 +18,10 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from media import rpc
+from server.actions.recordings import SegmentConflict, record_segment
 from server.db.models import Call, CallState
-from server.keys import DB_KEY, MEDIA_NODES_KEY, MEDIA_SECRET_KEY, SETTINGS_KEY, SIO_KEY
-from server.media_nodes import MediaNode
-from server.recordings import SegmentConflict, record_segment
+from server.http.keys import DB_KEY, MEDIA_NODES_KEY, MEDIA_SECRET_KEY, SETTINGS_KEY, SIO_KEY
+from server.state.media_nodes import MediaNode
 from signaling.events import MediaLostEvent
 from signaling.fanout import to_call_watchers, to_citizen
 

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from config import Settings
 from server.app import create_app
-from server.clock import FrozenClock
+from server.core.clock import FrozenClock
 from tests import stores
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]

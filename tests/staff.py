@@ -9,9 +9,9 @@ import pyotp
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from server.clock import FrozenClock
-from server.keys import AUDIT_KEY, CLOCK_KEY
-from server.users import do_create_user
+from server.actions.users import do_create_user
+from server.core.clock import FrozenClock
+from server.http.keys import AUDIT_KEY, CLOCK_KEY
 
 Client = TestClient[web.Request, web.Application]
 PASSWORD = "correct horse battery staple"

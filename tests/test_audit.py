@@ -11,10 +11,10 @@ from pathlib import Path
 from sqlalchemy import text
 
 from config import Settings
-from server.audit import AuditLog
-from server.clock import FrozenClock
+from server.core.clock import FrozenClock
+from server.db.audit import AuditLog
 from server.db.engine import Database
-from server.keys import AUDIT_KEY, DB_KEY
+from server.http.keys import AUDIT_KEY, DB_KEY
 from tests.staff import Client, add_account, post_login, sign_in
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pyotp
 import pytest
 
-from server.clock import FrozenClock
-from server.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY
-from server.users import do_create_user
+from server.actions.users import do_create_user
+from server.core.clock import FrozenClock
+from server.http.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY
 from tests.staff import (
     PASSWORD,
     Client,

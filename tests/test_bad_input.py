@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from server.clock import FrozenClock
+from server.core.clock import FrozenClock
 from server.db.models import AuditEntry, StaffSession, User
-from server.keys import DB_KEY
+from server.http.keys import DB_KEY
 from tests.staff import PASSWORD, Client, add_account, post_login, sign_in
 
 

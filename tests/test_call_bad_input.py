@@ -11,9 +11,9 @@ import pytest
 import socketio
 from sqlmodel import select
 
-from server.clock import FrozenClock
+from server.core.clock import FrozenClock
 from server.db.models import Call, ChatMessage, LocationSample
-from server.keys import DB_KEY
+from server.http.keys import DB_KEY
 from signaling.events import MAX_CHAT_CHARS, MAX_SDP_BYTES
 from tests.sockets import base_url, citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in

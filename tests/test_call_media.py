@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from sqlmodel import col, select
 
-from server.clock import FrozenClock
+from server.core.clock import FrozenClock
 from server.db.models import AuditEntry, Recording
-from server.keys import AUDIT_KEY, DB_KEY, MEDIA_HUB_KEY
+from server.http.keys import AUDIT_KEY, DB_KEY, MEDIA_HUB_KEY
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
 from tests.sockets import answer_via, citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
-from server.clock import FrozenClock
+from server.core.clock import FrozenClock
 from server.db.models import AuditEntry, CallPhoto
-from server.keys import DB_KEY
+from server.http.keys import DB_KEY
 from tests.sockets import citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
 

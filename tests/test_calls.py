@@ -11,9 +11,9 @@ from sqlmodel import col, select
 
 from config import Settings
 from server.app import create_app
-from server.clock import FrozenClock
+from server.core.clock import FrozenClock
 from server.db.models import Call, CallTransition, ChatMessage, LocationSample
-from server.keys import DB_KEY
+from server.http.keys import DB_KEY
 from tests.conftest import ClientFactory
 from tests.sockets import citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in

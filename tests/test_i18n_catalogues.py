@@ -20,8 +20,8 @@ import pytest
 from babel.messages.pofile import read_po
 
 from config.settings import LANGUAGES
-from server.i18n import LANGUAGE_NAMES, TRANSLATIONS_DIR, Catalogs
-from server.pages import STATIC_DIR, TEMPLATES_DIR, Pages
+from server.http.i18n import LANGUAGE_NAMES, TRANSLATIONS_DIR, Catalogs
+from server.http.pages import STATIC_DIR, TEMPLATES_DIR, Pages
 
 # `_("key")` / `_('key')` and `gettext(...)` in templates; `t('key')` / `t("key")` in scripts.
 # A literal followed by `~` (a key built at run time) is left to test_every_page_renders.

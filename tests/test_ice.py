@@ -10,8 +10,8 @@ from typing import Any
 
 from config import Settings
 from server.app import create_app
-from server.clock import FrozenClock
-from server.ice import TURN_CREDENTIAL_TTL_SECS, ice_servers_for
+from server.core.clock import FrozenClock
+from server.security.ice import TURN_CREDENTIAL_TTL_SECS, ice_servers_for
 from tests.conftest import ClientFactory
 from tests.sockets import start_call
 from tests.staff import Client, add_account, another_browser, sign_in

@@ -25,7 +25,7 @@ from media import ice, passthrough
 from media.hub import ClosedSegment, MediaHub
 from media.passthrough import EncodedFrame, PacketTrack, request_keyframe
 from media.session import KEYFRAME_MIN_INTERVAL_SECS
-from server.clock import FrozenClock, SystemClock
+from server.core.clock import FrozenClock, SystemClock
 from tests.media_peers import (
     HEIGHT,
     LOOPBACK,

@@ -24,9 +24,9 @@ from media import rpc
 from media.agent import MediaAgent
 from media.hub import ClosedSegment, MediaHub
 from server.app import create_app
-from server.clock import FrozenClock, SystemClock
+from server.core.clock import FrozenClock, SystemClock
 from server.db.models import Call, Recording
-from server.keys import (
+from server.http.keys import (
     AUDIT_KEY,
     DB_KEY,
     MEDIA_HUB_KEY,

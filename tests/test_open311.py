@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from config import Settings
-from server.clock import FrozenClock
-from server.threats.categories import DEFAULT_CATEGORY_CODES
+from server.actions.threats.categories import DEFAULT_CATEGORY_CODES
+from server.core.clock import FrozenClock
 from tests.staff import Client, add_account, another_browser, sign_in
 from tests.threats import HERE, TEST_AREA, refused, report_count
 
@@ -111,7 +111,7 @@ async def test_open311_bad_input_changes_nothing(client: Client) -> None:
     await refused(
         await client.post(url, data={"service_code": "vandalism", "address_string": "Main St 1"}),
         400,
-        "invalid_point",
+        "point_required",
     )
     await refused(await client.post(url, data={**base, "lat": "95"}), 422, "invalid_point")
     await refused(
@@ -125,7 +125,7 @@ async def test_open311_bad_input_changes_nothing(client: Client) -> None:
         415,
         "unsupported_media_type",
     )
-    await refused(await client.get("/open311/v2/requests.json?status=maybe"), 400, "invalid_status")
+    await refused(await client.get("/open311/v2/requests.json?status=maybe"), 422, "invalid_status")
     await refused(
         await client.get("/open311/v2/requests.json?start_date=soon"), 400, "invalid_date"
     )

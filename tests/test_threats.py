@@ -20,12 +20,12 @@ from PIL import Image
 from sqlmodel import col, select
 
 from config import Settings
+from server.actions.threats.categories import DEFAULT_CATEGORY_CODES
+from server.actions.threats.views import ReportNewEvent, ReportUpdatedEvent
 from server.app import create_app
-from server.clock import FrozenClock
+from server.core.clock import FrozenClock
 from server.db.models import ReportHistory, ReportPhoto, ThreatReport
-from server.keys import DB_KEY
-from server.threats.categories import DEFAULT_CATEGORY_CODES
-from server.threats.views import ReportNewEvent, ReportUpdatedEvent
+from server.http.keys import DB_KEY
 from tests.conftest import ClientFactory
 from tests.sockets import console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in

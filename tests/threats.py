@@ -12,7 +12,7 @@ from PIL import ExifTags, Image
 from sqlmodel import col, func, select
 
 from server.db.models import AuditEntry, ThreatReport
-from server.keys import DB_KEY
+from server.http.keys import DB_KEY
 from tests.staff import Client
 
 # Inside the test area (settings below): central Warsaw.

@@ -1,0 +1,64 @@
+"""Evidence from the media layer: each closed recording segment is stored with its SHA-256 and
+entered in the audit chain, in one transaction."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlmodel import col, select
+
+from media.hub import ClosedSegment
+from server.db.models import Recording
+from server.http.keys import AUDIT_KEY, DB_KEY, SETTINGS_KEY
+
+
+class SegmentConflict(ValueError):
+    """Two files claim one segment number of a call: the second is not stored."""
+
+
+async def record_segment(
+    app: web.Application, segment: ClosedSegment, *, media_node: str | None = None
+) -> bool:
+    """Store it; False when that segment of the call is already stored (a re-sent report)."""
+    audit = app[AUDIT_KEY]
+    async with app[DB_KEY].session() as session:
+        stored = (
+            await session.exec(
+                select(Recording).where(
+                    col(Recording.call_id) == segment.call_id,
+                    col(Recording.segment) == segment.segment,
+                )
+            )
+        ).first()
+    if stored is not None:
+        if stored.sha256 != segment.sha256:
+            raise SegmentConflict(
+                f"call {segment.call_id} segment {segment.segment} is stored with another hash"
+            )
+        return False
+    async with audit.transaction() as session:
+        session.add(
+            Recording(
+                call_id=segment.call_id,
+                segment=segment.segment,
+                path=str(segment.path),
+                media_node=media_node or app[SETTINGS_KEY].NODE_ID,
+                started_at=segment.started_at,
+                ended_at=segment.ended_at,
+                size_bytes=segment.size_bytes,
+                sha256=segment.sha256,
+            )
+        )
+        await audit.record(
+            session,
+            actor="system:recorder",
+            action="recording_segment_closed",
+            subject=f"call:{segment.call_id}",
+            data={
+                "segment": segment.segment,
+                "sha256": segment.sha256,
+                "size_bytes": segment.size_bytes,
+                "video_frames": segment.video_frames,
+                "audio_frames": segment.audio_frames,
+            },
+        )
+    return True

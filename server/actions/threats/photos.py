@@ -1,0 +1,54 @@
+"""Report photos: sniffed by content, the original kept with its hash, a public copy re-encoded.
+
+The public copy is decoded pixels written anew as a JPEG: no EXIF (so no GPS position, no
+camera serial), no comments, and none of the bytes that followed the image in the upload. That
+is also our answer to polyglots (a JPEG with a ZIP or an HTML page appended): they are accepted
+as the image they are, the original is kept as evidence and never served to the public, and the
+public copy carries only the picture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+from server.actions.uploads import SniffedImage, sniff_image
+
+# The public copy is for a map popup and a phone screen; the original keeps every pixel.
+PUBLIC_MAX_SIDE_PX = 2048
+PUBLIC_JPEG_QUALITY = 85
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    original: SniffedImage
+    public: bytes
+
+    @property
+    def public_sha256(self) -> str:
+        return hashlib.sha256(self.public).hexdigest()
+
+
+def public_copy(data: bytes) -> bytes:
+    """Decode and re-encode as a plain JPEG: turned upright, no metadata at all."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (PUBLIC_MAX_SIDE_PX, PUBLIC_MAX_SIDE_PX))  # JPEG: decode smaller
+        upright = ImageOps.exif_transpose(image)
+        upright.thumbnail((PUBLIC_MAX_SIDE_PX, PUBLIC_MAX_SIDE_PX))
+        # A new image holds only pixels: nothing of the original's info (EXIF, XMP, ICC) follows.
+        clean = Image.new("RGB", upright.size, "white")
+        rgba = upright.convert("RGBA")
+        clean.paste(rgba, mask=rgba.getchannel("A"))
+    out = io.BytesIO()
+    clean.save(out, "JPEG", quality=PUBLIC_JPEG_QUALITY, optimize=True)
+    return out.getvalue()
+
+
+def prepare_photo(data: bytes) -> PreparedPhoto:
+    """Sniff (a clear 4xx for anything but a sane JPEG/PNG/WebP) and make the public copy.
+    CPU-bound: run it in a thread."""
+    sniffed = sniff_image(data)
+    return PreparedPhoto(sniffed, public_copy(data))

@@ -1,0 +1,181 @@
+"""What each audience sees of a report, and the live events (pydantic models with a ``type``).
+
+Staff see everything; the public never sees the contact, the internal notes, the address the
+report came from, or a sensitive report's exact position.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Literal
+
+import socketio
+from pydantic import BaseModel
+
+from server.actions.threats.reports import SENSITIVE_DECIMALS, Nearby, overdue_read, overdue_verify
+from server.db.models import ReportHistory, ReportStatus, ThreatReport
+from signaling.base import dump
+
+log = logging.getLogger("lifeline.threats")
+
+REPORTS_ROOM = "reports"
+CONSOLE_NAMESPACE = "/console"
+
+StatusName = Literal[
+    "new", "verifying", "confirmed", "not_confirmed", "joke_or_mistake", "eliminated"
+]
+
+
+def photo_urls(report_id: int, numbers: list[int]) -> list[str]:
+    return [f"/api/reports/{report_id}/photos/{n}" for n in numbers]
+
+
+def public_position(report: ThreatReport) -> tuple[float, float]:
+    if report.sensitive:
+        return round(report.lat, SENSITIVE_DECIMALS), round(report.lon, SENSITIVE_DECIMALS)
+    return report.lat, report.lon
+
+
+def public_description(report: ThreatReport) -> str:
+    # A joke's text may be abuse: the public sees that it was one, not what it said.
+    return "" if report.status == ReportStatus.JOKE_OR_MISTAKE else report.description
+
+
+class HistoryItem(BaseModel):
+    kind: Literal["created", "status", "forward", "invite"]
+    actor: str
+    from_status: StatusName | None = None
+    to_status: StatusName | None = None
+    forwarded_to: str | None = None
+    public_note: str | None = None
+    internal_note: str | None = None
+    at: datetime
+
+
+class StaffReport(BaseModel):
+    """The console's view of a report: all of it."""
+
+    id: int
+    category: str
+    status: StatusName
+    lat: float
+    lon: float
+    description: str
+    days: list[str]
+    time_of_day: str
+    contact: str | None
+    sensitive: bool
+    public_note: str | None
+    confirmations: int
+    source: str
+    call_id: str | None
+    photos: list[str]
+    created_at: datetime
+    updated_at: datetime
+    read_at: datetime | None
+    verified_at: datetime | None
+    invited_at: datetime | None
+    overdue_read: bool
+    overdue_verify: bool
+    history: list[HistoryItem]
+
+
+class ReportNewEvent(BaseModel):
+    type: Literal["report.new"] = "report.new"
+    report: StaffReport
+
+
+class ReportUpdatedEvent(BaseModel):
+    type: Literal["report.updated"] = "report.updated"
+    report: StaffReport
+
+
+def staff_report(
+    report: ThreatReport, photos: list[int], history: list[ReportHistory], now: datetime
+) -> StaffReport:
+    assert report.id is not None
+    return StaffReport(
+        id=report.id,
+        category=report.category,
+        status=ReportStatus(report.status).value,
+        lat=report.lat,
+        lon=report.lon,
+        description=report.description,
+        days=[d for d in report.days.split(",") if d],
+        time_of_day=report.time_of_day,
+        contact=report.contact,
+        sensitive=report.sensitive,
+        public_note=report.public_note,
+        confirmations=report.confirmations,
+        source=report.source,
+        call_id=report.call_id,
+        photos=photo_urls(report.id, photos),
+        created_at=report.created_at,
+        updated_at=report.updated_at,
+        read_at=report.read_at,
+        verified_at=report.verified_at,
+        invited_at=report.invited_at,
+        overdue_read=overdue_read(report, now),
+        overdue_verify=overdue_verify(report, now),
+        history=[HistoryItem.model_validate(h, from_attributes=True) for h in history],
+    )
+
+
+def public_properties(report: ThreatReport, photos: list[int], now: datetime) -> dict[str, Any]:
+    assert report.id is not None
+    return {
+        "id": report.id,
+        "category": report.category,
+        "status": report.status,
+        "description": public_description(report),
+        "created_at": report.created_at.isoformat(),
+        "updated_at": report.updated_at.isoformat(),
+        "confirmations": report.confirmations,
+        "public_note": report.public_note,
+        "photos": photo_urls(report.id, photos),
+        "days": [d for d in report.days.split(",") if d],
+        "time_of_day": report.time_of_day,
+        "overdue_read": overdue_read(report, now),
+        "overdue_verify": overdue_verify(report, now),
+    }
+
+
+def public_feature(report: ThreatReport, photos: list[int], now: datetime) -> dict[str, Any]:
+    lat, lon = public_position(report)
+    return {
+        "type": "Feature",
+        "id": report.id,
+        # GeoJSON (RFC 7946) puts longitude first.
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": public_properties(report, photos, now),
+    }
+
+
+def nearby_item(found: Nearby) -> dict[str, Any]:
+    report = found.report
+    lat, lon = public_position(report)
+    return {
+        "id": report.id,
+        "category": report.category,
+        "status": report.status,
+        "description": public_description(report),
+        "created_at": report.created_at.isoformat(),
+        "confirmations": report.confirmations,
+        "distance_m": round(found.distance_m, 1),
+        "lat": lat,
+        "lon": lon,
+    }
+
+
+async def to_report_consoles(
+    sio: socketio.AsyncServer, event: ReportNewEvent | ReportUpdatedEvent
+) -> None:
+    """Every operator's and supervisor's console (they join the room at connect).
+
+    Called after the report is stored: a lost broadcast loses nothing, the list reloads it.
+    """
+    try:
+        await sio.emit("event", dump(event), room=REPORTS_ROOM, namespace=CONSOLE_NAMESPACE)
+    except Exception:
+        log.exception("broadcast failed", extra={"room": REPORTS_ROOM})

@@ -1,0 +1,156 @@
+"""Staff accounts: ``check_*`` validates, ``do_*`` writes and audits in one transaction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.core.clock import Clock
+from server.core.errors import AppError, ErrorCode
+from server.db.audit import AuditLog
+from server.db.models import Role, User
+from server.security.passwords import hash_password, one_time_password
+from server.security.totp import new_secret
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+@dataclass(frozen=True)
+class NewUser:
+    user: User
+    password: str | None  # the one-time password, when we made one
+
+
+def check_username(username: str) -> str:
+    name = username.strip().lower()
+    if not USERNAME_RE.fullmatch(name):
+        raise AppError(
+            ErrorCode.INVALID_USERNAME,
+            "A username is 2-64 characters: lowercase letters, digits, '.', '_' or '-'",
+        )
+    return name
+
+
+def check_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise AppError(
+            ErrorCode.INVALID_ROLE,
+            f"Unknown role {role!r}; use one of: {', '.join(r.value for r in Role)}",
+        ) from None
+
+
+async def _active_admins(session: AsyncSession) -> int:
+    result = await session.exec(
+        select(func.count())
+        .select_from(User)
+        .where(col(User.role) == Role.ADMIN, col(User.disabled).is_(False))
+    )
+    return int(result.one())
+
+
+async def do_create_user(
+    audit: AuditLog,
+    clock: Clock,
+    *,
+    actor: str,
+    username: str,
+    role: str,
+    password: str | None = None,
+    with_totp_secret: bool = False,
+) -> NewUser:
+    """Create a staff account; without ``password`` a one-time one is made and returned."""
+    name = check_username(username)
+    checked_role = check_role(role)
+    made = None if password else one_time_password()
+    now = clock.now()
+    async with audit.transaction() as session:
+        exists = (await session.exec(select(User).where(col(User.username) == name))).first()
+        if exists is not None:
+            raise AppError(ErrorCode.USER_EXISTS, f"User {name!r} exists already")
+        user = User(
+            username=name,
+            role=checked_role,
+            password_hash=hash_password(password or made or ""),
+            must_change_password=made is not None,
+            totp_secret=new_secret() if with_totp_secret else None,
+            totp_confirmed=with_totp_secret,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(user)
+        await session.flush()
+        await audit.record(
+            session,
+            actor=actor,
+            action="user_created",
+            subject=f"user:{name}",
+            data={"role": checked_role.value, "one_time_password": made is not None},
+        )
+    return NewUser(user, made)
+
+
+async def do_set_role(
+    audit: AuditLog, clock: Clock, *, actor: str, user_id: int, role: str
+) -> User:
+    new_role = check_role(role)
+    async with audit.transaction() as session:
+        user = await session.get(User, user_id)
+        if user is None:
+            raise AppError(ErrorCode.USER_NOT_FOUND, "No such user")
+        old = user.role
+        if old == new_role:
+            return user
+        if old == Role.ADMIN and not user.disabled and await _active_admins(session) <= 1:
+            raise AppError(ErrorCode.LAST_ADMIN, "The last active admin keeps the admin role")
+        user.role = new_role
+        user.updated_at = clock.now()
+        session.add(user)
+        await audit.record(
+            session,
+            actor=actor,
+            action="user_role_changed",
+            subject=f"user:{user.username}",
+            data={"from": old, "to": new_role.value},
+        )
+    return user
+
+
+async def do_set_disabled(
+    audit: AuditLog, clock: Clock, *, actor: str, user_id: int, disabled: bool
+) -> User:
+    async with audit.transaction() as session:
+        user = await session.get(User, user_id)
+        if user is None:
+            raise AppError(ErrorCode.USER_NOT_FOUND, "No such user")
+        if user.disabled == disabled:
+            return user
+        if disabled and user.role == Role.ADMIN and await _active_admins(session) <= 1:
+            raise AppError(ErrorCode.LAST_ADMIN, "The last active admin cannot be disabled")
+        if disabled and user.username == actor:
+            raise AppError(ErrorCode.CANNOT_DISABLE_SELF, "You cannot disable your own account")
+        user.disabled = disabled
+        if not disabled:
+            user.failed_logins, user.locked_until = 0, None
+        user.updated_at = clock.now()
+        session.add(user)
+        await audit.record(
+            session,
+            actor=actor,
+            action="user_disabled" if disabled else "user_enabled",
+            subject=f"user:{user.username}",
+        )
+    return user
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    return list((await session.exec(select(User).order_by(col(User.username)))).all())
+
+
+async def any_admin(session: AsyncSession) -> bool:
+    result = await session.exec(select(User.id).where(col(User.role) == Role.ADMIN).limit(1))
+    return result.first() is not None

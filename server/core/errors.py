@@ -1,0 +1,165 @@
+"""Every refusal the system can give, as one enum: the wire code, and the HTTP status with it.
+
+A transport never invents a code: the HTTP middleware answers ``{"error": {"code", "message"}}``
+with ``code.status``; a Socket.IO handler sends an ``error`` event and an ``{"ok": false}`` ack
+with the same code; a media node's refusal crosses the bus as the code and comes back as the
+same ``AppError``. A test holds that every member has a status (tests/test_errors.py).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+
+class ErrorCode(enum.StrEnum):
+    """A refusal's machine-readable code; its value is what clients see, ``status`` its HTTP
+    status (Socket.IO errors carry it too, so a client can tell "try again" from "you can't")."""
+
+    status: int
+
+    def __new__(cls, code: str, status: int) -> ErrorCode:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.status = status
+        return member
+
+    # Generic, one per HTTP status a client can cause.
+    BAD_REQUEST = "bad_request", 400
+    UNAUTHORIZED = "unauthorized", 401
+    FORBIDDEN = "forbidden", 403
+    NOT_FOUND = "not_found", 404
+    METHOD_NOT_ALLOWED = "method_not_allowed", 405
+    CONFLICT = "conflict", 409
+    BODY_TOO_LARGE = "body_too_large", 413
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", 415
+    INVALID = "invalid", 422
+    RATE_LIMITED = "rate_limited", 429
+    HTTP_ERROR = "http_error", 400
+    INTERNAL = "internal", 500
+
+    # Request bodies and forms.
+    MALFORMED_JSON = "malformed_json", 400
+    BAD_FORM = "bad_form", 400
+    UNKNOWN_FIELD = "unknown_field", 422
+    EMPTY_UPDATE = "empty_update", 400
+    INVALID_DATE = "invalid_date", 400
+    INVALID_SINCE = "invalid_since", 422
+    INVALID_LANGUAGE = "invalid_language", 400
+    UNKNOWN_LANGUAGE = "unknown_language", 404
+    UNKNOWN_EVENT = "unknown_event", 400
+
+    # Staff sign-in, sessions and roles.
+    SESSION_EXPIRED = "session_expired", 401
+    SIGN_IN_INCOMPLETE = "sign_in_incomplete", 403
+    ROLE_FORBIDDEN = "role_forbidden", 403
+    CSRF_FAILED = "csrf_failed", 403
+    BAD_CODE = "bad_code", 422
+    ORIGIN_REQUIRED = "origin_required", 403
+    FOREIGN_ORIGIN = "foreign_origin", 403
+
+    # Accounts.
+    USER_NOT_FOUND = "user_not_found", 404
+    USER_EXISTS = "user_exists", 409
+    INVALID_USERNAME = "invalid_username", 400
+    INVALID_USER_ID = "invalid_user_id", 400
+    INVALID_ROLE = "invalid_role", 400
+    LAST_ADMIN = "last_admin", 409
+    CANNOT_DISABLE_SELF = "cannot_disable_self", 409
+
+    # Calls.
+    TOKEN_REQUIRED = "token_required", 401
+    BAD_CALL_TOKEN = "bad_call_token", 401
+    CALL_NOT_FOUND = "call_not_found", 404
+    NOT_YOUR_CALL = "not_your_call", 403
+    CALL_GONE = "call_gone", 409
+    CALL_CHANGED = "call_changed", 409
+    CALL_ENDED = "call_ended", 409
+    CALL_NOT_LIVE = "call_not_live", 409
+    CHAT_CONFLICT = "chat_conflict", 409
+    SNAPSHOT_NOT_FOUND = "snapshot_not_found", 404
+    PHOTO_NOT_FOUND = "photo_not_found", 404
+    PHOTO_REQUIRED = "photo_required", 400
+    NO_LOCATION = "no_location", 409
+
+    # Media: refusals a media node gives, and what the way to it can fail with.
+    MEDIA_BUSY = "media_busy", 503
+    NO_MEDIA = "no_media", 409
+    NO_VIDEO = "no_video", 409
+    INVALID_SDP = "invalid_sdp", 400
+    INVALID_CANDIDATE = "invalid_candidate", 400
+    MEDIA_UNREACHABLE = "media_unreachable", 503
+    MEDIA_FAILED = "media_failed", 502
+    SEGMENT_CONFLICT = "segment_conflict", 409
+
+    # Uploads.
+    NOT_AN_IMAGE = "not_an_image", 400
+    IMAGE_TOO_LARGE = "image_too_large", 413
+    PHOTOS_TOO_LARGE = "photos_too_large", 413
+    TOO_MANY_PHOTOS = "too_many_photos", 400
+
+    # Threat reports.
+    REPORT_NOT_FOUND = "report_not_found", 404
+    INVALID_REPORT_ID = "invalid_report_id", 400
+    INVALID_REQUEST_ID = "invalid_request_id", 400
+    REPORT_CHANGED = "report_changed", 409
+    REPORT_CLOSED = "report_closed", 409
+    ALREADY_CONFIRMED = "already_confirmed", 409
+    ILLEGAL_TRANSITION = "illegal_transition", 409
+    INVALID_STATUS = "invalid_status", 422
+    UNKNOWN_CATEGORY = "unknown_category", 422
+    CATEGORY_NOT_FOUND = "category_not_found", 404
+    POINT_REQUIRED = "point_required", 400
+    INVALID_POINT = "invalid_point", 422
+    OUTSIDE_AREA = "outside_area", 422
+    INVALID_BBOX = "invalid_bbox", 422
+    INVALID_DAYS = "invalid_days", 422
+    INVALID_TIME_OF_DAY = "invalid_time_of_day", 422
+    INVALID_FORWARD_TARGET = "invalid_forward_target", 422
+    NO_FOLLOW_LINK = "no_follow_link", 409
+    DESCRIPTION_TOO_LONG = "description_too_long", 422
+    INVALID_DESCRIPTION = "invalid_description", 422
+    CONTACT_TOO_LONG = "contact_too_long", 422
+    INVALID_CONTACT = "invalid_contact", 422
+    NOTE_TOO_LONG = "note_too_long", 422
+    INVALID_NOTE = "invalid_note", 422
+    PUBLIC_NOTE_TOO_LONG = "public_note_too_long", 422
+    INVALID_PUBLIC_NOTE = "invalid_public_note", 422
+    INTERNAL_NOTE_TOO_LONG = "internal_note_too_long", 422
+    INVALID_INTERNAL_NOTE = "invalid_internal_note", 422
+
+
+# What an HTTP exception of aiohttp's own (a 404 route, a 405, a 413 body) is called.
+CODE_BY_STATUS: dict[int, ErrorCode] = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.BODY_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.INVALID,
+    429: ErrorCode.RATE_LIMITED,
+}
+
+
+class AppError(Exception):
+    """A refusal: its code (and so its status), a message for people, optional data.
+
+    ``data["headers"]`` is added to an HTTP answer (``Retry-After`` on a rate limit).
+    """
+
+    def __init__(
+        self, code: ErrorCode, message: str, *, data: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data or {}
+
+    @property
+    def status(self) -> int:
+        return self.code.status
+
+    def to_wire(self) -> dict[str, str]:
+        return {"code": self.code.value, "message": self.message}

@@ -1,0 +1,234 @@
+"""The admin page and the users API: add, disable and re-role staff accounts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from server.actions.users import (
+    NewUser,
+    check_role,
+    do_create_user,
+    do_set_disabled,
+    do_set_role,
+    list_users,
+)
+from server.core.errors import AppError, ErrorCode
+from server.db.models import Role, User
+from server.http.auth.access import ADMIN_ROLES, require_page_staff, require_staff
+from server.http.auth.csrf import CSRF_FIELD, check_csrf
+from server.http.auth.routes import see_other
+from server.http.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, PAGES_KEY, SETTINGS_KEY
+
+routes = web.RouteTableDef()
+
+
+def public_user(user: User, now: datetime) -> dict[str, Any]:
+    """What the admin page and API show of an account (never hashes or secrets)."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "disabled": user.disabled,
+        "totp_confirmed": user.totp_confirmed,
+        "must_change_password": user.must_change_password,
+        "locked": bool(user.locked_until and user.locked_until > now),
+    }
+
+
+class _Row:
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+async def _render(
+    request: web.Request,
+    *,
+    created: NewUser | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    now = request.app[CLOCK_KEY].now()
+    async with request.app[DB_KEY].session() as session:
+        users = [_Row(public_user(u, now)) for u in await list_users(session)]
+    shown = None
+    if created is not None:
+        shown = _Row({"username": created.user.username, "password": created.password})
+    return request.app[PAGES_KEY].render(
+        request,
+        "admin.html",
+        http_status=status,
+        users=users,
+        roles=[r.value for r in Role],
+        created=shown,
+        error=error,
+    )
+
+
+@routes.get("/admin")
+async def admin_page(request: web.Request) -> web.StreamResponse:
+    require_page_staff(request, ADMIN_ROLES)
+    return await _render(request)
+
+
+async def _admin_form(request: web.Request) -> tuple[str, dict[str, str]]:
+    staff = require_page_staff(request, ADMIN_ROLES)
+    data = await request.post()
+    form = {key: value for key, value in data.items() if isinstance(value, str)}
+    check_csrf(request, form.get(CSRF_FIELD))
+    return staff.username, form
+
+
+@routes.post("/admin/users")
+async def admin_add_user(request: web.Request) -> web.StreamResponse:
+    actor, form = await _admin_form(request)
+    try:
+        created = await do_create_user(
+            request.app[AUDIT_KEY],
+            request.app[CLOCK_KEY],
+            actor=actor,
+            username=form.get("username", ""),
+            role=form.get("role", ""),
+        )
+    except AppError as exc:
+        return await _render(request, error=exc.message, status=exc.status)
+    # Rendered, not redirected: the one-time password is shown this once and never stored.
+    return await _render(request, created=created, status=201)
+
+
+def _user_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["user_id"])
+    except ValueError:
+        raise AppError(ErrorCode.INVALID_USER_ID, "A user id is a number") from None
+
+
+@routes.post(r"/admin/users/{user_id}/role")
+async def admin_set_role(request: web.Request) -> web.StreamResponse:
+    actor, form = await _admin_form(request)
+    try:
+        await do_set_role(
+            request.app[AUDIT_KEY],
+            request.app[CLOCK_KEY],
+            actor=actor,
+            user_id=_user_id(request),
+            role=form.get("role", ""),
+        )
+    except AppError as exc:
+        return await _render(request, error=exc.message, status=exc.status)
+    return see_other("/admin")
+
+
+async def _toggle(request: web.Request, disabled: bool) -> web.StreamResponse:
+    actor, _form = await _admin_form(request)
+    try:
+        await do_set_disabled(
+            request.app[AUDIT_KEY],
+            request.app[CLOCK_KEY],
+            actor=actor,
+            user_id=_user_id(request),
+            disabled=disabled,
+        )
+    except AppError as exc:
+        return await _render(request, error=exc.message, status=exc.status)
+    return see_other("/admin")
+
+
+@routes.post(r"/admin/users/{user_id}/disable")
+async def admin_disable(request: web.Request) -> web.StreamResponse:
+    return await _toggle(request, True)
+
+
+@routes.post(r"/admin/users/{user_id}/enable")
+async def admin_enable(request: web.Request) -> web.StreamResponse:
+    return await _toggle(request, False)
+
+
+# --- JSON API, for scripts: the same rules, CSRF in the X-CSRF-Token header ---
+
+
+class CreateUserBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    username: str
+    role: str
+
+
+class UpdateUserBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    role: str | None = None
+    disabled: bool | None = None
+
+
+async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
+    """Parse and validate a JSON body; anything else is a 4xx that names the problem."""
+    if request.content_type != "application/json":
+        raise AppError(
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Send JSON (Content-Type: application/json)"
+        )
+    body = await request.read()
+    if len(body) > request.app[SETTINGS_KEY].MAX_BODY_BYTES:  # a chunked body has no length
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.app[SETTINGS_KEY].MAX_BODY_BYTES, actual_size=len(body)
+        )
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise AppError(ErrorCode.MALFORMED_JSON, "The body is not valid JSON") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise AppError(ErrorCode.INVALID, f"{where}: {first['msg']}") from None
+
+
+@routes.get("/api/users")
+async def api_list_users(request: web.Request) -> web.StreamResponse:
+    require_staff(request, ADMIN_ROLES)
+    now = request.app[CLOCK_KEY].now()
+    async with request.app[DB_KEY].session() as session:
+        return web.json_response(
+            {"users": [public_user(u, now) for u in await list_users(session)]}
+        )
+
+
+@routes.post("/api/users")
+async def api_create_user(request: web.Request) -> web.StreamResponse:
+    staff = require_staff(request, ADMIN_ROLES)
+    check_csrf(request, None)
+    body: CreateUserBody = await read_json(request, CreateUserBody)
+    created = await do_create_user(
+        request.app[AUDIT_KEY],
+        request.app[CLOCK_KEY],
+        actor=staff.username,
+        username=body.username,
+        role=body.role,
+    )
+    user = public_user(created.user, request.app[CLOCK_KEY].now())
+    return web.json_response({"user": user, "one_time_password": created.password}, status=201)
+
+
+@routes.patch(r"/api/users/{user_id}")
+async def api_update_user(request: web.Request) -> web.StreamResponse:
+    staff = require_staff(request, ADMIN_ROLES)
+    check_csrf(request, None)
+    body: UpdateUserBody = await read_json(request, UpdateUserBody)
+    audit, clock, user_id = request.app[AUDIT_KEY], request.app[CLOCK_KEY], _user_id(request)
+    if body.role is not None:
+        check_role(body.role)  # refuse before changing anything
+    user = None
+    if body.role is not None:
+        user = await do_set_role(
+            audit, clock, actor=staff.username, user_id=user_id, role=body.role
+        )
+    if body.disabled is not None:
+        user = await do_set_disabled(
+            audit, clock, actor=staff.username, user_id=user_id, disabled=body.disabled
+        )
+    if user is None:
+        raise AppError(ErrorCode.EMPTY_UPDATE, "Nothing to change: send role and/or disabled")
+    return web.json_response({"user": public_user(user, clock.now())})

@@ -1,0 +1,39 @@
+"""Request bodies: only the few upload routes may carry one up to ``MAX_UPLOAD_BYTES``; every
+other body is held to ``MAX_BODY_BYTES``. Stored files go back with the hash they were stored with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from server.http.keys import SETTINGS_KEY, Handler
+
+# Routes whose bodies may be as large as MAX_UPLOAD_BYTES.
+UPLOAD_PATHS = re.compile(r"^/api/calls/[^/]+/photos$|^/api/reports$|^/open311/v2/requests\.json$")
+
+
+@web.middleware
+async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    settings = request.app[SETTINGS_KEY]
+    limit = (
+        settings.MAX_UPLOAD_BYTES if UPLOAD_PATHS.match(request.path) else settings.MAX_BODY_BYTES
+    )
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await handler(request)
+
+
+async def stored_file_response(
+    path: str, content_type: str, sha256: str, cache: str = "no-store"
+) -> web.Response:
+    """A stored image or recording, read off the event loop, with the hash it was stored with."""
+    data = await asyncio.to_thread(Path(path).read_bytes)
+    return web.Response(
+        body=data,
+        content_type=content_type,
+        headers={"Cache-Control": cache, "X-Content-SHA256": sha256},
+    )

@@ -1,0 +1,261 @@
+// The open call at the console: joining it (and catching up after a reload or reconnect), its
+// events (chat, photos, location, the caller leaving and coming back), the timer, and the
+// operator's actions in it: chat, snapshot, mute, transfer. Ending it and turning it into a
+// report are console_dialogs.js's.
+import { appendChat, live, page, placeText, renderButtons, setCallStatus } from './console_page.js';
+import { closeMedia, setMuted, startMedia } from './console_media.js';
+import { formatDuration, t } from './i18n.js';
+import { newClientId, request } from './socket.js';
+
+/** The citizen's page offers its new media right after reconnecting; look again after this. */
+const CITIZEN_BACK_REOFFER_MS = 1500;
+
+const timer = { startedMs: 0, id: 0 };
+
+/** Starts the call timer from now (or from `startedMs`, for a call answered elsewhere). */
+function startTimer(startedMs = Date.now()) {
+  stopTimer();
+  timer.startedMs = startedMs;
+  const tick = () => {
+    page.timer.textContent = formatDuration((Date.now() - timer.startedMs) / 1000);
+  };
+  tick();
+  timer.id = window.setInterval(tick, 1000);
+}
+
+function stopTimer() {
+  window.clearInterval(timer.id);
+  timer.id = 0;
+}
+
+/**
+ * Shows a call this operator holds and catches up on what was said and where the caller went.
+ * @param {string} callId
+ */
+export async function openCall(callId) {
+  const since = live.active && live.active.callId === callId ? live.active.lastSeq : 0;
+  let reply;
+  try {
+    reply = await request(live.socket, 'join', { call_id: callId, last_seq: since });
+  } catch (error) {
+    console.warn('console: join failed', error);
+    if (live.active?.callId === callId && error.code !== 'timeout') {
+      closeCall();
+    }
+    return;
+  }
+  const summary = reply.call;
+  if (!live.active || live.active.callId !== callId) {
+    live.active = { callId, summary, lastSeq: 0, citizenConnected: true, lines: new Map() };
+    page.chatLog.replaceChildren();
+    page.snapshots.replaceChildren();
+    live.map?.clear();
+    delete page.map.dataset.located;
+    page.map.dataset.lat = '';
+    page.map.dataset.lon = '';
+    page.map.dataset.accuracy = '';
+    page.locationText.textContent = '';
+    page.callInfo.textContent = `${t(`channel.${summary.channel}`)} · ${summary.language.toUpperCase()}`;
+    page.videoBox.dataset.mode = summary.mode;
+    startTimer(summary.answered_at ? Date.parse(summary.answered_at) : Date.now());
+    setCallStatus('live');
+    live.map?.refresh();
+    startMedia();
+  } else {
+    live.active.summary = summary;
+  }
+  for (const event of reply.events || []) {
+    onCallEvent(event);
+  }
+}
+
+/** The call is over here: stop media, keep the log on screen until the next call. */
+export function closeCall() {
+  if (!live.active) {
+    return;
+  }
+  live.active = null;
+  closeMedia();
+  page.video.srcObject = null;
+  page.videoBox.dataset.live = 'false';
+  stopTimer();
+  setCallStatus('ended');
+  if (page.endDialog.open) {
+    page.endDialog.close();
+  }
+  if (page.reportDialog.open) {
+    page.reportDialog.close();
+  }
+}
+
+/** @param {any} event an event of the open call (live, or caught up by `join`) */
+export function onCallEvent(event) {
+  const active = live.active;
+  if (!active || event.call_id !== active.callId) {
+    return;
+  }
+  if (typeof event.seq === 'number') {
+    active.lastSeq = Math.max(active.lastSeq, event.seq);
+  }
+  if (event.type === 'chat.message') {
+    let line = active.lines.get(event.client_id);
+    if (!line) {
+      line = appendChat(event.sender, event.body, event.sender_name);
+      active.lines.set(event.client_id, line);
+    }
+    line.dataset.status = 'sent';
+  } else if (event.type === 'call.photo') {
+    const key = `photo:${event.seq}`;
+    if (!active.lines.has(key)) {
+      const line = appendChat('citizen', t('chat.photo'));
+      const link = document.createElement('a');
+      link.href = event.url;
+      link.target = '_blank';
+      link.rel = 'noopener';
+      const image = document.createElement('img');
+      image.className = 'chat-photo';
+      image.alt = t('chat.photo');
+      image.src = event.url;
+      image.dataset.testid = 'chat-photo';
+      link.append(image);
+      line.append(link);
+      active.lines.set(key, line);
+    }
+  } else if (event.type === 'location') {
+    showLocation(event);
+  } else if (event.type === 'call.state') {
+    if (event.state !== 'answered') {
+      closeCall();
+    }
+  } else if (event.type === 'media.lost') {
+    // The call's media node is gone; the caller's page offers again at once. Follow it (a
+    // "no media yet" answer retries shortly).
+    startMedia();
+  } else if (event.type === 'call.citizen') {
+    active.citizenConnected = event.connected;
+    setCallStatus(event.connected ? 'live' : 'caller_reconnecting');
+    if (event.connected && active.summary.mode !== 'text') {
+      // The caller's page made a new peer connection: subscribe to its new tracks.
+      window.setTimeout(() => {
+        if (live.active === active) {
+          startMedia();
+        }
+      }, CITIZEN_BACK_REOFFER_MS);
+    }
+  }
+}
+
+/** @param {{lat: number, lon: number, accuracy: number | null}} fix */
+function showLocation(fix) {
+  page.map.dataset.lat = String(fix.lat);
+  page.map.dataset.lon = String(fix.lon);
+  page.map.dataset.accuracy = fix.accuracy == null ? '' : String(fix.accuracy);
+  page.map.dataset.located = 'true';
+  page.locationText.textContent = placeText(fix);
+  live.map?.show(fix);
+}
+
+// --- operator actions ----------------------------------------------------------------------
+
+/** Gives the open call back to its queue: another operator takes it, the caller waits again. */
+async function transferCall() {
+  const active = live.active;
+  if (!active || !live.socket?.connected) {
+    return;
+  }
+  page.transfer.disabled = true;
+  try {
+    await request(live.socket, 'transfer', { call_id: active.callId });
+  } catch (error) {
+    appendChat('system', t('console.action_failed', { reason: error.message }));
+    renderButtons();
+    return;
+  }
+  closeCall();
+  setCallStatus('transferred');
+  appendChat('system', t('console.transferred'));
+}
+
+async function sendChat(text) {
+  const active = live.active;
+  if (!active) {
+    return;
+  }
+  const clientId = newClientId();
+  const line = appendChat('operator', text);
+  line.dataset.status = 'sending';
+  active.lines.set(clientId, line);
+  const payload = { call_id: active.callId, client_id: clientId, body: text };
+  // Resent with the same id after a reconnect: the server stores it once.
+  for (;;) {
+    try {
+      await request(live.socket, 'chat', payload);
+      line.dataset.status = 'sent';
+      return;
+    } catch (error) {
+      if (error.code !== 'timeout' || live.active !== active) {
+        line.dataset.status = 'failed';
+        appendChat('system', t('console.action_failed', { reason: error.message }));
+        return;
+      }
+      await new Promise((resolve) => live.socket.once('connect', resolve));
+    }
+  }
+}
+
+async function takeSnapshot() {
+  const active = live.active;
+  if (!active) {
+    return;
+  }
+  let reply;
+  try {
+    reply = await request(live.socket, 'snapshot', { call_id: active.callId });
+  } catch (error) {
+    appendChat(
+      'system',
+      error.code === 'no_video' ? t('console.snapshot_no_video') : t('console.action_failed', { reason: error.message }),
+    );
+    return;
+  }
+  const item = document.createElement('li');
+  item.className = 'snapshot';
+  item.dataset.sha256 = reply.sha256;
+  const saved = t('console.snapshot_saved', { hash: reply.sha256.slice(0, 12) });
+  const image = document.createElement('img');
+  image.alt = saved;
+  image.title = saved;
+  image.addEventListener('error', () => {
+    // The image route may not exist yet: the snapshot is stored all the same.
+    const label = document.createElement('span');
+    label.className = 'snapshot-label';
+    label.textContent = saved;
+    image.replaceWith(label);
+  });
+  image.src = reply.url;
+  item.append(image);
+  page.snapshots.prepend(item);
+}
+
+/** Wires the call's controls (the dialogs' are console_dialogs.js's). */
+export function bindCall() {
+  page.mute.addEventListener('click', () => {
+    const muted = page.mute.getAttribute('aria-pressed') !== 'true';
+    page.mute.setAttribute('aria-pressed', String(muted));
+    page.mute.textContent = muted ? t('console.unmute') : t('console.mute');
+    setMuted(muted);
+  });
+  page.transfer.addEventListener('click', () => transferCall());
+  page.snapshot.addEventListener('click', () => takeSnapshot());
+  page.video.addEventListener('playing', () => {
+    page.videoBox.dataset.live = 'true';
+  });
+  page.chatForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = page.chatInput.value.trim();
+    if (text) {
+      page.chatInput.value = '';
+      sendChat(text);
+    }
+  });
+}

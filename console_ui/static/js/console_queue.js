@@ -1,0 +1,240 @@
+// The console's queue: the calls waiting, oldest first, how long each has waited, where it is;
+// accepting one (the selected, else the oldest); a tone and a flashing title for a new call.
+import { openCall } from './console_call.js';
+import { appendChat, live, page, placeText, renderButtons } from './console_page.js';
+import { formatDuration, t } from './i18n.js';
+import { request } from './socket.js';
+
+const TITLE_FLASH_MS = 1000;
+
+/** @type {AudioContext | null} made on the first start of a shift (a user gesture) */
+let audio = null;
+const title = document.title;
+let flashTimer = 0;
+
+/** @param {any} summary */
+function renderQueueItem(entry) {
+  const { summary, item } = entry;
+  item.dataset.channel = summary.channel;
+  item.dataset.language = summary.language;
+  item.querySelector('.q-channel').textContent = t(`channel.${summary.channel}`);
+  item.querySelector('.q-lang').textContent = summary.language.toUpperCase();
+  item.querySelector('.q-mode').textContent =
+    summary.mode === 'text' ? t('console.mode_text') : t('console.mode_video');
+  item.querySelector('.q-place').textContent = placeText(summary);
+  item.setAttribute('aria-selected', String(summary.call_id === live.selectedId));
+}
+
+function tickWaits() {
+  const now = Date.now();
+  for (const { summary, item } of live.queue.values()) {
+    const wait = item.querySelector('.q-wait');
+    wait.textContent = formatDuration((now - Date.parse(summary.created_at)) / 1000);
+  }
+}
+
+export function renderQueue() {
+  page.queueSize.textContent = String(live.queue.size);
+  page.queueEmpty.hidden = live.queue.size > 0;
+  if (live.selectedId && !live.queue.has(live.selectedId)) {
+    live.selectedId = '';
+  }
+  for (const entry of live.queue.values()) {
+    renderQueueItem(entry);
+  }
+  tickWaits();
+  renderButtons();
+  if (live.queue.size === 0) {
+    stopFlash();
+  }
+}
+
+/** @param {any} summary */
+function addToQueue(summary) {
+  if (summary.state !== 'queued') {
+    return false;
+  }
+  const existing = live.queue.get(summary.call_id);
+  if (existing) {
+    existing.summary = { ...existing.summary, ...summary };
+    renderQueue();
+    return false;
+  }
+  const item = document.createElement('li');
+  item.className = 'queue-item';
+  item.dataset.testid = 'queue-item';
+  item.dataset.callId = summary.call_id;
+  item.setAttribute('role', 'option');
+  item.tabIndex = 0;
+  for (const part of ['q-channel badge', 'q-wait', 'q-lang', 'q-mode', 'q-place']) {
+    const span = document.createElement('span');
+    span.className = part;
+    item.append(span);
+  }
+  item.addEventListener('click', () => selectQueued(summary.call_id));
+  item.addEventListener('dblclick', () => acceptCall(summary.call_id));
+  item.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+      acceptCall(summary.call_id);
+    }
+  });
+  // Oldest first: the server's order, and new calls arrive last.
+  page.queue.append(item);
+  live.queue.set(summary.call_id, { summary, item });
+  renderQueue();
+  return true;
+}
+
+/** @param {string} callId */
+function removeFromQueue(callId) {
+  const entry = live.queue.get(callId);
+  if (entry) {
+    entry.item.remove();
+    live.queue.delete(callId);
+    renderQueue();
+  }
+}
+
+/** @param {string} callId */
+function selectQueued(callId) {
+  live.selectedId = callId;
+  renderQueue();
+}
+
+/**
+ * A queue event from the socket: true when it was only the queue's. A location is also the open
+ * call's (the caller's map), so the caller hands it on.
+ * @param {any} event
+ */
+export function onQueueEvent(event) {
+  if (event.type === 'queue.call_added') {
+    if (addToQueue(event.call)) {
+      alertTone();
+      flashTitle();
+    }
+    return true;
+  }
+  if (event.type === 'queue.call_removed') {
+    removeFromQueue(event.call_id);
+    return true;
+  }
+  if (event.type === 'location' && live.queue.has(event.call_id)) {
+    const entry = live.queue.get(event.call_id);
+    Object.assign(entry.summary, { lat: event.lat, lon: event.lon, accuracy: event.accuracy });
+    renderQueueItem(entry);
+  }
+  return false;
+}
+
+export async function refreshQueue() {
+  let reply;
+  try {
+    reply = await request(live.socket, 'queue', {});
+  } catch (error) {
+    console.warn('console: queue', error);
+    return;
+  }
+  live.me = reply.me;
+  for (const { item } of live.queue.values()) {
+    item.remove();
+  }
+  live.queue.clear();
+  let mine = null;
+  for (const summary of reply.calls) {
+    if (summary.state === 'queued') {
+      addToQueue(summary);
+    } else if (summary.state === 'answered' && summary.operator === live.me) {
+      mine = mine || summary;
+    }
+  }
+  renderQueue();
+  // After a reload or a reconnect: the call this operator holds, caught up from the last seq.
+  const open = live.active ? live.active.callId : mine && mine.call_id;
+  if (open) {
+    await openCall(open);
+  }
+}
+
+// --- accept --------------------------------------------------------------------------------
+
+/** @param {string} [callId] the call to take; the selected one, else the oldest */
+async function acceptCall(callId) {
+  if (live.active || !live.socket?.connected) {
+    return;
+  }
+  const target = callId || live.selectedId || live.queue.keys().next().value;
+  if (!target) {
+    return;
+  }
+  stopFlash();
+  page.accept.disabled = true;
+  try {
+    await request(live.socket, 'accept', { call_id: target });
+  } catch (error) {
+    removeFromQueue(target);
+    if (error.code === 'call_gone') {
+      appendChat('system', t('console.call_gone'));
+    } else {
+      appendChat('system', t('console.action_failed', { reason: error.message }));
+    }
+    renderButtons();
+    return;
+  }
+  removeFromQueue(target);
+  await openCall(target);
+}
+
+// --- alert: tone and title -----------------------------------------------------------------
+
+/** Sound for new calls: browsers only let a page play it after a user gesture (Start shift). */
+export function allowSound() {
+  audio = audio || new AudioContext();
+  audio.resume().catch(() => {});
+}
+
+function alertTone() {
+  const context = audio;
+  if (!context || context.state !== 'running') {
+    return;
+  }
+  const start = context.currentTime;
+  for (const offset of [0, 0.25]) {
+    const oscillator = context.createOscillator();
+    const gain = context.createGain();
+    oscillator.type = 'sine';
+    oscillator.frequency.value = 880;
+    gain.gain.setValueAtTime(0.0001, start + offset);
+    gain.gain.exponentialRampToValueAtTime(0.25, start + offset + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, start + offset + 0.18);
+    oscillator.connect(gain).connect(context.destination);
+    oscillator.start(start + offset);
+    oscillator.stop(start + offset + 0.2);
+  }
+}
+
+function flashTitle() {
+  if (flashTimer) {
+    return;
+  }
+  let on = false;
+  flashTimer = window.setInterval(() => {
+    on = !on;
+    document.title = on ? `(${live.queue.size}) ${t('console.new_call_title')}` : title;
+  }, TITLE_FLASH_MS);
+}
+
+function stopFlash() {
+  window.clearInterval(flashTimer);
+  flashTimer = 0;
+  document.title = title;
+}
+
+/** Wires the queue's controls and starts the wait times ticking. */
+export function bindQueue() {
+  page.accept.addEventListener('click', () => acceptCall());
+  window.addEventListener('focus', stopFlash);
+}
+
+export function startWaitTimes() {
+  window.setInterval(tickWaits, 1000);
+}

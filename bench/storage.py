@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench.common import Row, row
-from server.actions.calls import do_store_location
+from server.actions.call_events import store_location
 from server.core.clock import SystemClock
 from server.db.audit import AuditLog
 from server.db.engine import Database
@@ -113,7 +113,7 @@ async def audit_appends(url: str, count: int, concurrency: int) -> tuple[float, 
 
 
 async def location_events(url: str, per_call: int) -> tuple[float, float]:
-    """(do_store_location events/s, plain INSERTs/s): ``LOCATION_CALLS`` callers at once,
+    """(store_location events/s, plain INSERTs/s): ``LOCATION_CALLS`` callers at once,
     each storing its fixes one after another (as one citizen's socket does)."""
     db = Database(url)
     clock = SystemClock()
@@ -124,7 +124,7 @@ async def location_events(url: str, per_call: int) -> tuple[float, float]:
 
         async def ours_caller(call_id: str) -> None:
             for i in range(per_call):
-                await do_store_location(
+                await store_location(
                     db,
                     clock,
                     call_id=call_id,

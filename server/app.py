@@ -1,18 +1,25 @@
-"""The application factory: wires routes, pages, Socket.IO, storage and metrics from settings."""
+"""The application factory, the composition root: the one module that imports every layer and
+wires them from settings (storage, shared state, media, Socket.IO, the HTTP routes)."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
 
+import socketio
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from config import Settings
+from media.hub import hub_from_settings
+from media.recorder import ClosedSegment
+from server.actions.media import MediaRouter
+from server.actions.recordings import record_segment
+from server.core.background import Background
 from server.core.clock import Clock, SystemClock
+from server.core.services import Services
 from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.http import admin, health, open311, page_routes
@@ -24,35 +31,30 @@ from server.http.auth.sessions import session_middleware
 from server.http.errors import error_middleware
 from server.http.i18n import Catalogs, negotiate
 from server.http.keys import (
-    AUDIT_KEY,
     CATALOGS_KEY,
-    CLOCK_KEY,
-    DB_KEY,
     ERROR_PAGE_KEY,
     LANG_KEY,
-    MEDIA_HUB_KEY,
-    MEDIA_KEY,
-    MEDIA_NODES_KEY,
-    MEDIA_SECRET_KEY,
     METRICS_KEY,
     PAGES_KEY,
-    PRESENCE_KEY,
-    RATE_LIMITS_KEY,
     REDIS_KEY,
     REGISTRY_KEY,
-    SETTINGS_KEY,
-    SIO_KEY,
+    SERVICES_KEY,
     Handler,
 )
 from server.http.metrics import Metrics, metrics_middleware
 from server.http.pages import STATIC_DIR, Pages
 from server.http.uploads import body_limit_middleware
+from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY, SIO_KEY
+from server.state.media_nodes import LocalMediaNodes, RedisMediaNodes
 from server.state.presence import LocalPresence, RedisPresence
 from server.state.ratelimit import RateLimits
+from signaling.citizen import CitizenNamespace
+from signaling.console import ConsoleNamespace
+from signaling.media_ns import MediaNamespace
+from signaling.notifier import SocketIONotifier
 from signaling.server import attach, close_manager, create_sio
 
-if TYPE_CHECKING:
-    from media.hub import ClosedSegment
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def _content_security_policy(settings: Settings) -> str:
@@ -91,70 +93,64 @@ def _headers_middleware(settings: Settings) -> Middleware:
 
 @web.middleware
 async def _language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[LANG_KEY], _ = negotiate(request, request.app[SETTINGS_KEY].DEFAULT_LANGUAGE)
+    request[LANG_KEY], _ = negotiate(request, request.app[SERVICES_KEY].settings.DEFAULT_LANGUAGE)
     return await handler(request)
 
 
-async def _storage(app: web.Application) -> AsyncIterator[None]:
-    """Open the database and Redis for the app's lifetime; close them on shutdown."""
-    settings = app[SETTINGS_KEY]
-    db = Database(settings.database_url)
-    app[DB_KEY] = db
-    app[AUDIT_KEY] = AuditLog(db, app[CLOCK_KEY])
-    redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
-    app[REDIS_KEY] = redis
-    try:
-        yield
-    finally:
-        if redis is not None:
-            await redis.aclose()
-        await db.close()
+def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> CleanupContext:
+    """Storage, shared state, media and the Socket.IO namespaces, opened for the app's lifetime
+    and closed in reverse on shutdown: the services every action gets are built here."""
 
+    async def node(app: web.Application) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+        app[REDIS_KEY] = redis
+        media_nodes = RedisMediaNodes(redis) if redis is not None else LocalMediaNodes()
+        limits = RateLimits(settings.REDIS_URL)
+        background = Background()
+        services_box: list[Services] = []
 
-async def _calls(app: web.Application) -> AsyncIterator[None]:
-    """Presence, rate limits, the media (this process's hub, or the workers' registry) and the
-    call namespaces, for the app's lifetime."""
-    from media.hub import hub_from_settings
-    from server.actions.media import MediaRouter
-    from server.actions.recordings import record_segment
-    from server.state.media_nodes import LocalMediaNodes, RedisMediaNodes
-    from signaling.citizen import CitizenNamespace
-    from signaling.console import ConsoleNamespace
-    from signaling.media_ns import MediaNamespace
+        async def on_segment_closed(segment: ClosedSegment) -> None:
+            await record_segment(services_box[0], segment)
 
-    settings = app[SETTINGS_KEY]
-    redis = app[REDIS_KEY]
-    app[PRESENCE_KEY] = RedisPresence(redis) if redis is not None else LocalPresence()
-    app[RATE_LIMITS_KEY] = RateLimits(settings.REDIS_URL)
-    app[MEDIA_NODES_KEY] = RedisMediaNodes(redis) if redis is not None else LocalMediaNodes()
-    app[MEDIA_SECRET_KEY] = secrets.token_urlsafe(32)
+        hub = (
+            hub_from_settings(settings, on_segment_closed=on_segment_closed, clock=clock)
+            if settings.MEDIA_WORKERS == 0
+            else None
+        )
+        app[MEDIA_HUB_KEY] = hub
+        app[MEDIA_SECRET_KEY] = secrets.token_urlsafe(32)
+        services = Services(
+            settings=settings,
+            clock=clock,
+            db=db,
+            audit=AuditLog(db, clock),
+            notifier=SocketIONotifier(sio),
+            media=MediaRouter(sio=sio, db=db, nodes=media_nodes, home=settings.NODE_ID, local=hub),
+            media_nodes=media_nodes,
+            presence=RedisPresence(redis) if redis is not None else LocalPresence(),
+            limits=limits,
+            background=background,
+        )
+        services_box.append(services)
+        app[SERVICES_KEY] = services
+        sio.register_namespace(CitizenNamespace(services))
+        sio.register_namespace(ConsoleNamespace(services))
+        sio.register_namespace(MediaNamespace(services, app[MEDIA_SECRET_KEY]))
+        try:
+            yield
+        finally:
+            await background.close()
+            if hub is not None:
+                await hub.close()
+            await sio.shutdown()
+            await close_manager(sio)
+            await limits.close()
+            if redis is not None:
+                await redis.aclose()
+            await db.close()
 
-    async def on_segment_closed(segment: ClosedSegment) -> None:
-        await record_segment(app, segment)
-
-    hub = (
-        hub_from_settings(settings, on_segment_closed=on_segment_closed, clock=app[CLOCK_KEY])
-        if settings.MEDIA_WORKERS == 0
-        else None
-    )
-    app[MEDIA_HUB_KEY] = hub
-    sio = app[SIO_KEY]
-    app[MEDIA_KEY] = MediaRouter(
-        sio=sio, db=app[DB_KEY], nodes=app[MEDIA_NODES_KEY], home=settings.NODE_ID, local=hub
-    )
-    citizen = CitizenNamespace(app)
-    sio.register_namespace(citizen)
-    sio.register_namespace(ConsoleNamespace(app))
-    sio.register_namespace(MediaNamespace(app))
-    try:
-        yield
-    finally:
-        await citizen.close()
-        if hub is not None:
-            await hub.close()
-        await sio.shutdown()
-        await close_manager(sio)
-        await app[RATE_LIMITS_KEY].close()
+    return node
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -173,8 +169,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
             session_middleware,
         ],
     )
-    app[SETTINGS_KEY] = settings
-    app[CLOCK_KEY] = clock or SystemClock()
     app[REGISTRY_KEY] = registry
     app[METRICS_KEY] = app_metrics
     catalogs = Catalogs()
@@ -184,12 +178,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app[ERROR_PAGE_KEY] = lambda request, status, code, message: pages.render(
         request, "error.html", http_status=status, status=status, code=code, message=message
     )
-    app.cleanup_ctx.append(_storage)
-
     sio = create_sio(settings)
     app[SIO_KEY] = sio
     attach(sio, app)
-    app.cleanup_ctx.append(_calls)
+    app.cleanup_ctx.append(_node(settings, clock or SystemClock(), sio))
 
     for table in (
         health.routes,

@@ -20,7 +20,8 @@ from aiohttp import web
 
 from media.agent import MediaAgent
 from media.worker import SECRET_ENV
-from server.http.keys import MEDIA_HUB_KEY, MEDIA_NODES_KEY, MEDIA_SECRET_KEY, SETTINGS_KEY
+from server.http.keys import SERVICES_KEY
+from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class NodeMedia:
         self._agent: MediaAgent | None = None
 
     async def start(self, port: int) -> None:
-        settings = self._app[SETTINGS_KEY]
+        settings = self._app[SERVICES_KEY].settings
         url = loopback_url(settings.HOST, port)
         secret = self._app[MEDIA_SECRET_KEY]
         hub = self._app[MEDIA_HUB_KEY]
@@ -135,7 +136,7 @@ class NodeMedia:
         """Until every media node has joined: a printed URL means calls get media."""
         deadline = time.monotonic() + READY_TIMEOUT_SECS
         while expected:
-            alive = {node.id for node in await self._app[MEDIA_NODES_KEY].alive()}
+            alive = {node.id for node in await self._app[SERVICES_KEY].media_nodes.alive()}
             if alive.issuperset(expected):
                 return
             if time.monotonic() > deadline:

@@ -14,16 +14,14 @@ import time
 from typing import Any
 
 import socketio
-from aiohttp import web
 from sqlmodel import col, select
 
 from media import rpc
 from server.actions.recordings import SegmentConflict, record_segment
+from server.core.events import MediaLostEvent
+from server.core.ports import MediaNode
+from server.core.services import Services
 from server.db.models import Call, CallState
-from server.http.keys import DB_KEY, MEDIA_NODES_KEY, MEDIA_SECRET_KEY, SETTINGS_KEY, SIO_KEY
-from server.state.media_nodes import MediaNode
-from signaling.events import MediaLostEvent
-from signaling.fanout import to_call_watchers, to_citizen
 
 log = logging.getLogger("lifeline.signaling")
 
@@ -31,14 +29,15 @@ NODE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class MediaNamespace(socketio.AsyncNamespace):
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, services: Services, secret: str) -> None:
         super().__init__(rpc.NAMESPACE)
-        self.app = app
+        self.services = services
+        self._secret = secret
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         secret = auth.get("secret") if isinstance(auth, dict) else None
         if not isinstance(secret, str) or not hmac.compare_digest(
-            secret.encode(), self.app[MEDIA_SECRET_KEY].encode()
+            secret.encode(), self._secret.encode()
         ):
             raise socketio.exceptions.ConnectionRefusedError(
                 {"code": "unauthorized", "message": "Media nodes only"}
@@ -48,23 +47,23 @@ class MediaNamespace(socketio.AsyncNamespace):
             raise socketio.exceptions.ConnectionRefusedError(
                 {"code": "invalid", "message": "node: letters, digits and ._:- up to 64"}
             )
-        home = self.app[SETTINGS_KEY].NODE_ID
+        home = self.services.settings.NODE_ID
         await self.save_session(sid, {"node": node})
         await self.enter_room(sid, rpc.node_room(node))
-        await self.app[MEDIA_NODES_KEY].report(MediaNode(node, home, 0, True, time.time()))
+        await self.services.media_nodes.report(MediaNode(node, home, 0, True, time.time()))
         log.info("media node connected", extra={"node": node})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         node = (await self.get_session(sid)).get("node")
         if node:
-            await self.app[MEDIA_NODES_KEY].remove(node)
+            await self.services.media_nodes.remove(node)
             log.warning("media node disconnected", extra={"node": node, "reason": str(reason)})
             await self._media_lost(node)
 
     async def _media_lost(self, node: str) -> None:
         """Its live calls' pages offer again now: the caller's offer places the media on a
         live media node, the consoles follow."""
-        async with self.app[DB_KEY].session() as session:
+        async with self.services.db.session() as session:
             calls = (
                 await session.exec(
                     select(Call.id).where(
@@ -73,11 +72,11 @@ class MediaNamespace(socketio.AsyncNamespace):
                     )
                 )
             ).all()
-        sio = self.app[SIO_KEY]
+        notifier = self.services.notifier
         for call_id in calls:
             lost = MediaLostEvent(call_id=call_id)
-            await to_citizen(sio, call_id, lost)
-            await to_call_watchers(sio, call_id, lost)
+            await notifier.to_citizen(call_id, lost)
+            await notifier.to_call_watchers(call_id, lost)
         if calls:
             log.warning("calls lost their media node", extra={"node": node, "calls": len(calls)})
 
@@ -87,8 +86,8 @@ class MediaNamespace(socketio.AsyncNamespace):
             return
         sessions, admit = data.get("sessions"), data.get("admit")
         if isinstance(sessions, int) and isinstance(admit, bool):
-            home = self.app[SETTINGS_KEY].NODE_ID
-            await self.app[MEDIA_NODES_KEY].report(
+            home = self.services.settings.NODE_ID
+            await self.services.media_nodes.report(
                 MediaNode(node, home, sessions, admit, time.time())
             )
 
@@ -99,7 +98,7 @@ class MediaNamespace(socketio.AsyncNamespace):
         except (KeyError, TypeError, ValueError) as exc:
             return {"ok": False, "code": rpc.INVALID, "message": f"malformed segment: {exc}"}
         try:
-            await record_segment(self.app, segment, media_node=node)
+            await record_segment(self.services, segment, media_node=node)
         except SegmentConflict as exc:
             log.error("recording segment conflict", extra={"node": node, "reason": str(exc)})
             return {"ok": False, "code": "conflict", "message": str(exc)}

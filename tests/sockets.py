@@ -49,6 +49,15 @@ class Peer:
         return [e for e in self.seen if e.get("type") == type_]
 
 
+async def until(condition: Callable[[], bool], timeout: float = EVENT_TIMEOUT_SECS) -> None:
+    """Wait for something another task does (a server handling a disconnect), not for time."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("the condition never held")
+        await asyncio.sleep(0.01)
+
+
 def base_url(client: Client) -> str:
     return str(client.make_url("/")).rstrip("/")
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from server.actions.users import do_create_user
 from server.core.clock import FrozenClock
-from server.http.keys import AUDIT_KEY, CLOCK_KEY
+from server.http.keys import SERVICES_KEY
 
 Client = TestClient[web.Request, web.Application]
 PASSWORD = "correct horse battery staple"
@@ -40,8 +40,8 @@ async def add_account(client: Client, username: str, role: str) -> Account:
     app = client.app
     assert app is not None
     created = await do_create_user(
-        app[AUDIT_KEY],
-        app[CLOCK_KEY],
+        app[SERVICES_KEY].audit,
+        app[SERVICES_KEY].clock,
         actor="test",
         username=username,
         role=role,

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from media.admission import Admission, host_cpu_times
-from server.http.keys import MEDIA_HUB_KEY
+from server.node import MEDIA_HUB_KEY
 from tests.media_peers import MediaPeer, citizen_peer, wait_until
 from tests.sockets import answer_via, citizen, start_call
 from tests.staff import Client

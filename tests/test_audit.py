@@ -14,7 +14,7 @@ from config import Settings
 from server.core.clock import FrozenClock
 from server.db.audit import AuditLog
 from server.db.engine import Database
-from server.http.keys import AUDIT_KEY, DB_KEY
+from server.http.keys import SERVICES_KEY
 from tests.staff import Client, add_account, post_login, sign_in
 
 
@@ -51,7 +51,7 @@ async def test_untouched_chain_verifies(
 ) -> None:
     await _real_use(client, clock)
     assert client.app is not None
-    report = await client.app[AUDIT_KEY].verify()
+    report = await client.app[SERVICES_KEY].audit.verify()
     assert report.ok
     assert report.entries == 4
     result = _cli_verify(settings)
@@ -64,10 +64,10 @@ async def test_an_edited_row_is_named(
 ) -> None:
     await _real_use(client, clock)
     assert client.app is not None
-    async with client.app[DB_KEY].engine.begin() as conn:
+    async with client.app[SERVICES_KEY].db.engine.begin() as conn:
         # Someone with database access rewrites who did it.
         await conn.execute(text("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 3"))
-    report = await client.app[AUDIT_KEY].verify()
+    report = await client.app[SERVICES_KEY].audit.verify()
     assert not report.ok
     assert report.broken is not None
     assert report.broken.seq == 3
@@ -83,9 +83,9 @@ async def test_a_deleted_row_and_a_relinked_row_are_named(
 ) -> None:
     await _real_use(client, clock)
     assert client.app is not None
-    async with client.app[DB_KEY].engine.begin() as conn:
+    async with client.app[SERVICES_KEY].db.engine.begin() as conn:
         await conn.execute(text("DELETE FROM audit_log WHERE seq = 2"))
-    report = await client.app[AUDIT_KEY].verify()
+    report = await client.app[SERVICES_KEY].audit.verify()
     assert report.broken is not None
     assert report.broken.seq == 2
     assert "missing" in report.broken.reason
@@ -100,9 +100,9 @@ async def test_recomputed_hash_still_breaks_the_next_link(
     """Rewriting an entry and its own hash is caught by the entry after it."""
     await _real_use(client, clock)
     assert client.app is not None
-    async with client.app[DB_KEY].engine.begin() as conn:
+    async with client.app[SERVICES_KEY].db.engine.begin() as conn:
         await conn.execute(text("UPDATE audit_log SET hash = :h WHERE seq = 2"), {"h": "f" * 64})
-    report = await client.app[AUDIT_KEY].verify()
+    report = await client.app[SERVICES_KEY].audit.verify()
     assert report.broken is not None
     assert report.broken.seq == 2
 

@@ -7,7 +7,7 @@ import pytest
 
 from server.actions.users import do_create_user
 from server.core.clock import FrozenClock
-from server.http.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY
+from server.http.keys import SERVICES_KEY
 from tests.staff import (
     PASSWORD,
     Client,
@@ -26,7 +26,7 @@ async def test_first_login_forces_password_change_then_totp(
 ) -> None:
     assert client.app is not None
     created = await do_create_user(
-        client.app[AUDIT_KEY], clock, actor="test", username="anna", role="operator"
+        client.app[SERVICES_KEY].audit, clock, actor="test", username="anna", role="operator"
     )
     assert created.password
     response = await post_login(client, "anna", created.password)
@@ -60,7 +60,7 @@ async def test_first_login_forces_password_change_then_totp(
     enrol = await client.get("/account/totp")
     html = await enrol.text()
     assert "<svg" in html
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         from sqlmodel import select
 
         from server.db.models import User
@@ -127,7 +127,7 @@ async def test_five_failures_lock_for_ten_minutes(client: Client, clock: FrozenC
     clock.advance(2)
     assert (await post_login(client, "carl", PASSWORD, account.code(clock))).status == 303
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         from sqlmodel import select
 
         from server.db.models import AuditEntry
@@ -265,7 +265,7 @@ async def test_only_admins_reach_admin(client: Client, clock: FrozenClock, role:
 
 async def test_clock_is_the_apps(client: Client, clock: FrozenClock) -> None:
     assert client.app is not None
-    assert client.app[CLOCK_KEY] is clock
+    assert client.app[SERVICES_KEY].clock is clock
 
 
 async def test_an_admin_cannot_disable_themselves(client: Client, clock: FrozenClock) -> None:

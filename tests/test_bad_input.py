@@ -12,14 +12,14 @@ from sqlmodel import col, select
 
 from server.core.clock import FrozenClock
 from server.db.models import AuditEntry, StaffSession, User
-from server.http.keys import DB_KEY
+from server.http.keys import SERVICES_KEY
 from tests.staff import PASSWORD, Client, add_account, post_login, sign_in
 
 
 async def _stored(client: Client) -> dict[str, Any]:
     """Everything a refused request must leave as it was."""
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         users = (await session.exec(select(User).order_by(col(User.id)))).all()
         sessions = (await session.exec(select(StaffSession))).all()
         audit = (await session.exec(select(AuditEntry))).all()

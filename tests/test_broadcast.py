@@ -13,7 +13,7 @@ from typing import Any
 import socketio
 
 from media import rpc
-from server.http.keys import MEDIA_SECRET_KEY, SIO_KEY
+from server.node import MEDIA_SECRET_KEY, SIO_KEY
 from signaling.server import BroadcastManager
 from tests.sockets import base_url
 from tests.staff import Client

@@ -13,8 +13,8 @@ from sqlmodel import select
 
 from server.core.clock import FrozenClock
 from server.db.models import Call, ChatMessage, LocationSample
-from server.http.keys import DB_KEY
-from signaling.events import MAX_CHAT_CHARS, MAX_SDP_BYTES
+from server.http.keys import SERVICES_KEY
+from signaling.payloads import MAX_CHAT_CHARS, MAX_SDP_BYTES
 from tests.sockets import base_url, citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
 
@@ -23,7 +23,7 @@ GOOD_FIX = {"lat": 43.238, "lon": 76.945, "accuracy": 20.0, "timestamp": 1_790_0
 
 async def _stored(client: Client) -> dict[str, Any]:
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         calls = (await session.exec(select(Call))).all()
         return {
             "calls": sorted((c.id, c.state, c.operator_id, c.last_seq) for c in calls),

@@ -22,7 +22,8 @@ from sqlmodel import col, select
 
 from server.core.clock import FrozenClock
 from server.db.models import AuditEntry, Recording
-from server.http.keys import AUDIT_KEY, DB_KEY, MEDIA_HUB_KEY
+from server.http.keys import SERVICES_KEY
+from server.node import MEDIA_HUB_KEY
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
 from tests.sockets import answer_via, citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
@@ -114,7 +115,7 @@ async def test_a_recorded_call_with_a_reload(client: Client, operator: Client) -
         for peer in peers:
             await peer.close()
 
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         segments = (
             await session.exec(
                 select(Recording)
@@ -132,7 +133,7 @@ async def test_a_recorded_call_with_a_reload(client: Client, operator: Client) -
     assert abs(recorded_secs - call_secs) <= 2.0, (recorded_secs, call_secs)
     assert sorted(e.subject for e in closed) == [f"call:{call_id}"] * 2
     assert {s.sha256 for s in segments} == {json.loads(e.data)["sha256"] for e in closed}
-    report = await client.app[AUDIT_KEY].verify()
+    report = await client.app[SERVICES_KEY].audit.verify()
     assert report.ok, report.broken
 
 

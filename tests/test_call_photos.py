@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from server.core.clock import FrozenClock
 from server.db.models import AuditEntry, CallPhoto
-from server.http.keys import DB_KEY
+from server.http.keys import SERVICES_KEY
 from tests.sockets import citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
 
@@ -44,7 +44,7 @@ async def _upload(
 
 async def _count(client: Client) -> tuple[int, int]:
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         photos = len((await session.exec(select(CallPhoto))).all())
         audit = len((await session.exec(select(AuditEntry))).all())
     return photos, audit

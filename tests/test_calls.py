@@ -13,9 +13,9 @@ from config import Settings
 from server.app import create_app
 from server.core.clock import FrozenClock
 from server.db.models import Call, CallTransition, ChatMessage, LocationSample
-from server.http.keys import DB_KEY
+from server.http.keys import SERVICES_KEY
 from tests.conftest import ClientFactory
-from tests.sockets import citizen, console, start_call
+from tests.sockets import citizen, console, start_call, until
 from tests.staff import Client, add_account, another_browser, sign_in
 
 WARSAW = {
@@ -38,7 +38,7 @@ async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
 
 async def _transitions(client: Client, call_id: str) -> list[tuple[str | None, str]]:
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         rows = (
             await session.exec(
                 select(CallTransition)
@@ -99,7 +99,7 @@ async def test_a_call_end_to_end(client: Client, operator: Client) -> None:
         ("answered", "ended"),
     ]
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         call = await session.get(Call, call_id)
         chats = (await session.exec(select(ChatMessage))).all()
     assert call is not None and call.disposition == "dispatched" and call.note == "unit 12"
@@ -142,17 +142,22 @@ async def test_citizen_hangs_up_while_queued(client: Client, operator: Client) -
 
 
 async def test_a_page_that_leaves_is_abandoned_after_the_grace(
-    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock
+    client: Client, operator: Client, clock: FrozenClock
 ) -> None:
-    quick = settings.model_copy(update={"ABANDON_GRACE_SECS": 0.2})
-    client = await aiohttp_client(create_app(quick, clock))
+    """The grace runs on the clock: moving it past the grace abandons the call, no sleeping."""
+    grace = client.app[SERVICES_KEY].settings.ABANDON_GRACE_SECS
     started = await start_call(client)
     async with citizen(client, started["token"]):
         pass
-    for _ in range(50):
-        if ("queued", "abandoned") in await _transitions(client, started["call_id"]):
-            break
-        await asyncio.sleep(0.1)
+    await until(lambda: clock.pending() == 1)  # the server has seen the page go
+    clock.advance(grace - 1)
+    await client.app[SERVICES_KEY].background.drain()
+    assert await _transitions(client, started["call_id"]) == [(None, "queued")]
+    async with console(operator) as desk:
+        clock.advance(1)
+        await client.app[SERVICES_KEY].background.drain()
+        removed = await desk.next_event("queue.call_removed", call_id=started["call_id"])
+    assert removed["reason"] == "abandoned"
     assert await _transitions(client, started["call_id"]) == [
         (None, "queued"),
         ("queued", "abandoned"),
@@ -160,17 +165,19 @@ async def test_a_page_that_leaves_is_abandoned_after_the_grace(
 
 
 async def test_a_reload_inside_the_grace_keeps_the_call(
-    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock
+    client: Client, clock: FrozenClock
 ) -> None:
-    quick = settings.model_copy(update={"ABANDON_GRACE_SECS": 0.5})
-    client = await aiohttp_client(create_app(quick, clock))
+    grace = client.app[SERVICES_KEY].settings.ABANDON_GRACE_SECS
     started = await start_call(client)
     async with citizen(client, started["token"]):
         pass
+    await until(lambda: clock.pending() == 1)
     async with citizen(client, started["token"]) as phone:
-        await asyncio.sleep(0.8)
+        clock.advance(grace + 1)
+        await client.app[SERVICES_KEY].background.drain()
         resumed = await phone.call("resume", {})
         assert resumed["call"]["state"] == "queued"
+    assert await _transitions(client, started["call_id"]) == [(None, "queued")]
 
 
 async def test_two_operators_on_two_nodes_accept_at_once(
@@ -253,7 +260,7 @@ async def test_rate_limit_on_new_calls(
     assert (await refused.json())["error"]["code"] == "rate_limited"
     assert "Retry-After" in refused.headers
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         assert len((await session.exec(select(Call))).all()) == 3
         assert (await session.exec(select(LocationSample))).all() == []
 

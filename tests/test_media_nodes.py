@@ -26,14 +26,8 @@ from media.hub import ClosedSegment, MediaHub
 from server.app import create_app
 from server.core.clock import FrozenClock, SystemClock
 from server.db.models import Call, Recording
-from server.http.keys import (
-    AUDIT_KEY,
-    DB_KEY,
-    MEDIA_HUB_KEY,
-    MEDIA_NODES_KEY,
-    MEDIA_SECRET_KEY,
-    SETTINGS_KEY,
-)
+from server.http.keys import SERVICES_KEY
+from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY
 from tests import stores
 from tests.conftest import ClientFactory
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
@@ -56,7 +50,7 @@ async def media_node(client: Client, node_id: str) -> AsyncIterator[MediaAgent]:
     """What a worker process runs, connected to the client's node."""
     assert client.app is not None
     app = client.app
-    settings = app[SETTINGS_KEY]
+    settings = app[SERVICES_KEY].settings
     agents: list[MediaAgent] = []
 
     async def closed(segment: ClosedSegment) -> None:
@@ -76,7 +70,7 @@ async def media_node(client: Client, node_id: str) -> AsyncIterator[MediaAgent]:
     await agent.connect(base_url(client))
     try:
         for _ in range(100):
-            if node_id in {n.id for n in await app[MEDIA_NODES_KEY].alive()}:
+            if node_id in {n.id for n in await app[SERVICES_KEY].media_nodes.alive()}:
                 break
             await asyncio.sleep(0.05)
         else:
@@ -96,7 +90,7 @@ async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
 
 async def _segments(client: Client, call_id: str) -> list[Recording]:
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         rows = await session.exec(
             select(Recording)
             .where(col(Recording.call_id) == call_id)
@@ -111,7 +105,7 @@ def _sha256_of(path: str) -> str:
 
 async def _media_node_of(client: Client, call_id: str) -> str | None:
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         call = await session.get(Call, call_id)
         assert call is not None
         return call.media_node
@@ -167,7 +161,7 @@ async def test_a_call_whose_media_is_in_a_media_node(client: Client, operator: C
             await asyncio.sleep(0.05)
     assert [(s.segment, s.media_node) for s in segments] == [(1, "test.m1")]
     assert _sha256_of(segments[0].path) == segments[0].sha256
-    assert (await client.app[AUDIT_KEY].verify()).ok
+    assert (await client.app[SERVICES_KEY].audit.verify()).ok
 
 
 async def test_media_moves_when_its_media_node_goes(client: Client, operator: Client) -> None:
@@ -274,7 +268,7 @@ async def test_only_media_nodes_get_in_and_bad_reports_are_refused(client: Clien
             reply = await node.call(rpc.SEGMENT_CLOSED, bad, namespace=rpc.NAMESPACE, timeout=5)
             assert reply["ok"] is False and reply["code"] == rpc.INVALID, (bad, reply)
         # Still connected and listed: a bad report does not cost the connection.
-        assert "test.m9" in {n.id for n in await client.app[MEDIA_NODES_KEY].alive()}
+        assert "test.m9" in {n.id for n in await client.app[SERVICES_KEY].media_nodes.alive()}
     finally:
         await node.disconnect()
     assert await _segments(client, "c") == []

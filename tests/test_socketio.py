@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 import socketio
 
-from server.http.keys import SIO_KEY
+from server.node import SIO_KEY
 from tests import stores
 from tests.staff import Client
 

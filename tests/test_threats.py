@@ -21,11 +21,11 @@ from sqlmodel import col, select
 
 from config import Settings
 from server.actions.threats.categories import DEFAULT_CATEGORY_CODES
-from server.actions.threats.views import ReportNewEvent, ReportUpdatedEvent
 from server.app import create_app
 from server.core.clock import FrozenClock
+from server.core.events import ReportNewEvent, ReportUpdatedEvent
 from server.db.models import ReportHistory, ReportPhoto, ThreatReport
-from server.http.keys import DB_KEY
+from server.http.keys import SERVICES_KEY
 from tests.conftest import ClientFactory
 from tests.sockets import console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
@@ -87,7 +87,7 @@ async def test_photo_public_copy_has_no_gps_and_the_original_hash_is_kept(
     assert body["status"] == "new"
     assert body["follow_url"].startswith("/reports/follow/")
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         row = (
             await session.exec(select(ReportPhoto).where(col(ReportPhoto.report_id) == body["id"]))
         ).one()
@@ -122,7 +122,7 @@ async def test_polyglot_is_accepted_but_its_public_copy_is_only_the_picture(
     assert b"PK\x03\x04" not in public and b"<script" not in public
     assert public.startswith(b"\xff\xd8") and public.rstrip(b"\x00").endswith(b"\xff\xd9")
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         row = (await session.exec(select(ReportPhoto))).one()
     assert row.sha256 == hashlib.sha256(polyglot).hexdigest()
 
@@ -271,7 +271,7 @@ async def test_illegal_transition_and_unauthorised_changes_change_nothing(
             await browser.close()
 
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         report = await session.get(ThreatReport, report_id)
         history = (await session.exec(select(ReportHistory))).all()
     assert report is not None and report.status == "new" and report.read_at is None
@@ -444,7 +444,7 @@ async def test_an_officer_invites_the_author_to_a_video_call(
     )
     await refused(response, 404, "report_not_found")
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         report = await session.get(ThreatReport, report_id)
         assert report is not None and report.invited_at is None
     assert "report_author_invited" not in await audit_actions(client)
@@ -460,7 +460,7 @@ async def test_an_officer_invites_the_author_to_a_video_call(
         ]
         event = ReportUpdatedEvent.model_validate(await desk.next_event("report.updated"))
         assert event.report.id == report_id and event.report.invited_at is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         rows = (
             await session.exec(
                 select(ReportHistory).where(col(ReportHistory.report_id) == report_id)
@@ -477,7 +477,7 @@ async def test_an_officer_invites_the_author_to_a_video_call(
     assert f'href="/?report={report_id}&amp;channel=police"' in html
 
     # A report made from a call has no author's link to show an invitation on.
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         report = await session.get(ThreatReport, report_id)
         assert report is not None
         report.follow_token_hash = None
@@ -520,7 +520,7 @@ async def test_stats_equal_independent_counts_over_generated_reports(
             )
         )
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         session.add_all(rows)
         await session.commit()
 

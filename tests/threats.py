@@ -12,7 +12,7 @@ from PIL import ExifTags, Image
 from sqlmodel import col, func, select
 
 from server.db.models import AuditEntry, ThreatReport
-from server.http.keys import DB_KEY
+from server.http.keys import SERVICES_KEY
 from tests.staff import Client
 
 # Inside the test area (settings below): central Warsaw.
@@ -98,13 +98,13 @@ async def refused(response: ClientResponse, status: int, code: str) -> dict[str,
 
 async def report_count(client: Client) -> int:
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         return int((await session.exec(select(func.count()).select_from(ThreatReport))).one())
 
 
 async def audit_actions(client: Client) -> list[str]:
     assert client.app is not None
-    async with client.app[DB_KEY].session() as session:
+    async with client.app[SERVICES_KEY].db.session() as session:
         rows = (await session.exec(select(AuditEntry).order_by(col(AuditEntry.seq)))).all()
     return [r.action for r in rows]
 

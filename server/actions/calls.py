@@ -1,87 +1,57 @@
-"""Calls: ``check_*`` validates and authorises, ``do_*`` writes (then the caller emits).
+"""A call's life: created, answered, transferred, finished or abandoned. The one home of these
+rules, whichever transport asks: ``check_*`` validates and authorises, ``do_*`` writes in one
+transaction and then tells the pages through the notifier.
 
 Every state change is an atomic conditional update plus a transition row, so two operators
-accepting at once, on one node or two, leave exactly one winner. Events (chat, location) get a
-per-call sequence number in the same transaction that stores them: the database, not the bus, is
-the record, and a reconnecting client asks for what follows the last number it saw.
+accepting at once, on one node or two, leave exactly one winner.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.core.clock import Clock
+from config.settings import LANGUAGES
+from server.actions.access import channels_for, check_may_answer
+from server.actions.queue import summary_of
+from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
-from server.db.audit import AuditLog
-from server.db.engine import Database
-from server.db.models import (
-    Call,
-    CallState,
-    CallTransition,
-    Channel,
-    ChatMessage,
-    LocationSample,
-    Role,
-    User,
+from server.core.events import (
+    CallStateEvent,
+    CallSummary,
+    CitizenPresenceEvent,
+    QueueCallAdded,
+    QueueCallRemoved,
 )
+from server.core.services import Services
+from server.db.models import Call, CallState, CallTransition, Role
 from server.security.tokens import new_token, token_hash
-from signaling.events import CallSummary, ChatMessageEvent, LocationEvent
 
-# Which channels each role may see: the internal-security channel is nobody else's.
-CHANNELS_BY_ROLE: dict[str, frozenset[str]] = {
-    Role.OPERATOR: frozenset({Channel.POLICE}),
-    Role.SUPERVISOR: frozenset({Channel.POLICE}),
-    Role.INTERNAL_SECURITY: frozenset({Channel.INTERNAL_SECURITY}),
-    Role.ADMIN: frozenset(),
-}
+log = logging.getLogger("lifeline.calls")
+
 LIVE_STATES = (CallState.QUEUED, CallState.ANSWERED)
-REPLAY_LIMIT = 500
+SYSTEM_CITIZEN_LEFT = "system:citizen-left"
 
 
-def channels_for(role: str) -> frozenset[str]:
-    return CHANNELS_BY_ROLE.get(role, frozenset())
+def citizen_presence(call_id: str) -> str:
+    return f"citizen:{call_id}"
+
+
+def staff_peer(user_id: int) -> str:
+    """A console's name at the call's media session."""
+    return f"staff-{user_id}"
 
 
 @dataclass(frozen=True)
 class NewCall:
     call: Call
     token: str
-
-
-@dataclass(frozen=True)
-class StoredLocation:
-    sample: LocationSample
-    state: str  # the call's state as the sample was stored: queued calls show in the queue
-
-
-@dataclass(frozen=True)
-class StoredChat:
-    message: ChatMessage
-    duplicate: bool
-
-
-def _summary(call: Call, operator: str | None, last: LocationSample | None) -> CallSummary:
-    return CallSummary(
-        call_id=call.id,
-        channel=call.channel,
-        mode=call.mode,
-        language=call.language,
-        state=call.state,
-        created_at=call.created_at,
-        answered_at=call.answered_at,
-        operator=operator,
-        lat=last.lat if last else None,
-        lon=last.lon if last else None,
-        accuracy=last.accuracy_m if last else None,
-    )
 
 
 async def _transition(
@@ -100,20 +70,74 @@ async def _transition(
     )
 
 
+# --- who may touch a call ----------------------------------------------------------------------
+
+
+def check_language(language: str) -> str:
+    if language not in LANGUAGES:
+        raise AppError(
+            ErrorCode.INVALID_LANGUAGE, f"Unknown language; use one of {', '.join(LANGUAGES)}"
+        )
+    return language
+
+
+async def call_by_token(services: Services, token: str) -> Call | None:
+    async with services.db.session() as session:
+        result = await session.exec(select(Call).where(col(Call.token_hash) == token_hash(token)))
+        return result.first()
+
+
+async def check_citizen_call(services: Services, token: str, call_id: str | None = None) -> Call:
+    """The live call this citizen token opens (and, given ``call_id``, that it is that call)."""
+    call = await call_by_token(services, token) if token else None
+    if call is None or (call_id is not None and call.id != call_id):
+        raise AppError(ErrorCode.BAD_CALL_TOKEN, "This call's token is needed")
+    if call.state not in LIVE_STATES:
+        raise AppError(ErrorCode.CALL_ENDED, "The call has ended")
+    return call
+
+
+async def check_call_for_staff(
+    services: Services, call_id: str, staff: StaffContext, *, must_own: bool = False
+) -> Call:
+    """The call, if this staff member may see it (and, with ``must_own``, act on it).
+
+    The channel filter is in the query itself: an internal-security call does not exist for
+    anyone else, so the answer is the same "not found" as for a call that never was.
+    """
+    allowed = channels_for(staff.role)
+    async with services.db.session() as session:
+        call = (
+            await session.exec(
+                select(Call).where(col(Call.id) == call_id, col(Call.channel).in_(allowed))
+            )
+        ).first()
+    if call is None:
+        raise AppError(ErrorCode.CALL_NOT_FOUND, "No such call")
+    if must_own and staff.role != Role.SUPERVISOR and call.operator_id != staff.user_id:
+        raise AppError(ErrorCode.NOT_YOUR_CALL, "This call is another operator's")
+    return call
+
+
+# --- the life of a call --------------------------------------------------------------------------
+
+
 async def do_create_call(
-    audit: AuditLog, clock: Clock, *, channel: str, mode: str, language: str, remote: str
+    services: Services, *, channel: str, mode: str, language: str, remote: str
 ) -> NewCall:
+    """A citizen's new call: queued, with its capability token (stored only as a hash)."""
     token = new_token()
-    now = clock.now()
+    now = services.clock.now()
     call = Call(
         id=str(uuid.uuid4()),
         channel=channel,
         mode=mode,
-        language=language,
+        language=check_language(language),
         state=CallState.QUEUED,
         token_hash=token_hash(token),
         created_at=now,
     )
+    audit = services.audit
     async with audit.transaction() as session:
         session.add(call)
         await session.flush()
@@ -125,112 +149,112 @@ async def do_create_call(
             subject=f"call:{call.id}",
             data={"channel": channel, "mode": mode, "remote": remote},
         )
+    summary = await summary_of(services, call)
+    await services.notifier.to_queue(call.channel, QueueCallAdded(call=summary))
     return NewCall(call, token)
 
 
-async def call_by_token(db: Database, token: str) -> Call | None:
-    async with db.session() as session:
-        result = await session.exec(select(Call).where(col(Call.token_hash) == token_hash(token)))
-        return result.first()
-
-
-async def check_call_for_staff(
-    db: Database, call_id: str, role: str, user_id: int, *, must_own: bool = False
-) -> Call:
-    """The call, if this staff member may see it (and, with ``must_own``, act on it).
-
-    The channel filter is in the query itself: an internal-security call does not exist for
-    anyone else, so the answer is the same "not found" as for a call that never was.
-    """
-    allowed = channels_for(role)
-    async with db.session() as session:
-        call = (
-            await session.exec(
-                select(Call).where(col(Call.id) == call_id, col(Call.channel).in_(allowed))
-            )
-        ).first()
-    if call is None:
-        raise AppError(ErrorCode.CALL_NOT_FOUND, "No such call")
-    if must_own and role != Role.SUPERVISOR and call.operator_id != user_id:
-        raise AppError(ErrorCode.NOT_YOUR_CALL, "This call is another operator's")
-    return call
-
-
-async def do_accept(audit: AuditLog, clock: Clock, *, call_id: str, user: User) -> Call:
+async def do_accept(services: Services, *, call_id: str, staff: StaffContext) -> CallSummary:
     """Answer a queued call: one conditional UPDATE, so exactly one operator wins."""
-    now = clock.now()
-    assert user.id is not None
+    check_may_answer(staff.role)
+    now = services.clock.now()
+    audit = services.audit
     async with audit.transaction() as session:
         result = await session.exec(
             update(Call)
             .where(
                 col(Call.id) == call_id,
                 col(Call.state) == CallState.QUEUED,
-                col(Call.channel).in_(channels_for(user.role)),
+                col(Call.channel).in_(channels_for(staff.role)),
             )
-            .values(state=CallState.ANSWERED, operator_id=user.id, answered_at=now)
+            .values(state=CallState.ANSWERED, operator_id=staff.user_id, answered_at=now)
         )
         if result.rowcount != 1:
             raise AppError(ErrorCode.CALL_GONE, "The call was taken or has ended")
         await _transition(
-            session, call_id, CallState.QUEUED, CallState.ANSWERED, user.username, now
+            session, call_id, CallState.QUEUED, CallState.ANSWERED, staff.username, now
         )
         await audit.record(
-            session, actor=user.username, action="call_answered", subject=f"call:{call_id}"
+            session, actor=staff.username, action="call_answered", subject=f"call:{call_id}"
         )
         call = await session.get(Call, call_id)
         assert call is not None
-    return call
+    notifier = services.notifier
+    await notifier.to_queue(
+        call.channel, QueueCallRemoved(call_id=call.id, reason="answered", by=staff.username)
+    )
+    state = CallStateEvent(
+        call_id=call.id, state=CallState.ANSWERED, operator=staff.username, at=now
+    )
+    await notifier.to_citizen(call.id, state)
+    await notifier.to_call_watchers(call.id, state)
+    return await summary_of(services, call)
 
 
 async def do_transfer(
-    audit: AuditLog, clock: Clock, *, call_id: str, user: User, note: str = ""
-) -> Call:
+    services: Services, *, call_id: str, staff: StaffContext, note: str = ""
+) -> CallSummary:
     """Give an answered call back to its queue (answered -> transferred -> queued): another
-    operator takes it; its media and recording go on. Only its own operator may."""
-    now = clock.now()
+    operator takes it; its media and recording go on, this operator's media leaves the call.
+    Only its own operator may."""
+    now = services.clock.now()
+    audit = services.audit
     async with audit.transaction() as session:
         result = await session.exec(
             update(Call)
             .where(
                 col(Call.id) == call_id,
                 col(Call.state) == CallState.ANSWERED,
-                col(Call.operator_id) == user.id,
+                col(Call.operator_id) == staff.user_id,
             )
             .values(state=CallState.QUEUED, operator_id=None, answered_at=None)
         )
         if result.rowcount != 1:
             raise AppError(ErrorCode.CALL_CHANGED, "The call is not yours to transfer now")
         await _transition(
-            session, call_id, CallState.ANSWERED, CallState.TRANSFERRED, user.username, now, note
+            session,
+            call_id,
+            CallState.ANSWERED,
+            CallState.TRANSFERRED,
+            staff.username,
+            now,
+            note,
         )
         await _transition(
-            session, call_id, CallState.TRANSFERRED, CallState.QUEUED, user.username, now
+            session, call_id, CallState.TRANSFERRED, CallState.QUEUED, staff.username, now
         )
         await audit.record(
             session,
-            actor=user.username,
+            actor=staff.username,
             action="call_transferred",
             subject=f"call:{call_id}",
             data={"note": note} if note else None,
         )
         call = await session.get(Call, call_id)
         assert call is not None
-    return call
+    notifier = services.notifier
+    state = CallStateEvent(call_id=call.id, state=CallState.TRANSFERRED, at=now)
+    await notifier.to_citizen(call.id, state)
+    await notifier.to_call_watchers(call.id, state)
+    summary = await summary_of(services, call)
+    await notifier.to_queue(call.channel, QueueCallAdded(call=summary))
+    await services.media.remove_subscriber(call.id, staff_peer(staff.user_id))
+    return summary
 
 
 async def do_finish(
-    audit: AuditLog,
-    clock: Clock,
+    services: Services,
     *,
     call_id: str,
     actor: str,
     disposition: str | None = None,
     note: str | None = None,
-) -> tuple[Call, str | None]:
-    """End a call: queued -> abandoned, answered -> ended. Returns the call and the state it
-    left (None when it had ended already: then only the disposition is recorded)."""
-    now = clock.now()
+) -> str:
+    """End a call everywhere: queued -> abandoned, answered -> ended; the queue, the pages and
+    the media (the recording's last segment closes). A call that had ended already only gets
+    its disposition recorded. Returns the call's state."""
+    now = services.clock.now()
+    audit = services.audit
     async with audit.transaction() as session:
         call = await session.get(Call, call_id)
         if call is None:
@@ -262,181 +286,59 @@ async def do_finish(
             data={"from": old, "to": new, "disposition": disposition},
         )
         await session.refresh(call)
-    return call, (old if new is not None else None)
-
-
-async def next_seq(session: AsyncSession, call_id: str) -> int:
-    seq, _state = await next_seq_and_state(session, call_id)
-    return seq
-
-
-async def next_seq_and_state(session: AsyncSession, call_id: str) -> tuple[int, str]:
-    """The call's next sequence number, and its state, in the one UPDATE that takes it."""
-    result = await session.exec(
-        update(Call)
-        .where(col(Call.id) == call_id, col(Call.state).in_(LIVE_STATES))
-        .values(last_seq=col(Call.last_seq) + 1)
-        .returning(col(Call.last_seq), col(Call.state))
-    )
-    row = result.one_or_none()
-    if row is None:
-        raise AppError(ErrorCode.CALL_ENDED, "The call has ended")
-    return int(row[0]), str(row[1])
-
-
-async def do_store_chat(
-    db: Database,
-    clock: Clock,
-    *,
-    call_id: str,
-    sender: str,
-    sender_user_id: int | None,
-    client_id: str,
-    body: str,
-) -> StoredChat:
-    """Store one chat message; a resend (same client id) returns the stored one."""
-    for _attempt in range(2):
-        async with db.session() as session:
-            existing = (
-                await session.exec(
-                    select(ChatMessage).where(
-                        col(ChatMessage.call_id) == call_id, col(ChatMessage.client_id) == client_id
-                    )
-                )
-            ).first()
-            if existing is not None:
-                return StoredChat(existing, duplicate=True)
-            message = ChatMessage(
-                call_id=call_id,
-                seq=await next_seq(session, call_id),
-                sender=sender,
-                sender_user_id=sender_user_id,
-                client_id=client_id,
-                body=body,
-                at=clock.now(),
-            )
-            session.add(message)
-            try:
-                await session.commit()
-            except IntegrityError:  # the same resend raced in on another connection
-                await session.rollback()
-                continue
-            return StoredChat(message, duplicate=False)
-    raise AppError(ErrorCode.CHAT_CONFLICT, "The message could not be stored; resend it")
-
-
-async def do_store_location(
-    db: Database,
-    clock: Clock,
-    *,
-    call_id: str,
-    lat: float,
-    lon: float,
-    accuracy: float | None,
-    heading: float | None,
-    speed: float | None,
-    measured_ms: float,
-) -> StoredLocation:
-    measured = datetime.fromtimestamp(measured_ms / 1000, UTC)
-    async with db.session() as session:
-        seq, state = await next_seq_and_state(session, call_id)
-        sample = LocationSample(
-            call_id=call_id,
-            seq=seq,
-            lat=lat,
-            lon=lon,
-            accuracy_m=accuracy,
-            heading_deg=heading,
-            speed_mps=speed,
-            measured_at=measured,
-            received_at=clock.now(),
+    if new is not None:
+        notifier = services.notifier
+        state = CallStateEvent(call_id=call_id, state=call.state, at=now)
+        await notifier.to_citizen(call_id, state)
+        await notifier.to_call_watchers(call_id, state)
+        reason = call.state if old == CallState.QUEUED else "ended"
+        await notifier.to_queue(
+            call.channel, QueueCallRemoved(call_id=call_id, reason=reason, by=actor)
         )
-        session.add(sample)
-        await session.commit()
-    return StoredLocation(sample, state)
+        await services.media.end_call(call_id)
+    return call.state
 
 
-def chat_event(message: ChatMessage, sender_name: str | None = None) -> ChatMessageEvent:
-    return ChatMessageEvent(
-        call_id=message.call_id,
-        seq=message.seq,
-        sender=message.sender,
-        sender_name=sender_name,
-        client_id=message.client_id,
-        body=message.body,
-        at=message.at,
-    )
+# --- the citizen's page coming and going -----------------------------------------------------
 
 
-def location_event(sample: LocationSample) -> LocationEvent:
-    return LocationEvent(
-        call_id=sample.call_id,
-        seq=sample.seq,
-        lat=sample.lat,
-        lon=sample.lon,
-        accuracy=sample.accuracy_m,
-        heading=sample.heading_deg,
-        speed=sample.speed_mps,
-        measured_at=sample.measured_at,
-    )
-
-
-async def chat_since(db: Database, call_id: str, last_seq: int) -> Sequence[ChatMessage]:
-    async with db.session() as session:
-        return (
-            await session.exec(
-                select(ChatMessage)
-                .where(col(ChatMessage.call_id) == call_id, col(ChatMessage.seq) > last_seq)
-                .order_by(col(ChatMessage.seq))
-                .limit(REPLAY_LIMIT)
-            )
-        ).all()
-
-
-async def locations_since(db: Database, call_id: str, last_seq: int) -> Sequence[LocationSample]:
-    async with db.session() as session:
-        rows = (
-            await session.exec(
-                select(LocationSample)
-                .where(col(LocationSample.call_id) == call_id, col(LocationSample.seq) > last_seq)
-                .order_by(col(LocationSample.seq).desc())
-                .limit(REPLAY_LIMIT)
-            )
-        ).all()
-    return list(reversed(rows))
-
-
-async def live_calls(db: Database, role: str) -> list[CallSummary]:
-    """Queued and answered calls of the channels this role may see, oldest first."""
-    allowed = channels_for(role)
-    async with db.session() as session:
-        calls = (
-            await session.exec(
-                select(Call)
-                .where(col(Call.state).in_(LIVE_STATES), col(Call.channel).in_(allowed))
-                .order_by(col(Call.created_at))
-            )
-        ).all()
-        return [await _summarize(session, call) for call in calls]
-
-
-async def summary_of(db: Database, call: Call) -> CallSummary:
-    async with db.session() as session:
-        return await _summarize(session, call)
-
-
-async def _summarize(session: AsyncSession, call: Call) -> CallSummary:
-    """The queue's view of a call: with its operator's name and its latest position."""
-    last = (
-        await session.exec(
-            select(LocationSample)
-            .where(col(LocationSample.call_id) == call.id)
-            .order_by(col(LocationSample.seq).desc())
-            .limit(1)
+async def do_citizen_connected(services: Services, call: Call, connection: str) -> None:
+    """The first of the citizen's connections (on any node) tells the call's watchers."""
+    key = citizen_presence(call.id)
+    was_away = await services.presence.count(key) == 0
+    await services.presence.join(key, connection)
+    if was_away:
+        await services.notifier.to_call_watchers(
+            call.id, CitizenPresenceEvent(call_id=call.id, connected=True)
         )
-    ).first()
-    operator = None
-    if call.operator_id is not None:
-        user = await session.get(User, call.operator_id)
-        operator = user.username if user else None
-    return _summary(call, operator, last)
+
+
+async def do_citizen_left(services: Services, call_id: str, connection: str) -> None:
+    """The last of the citizen's connections went: the watchers are told, and a queued call
+    whose citizen stays away past the grace period is abandoned (a reload is back in a second;
+    a closed tab is not)."""
+    key = citizen_presence(call_id)
+    await services.presence.leave(key, connection)
+    if await services.presence.count(key) > 0:
+        return
+    await services.notifier.to_call_watchers(
+        call_id, CitizenPresenceEvent(call_id=call_id, connected=False)
+    )
+
+    services.background.later(
+        services.clock,
+        services.settings.ABANDON_GRACE_SECS,
+        lambda: abandon_if_gone(services, call_id),
+        name=f"abandon:{call_id}",
+    )
+
+
+async def abandon_if_gone(services: Services, call_id: str) -> None:
+    """A queued call whose citizen is still away is abandoned."""
+    if await services.presence.count(citizen_presence(call_id)) > 0:
+        return
+    async with services.db.session() as session:
+        call = await session.get(Call, call_id)
+    if call is None or call.state != CallState.QUEUED:
+        return
+    await do_finish(services, call_id=call_id, actor=SYSTEM_CITIZEN_LEFT)

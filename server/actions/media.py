@@ -20,9 +20,11 @@ from sqlmodel import col, func, select, update
 from media import rpc
 from media.hub import MediaBusy, MediaHub
 from media.rpc import MediaUnreachable
+from server.core.errors import AppError, ErrorCode
+from server.core.ports import MediaNodes
 from server.db.engine import Database
 from server.db.models import Call, Recording
-from server.state.media_nodes import MediaNodes, placement_order
+from server.state.media_nodes import placement_order
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,18 @@ class MediaRouter:
         self._local_handlers = rpc.hub_handlers(local) if local is not None else {}
 
     async def citizen_offer(self, call_id: str, sdp: str) -> str:
-        """Answer the citizen's offer where the call's media is, or place it.
+        """Answer the citizen's offer where the call's media is, or place it."""
+        try:
+            return await self._citizen_offer(call_id, sdp)
+        except MediaBusy:
+            raise AppError(
+                ErrorCode.MEDIA_BUSY,
+                "Video is not available right now; stay in the chat: an operator will answer",
+            ) from None
+        except ValueError as exc:
+            raise AppError(ErrorCode.INVALID_SDP, f"Unusable offer: {exc}") from None
 
-        Raises:
-            ValueError: the offer is unusable.
-            MediaBusy: no media node takes a new call now.
-        """
+    async def _citizen_offer(self, call_id: str, sdp: str) -> str:
         data = {
             "call_id": call_id,
             "sdp": sdp,
@@ -89,12 +97,16 @@ class MediaRouter:
     async def subscriber_offer(
         self, call_id: str, subscriber_id: str, sdp: str, *, talk: bool
     ) -> str:
-        """Raises LookupError (no media yet, or its node gone) or ValueError (bad offer)."""
-        reply = await self._to_call(
-            call_id,
-            rpc.SUBSCRIBER_OFFER,
-            {"call_id": call_id, "subscriber_id": subscriber_id, "sdp": sdp, "talk": talk},
-        )
+        try:
+            reply = await self._to_call(
+                call_id,
+                rpc.SUBSCRIBER_OFFER,
+                {"call_id": call_id, "subscriber_id": subscriber_id, "sdp": sdp, "talk": talk},
+            )
+        except LookupError:
+            raise AppError(ErrorCode.NO_MEDIA, "No media from the caller yet") from None
+        except ValueError as exc:
+            raise AppError(ErrorCode.INVALID_SDP, f"Unusable offer: {exc}") from None
         return str(reply["sdp"])
 
     async def add_candidate(
@@ -105,22 +117,28 @@ class MediaRouter:
         sdp_mid: str | None,
         sdp_mline_index: int | None,
     ) -> None:
-        """Raises LookupError (no session) or ValueError (the candidate does not parse)."""
-        await self._to_call(
-            call_id,
-            rpc.CANDIDATE,
-            {
-                "call_id": call_id,
-                "peer": peer,
-                "candidate": candidate,
-                "sdp_mid": sdp_mid,
-                "sdp_mline_index": sdp_mline_index,
-            },
-        )
+        try:
+            await self._to_call(
+                call_id,
+                rpc.CANDIDATE,
+                {
+                    "call_id": call_id,
+                    "peer": peer,
+                    "candidate": candidate,
+                    "sdp_mid": sdp_mid,
+                    "sdp_mline_index": sdp_mline_index,
+                },
+            )
+        except LookupError:
+            raise AppError(ErrorCode.NO_MEDIA, "Send the offer first") from None
+        except ValueError as exc:
+            raise AppError(ErrorCode.INVALID_CANDIDATE, f"Unusable candidate: {exc}") from None
 
     async def snapshot(self, call_id: str) -> bytes:
-        """Raises LookupError: no media, or no picture yet."""
-        reply = await self._to_call(call_id, rpc.SNAPSHOT, {"call_id": call_id})
+        try:
+            reply = await self._to_call(call_id, rpc.SNAPSHOT, {"call_id": call_id})
+        except LookupError:
+            raise AppError(ErrorCode.NO_VIDEO, "No picture from the caller yet") from None
         return base64.b64decode(str(reply["jpeg"]))
 
     async def stats(self, call_id: str) -> dict[str, Any]:

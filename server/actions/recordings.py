@@ -3,12 +3,11 @@ entered in the audit chain, in one transaction."""
 
 from __future__ import annotations
 
-from aiohttp import web
 from sqlmodel import col, select
 
 from media.hub import ClosedSegment
+from server.core.services import Services
 from server.db.models import Recording
-from server.http.keys import AUDIT_KEY, DB_KEY, SETTINGS_KEY
 
 
 class SegmentConflict(ValueError):
@@ -16,11 +15,11 @@ class SegmentConflict(ValueError):
 
 
 async def record_segment(
-    app: web.Application, segment: ClosedSegment, *, media_node: str | None = None
+    services: Services, segment: ClosedSegment, *, media_node: str | None = None
 ) -> bool:
     """Store it; False when that segment of the call is already stored (a re-sent report)."""
-    audit = app[AUDIT_KEY]
-    async with app[DB_KEY].session() as session:
+    audit = services.audit
+    async with services.db.session() as session:
         stored = (
             await session.exec(
                 select(Recording).where(
@@ -41,7 +40,7 @@ async def record_segment(
                 call_id=segment.call_id,
                 segment=segment.segment,
                 path=str(segment.path),
-                media_node=media_node or app[SETTINGS_KEY].NODE_ID,
+                media_node=media_node or services.settings.NODE_ID,
                 started_at=segment.started_at,
                 ended_at=segment.ended_at,
                 size_bytes=segment.size_bytes,

@@ -22,7 +22,7 @@ from server.db.models import Role, User
 from server.http.auth.access import ADMIN_ROLES, require_page_staff, require_staff
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.routes import see_other
-from server.http.keys import AUDIT_KEY, CLOCK_KEY, DB_KEY, PAGES_KEY, SETTINGS_KEY
+from server.http.keys import PAGES_KEY, SERVICES_KEY
 
 routes = web.RouteTableDef()
 
@@ -52,8 +52,8 @@ async def _render(
     error: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    now = request.app[CLOCK_KEY].now()
-    async with request.app[DB_KEY].session() as session:
+    now = request.app[SERVICES_KEY].clock.now()
+    async with request.app[SERVICES_KEY].db.session() as session:
         users = [_Row(public_user(u, now)) for u in await list_users(session)]
     shown = None
     if created is not None:
@@ -88,8 +88,8 @@ async def admin_add_user(request: web.Request) -> web.StreamResponse:
     actor, form = await _admin_form(request)
     try:
         created = await do_create_user(
-            request.app[AUDIT_KEY],
-            request.app[CLOCK_KEY],
+            request.app[SERVICES_KEY].audit,
+            request.app[SERVICES_KEY].clock,
             actor=actor,
             username=form.get("username", ""),
             role=form.get("role", ""),
@@ -112,8 +112,8 @@ async def admin_set_role(request: web.Request) -> web.StreamResponse:
     actor, form = await _admin_form(request)
     try:
         await do_set_role(
-            request.app[AUDIT_KEY],
-            request.app[CLOCK_KEY],
+            request.app[SERVICES_KEY].audit,
+            request.app[SERVICES_KEY].clock,
             actor=actor,
             user_id=_user_id(request),
             role=form.get("role", ""),
@@ -127,8 +127,8 @@ async def _toggle(request: web.Request, disabled: bool) -> web.StreamResponse:
     actor, _form = await _admin_form(request)
     try:
         await do_set_disabled(
-            request.app[AUDIT_KEY],
-            request.app[CLOCK_KEY],
+            request.app[SERVICES_KEY].audit,
+            request.app[SERVICES_KEY].clock,
             actor=actor,
             user_id=_user_id(request),
             disabled=disabled,
@@ -170,9 +170,11 @@ async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
             ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Send JSON (Content-Type: application/json)"
         )
     body = await request.read()
-    if len(body) > request.app[SETTINGS_KEY].MAX_BODY_BYTES:  # a chunked body has no length
+    if (
+        len(body) > request.app[SERVICES_KEY].settings.MAX_BODY_BYTES
+    ):  # a chunked body has no length
         raise web.HTTPRequestEntityTooLarge(
-            max_size=request.app[SETTINGS_KEY].MAX_BODY_BYTES, actual_size=len(body)
+            max_size=request.app[SERVICES_KEY].settings.MAX_BODY_BYTES, actual_size=len(body)
         )
     try:
         raw = json.loads(body)
@@ -189,8 +191,8 @@ async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
 @routes.get("/api/users")
 async def api_list_users(request: web.Request) -> web.StreamResponse:
     require_staff(request, ADMIN_ROLES)
-    now = request.app[CLOCK_KEY].now()
-    async with request.app[DB_KEY].session() as session:
+    now = request.app[SERVICES_KEY].clock.now()
+    async with request.app[SERVICES_KEY].db.session() as session:
         return web.json_response(
             {"users": [public_user(u, now) for u in await list_users(session)]}
         )
@@ -202,13 +204,13 @@ async def api_create_user(request: web.Request) -> web.StreamResponse:
     check_csrf(request, None)
     body: CreateUserBody = await read_json(request, CreateUserBody)
     created = await do_create_user(
-        request.app[AUDIT_KEY],
-        request.app[CLOCK_KEY],
+        request.app[SERVICES_KEY].audit,
+        request.app[SERVICES_KEY].clock,
         actor=staff.username,
         username=body.username,
         role=body.role,
     )
-    user = public_user(created.user, request.app[CLOCK_KEY].now())
+    user = public_user(created.user, request.app[SERVICES_KEY].clock.now())
     return web.json_response({"user": user, "one_time_password": created.password}, status=201)
 
 
@@ -217,7 +219,11 @@ async def api_update_user(request: web.Request) -> web.StreamResponse:
     staff = require_staff(request, ADMIN_ROLES)
     check_csrf(request, None)
     body: UpdateUserBody = await read_json(request, UpdateUserBody)
-    audit, clock, user_id = request.app[AUDIT_KEY], request.app[CLOCK_KEY], _user_id(request)
+    audit, clock, user_id = (
+        request.app[SERVICES_KEY].audit,
+        request.app[SERVICES_KEY].clock,
+        _user_id(request),
+    )
     if body.role is not None:
         check_role(body.role)  # refuse before changing anything
     user = None

@@ -1,4 +1,5 @@
-"""HTTP side of calls: a citizen starts one; staff and call holders get ICE servers."""
+"""HTTP side of calls: a citizen starts one; staff and call holders get ICE servers; staff
+open a call's snapshots."""
 
 from __future__ import annotations
 
@@ -7,26 +8,16 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from config.settings import LANGUAGES
-from server.actions.calls import call_by_token, check_call_for_staff, do_create_call, summary_of
+from server.actions import call_events, calls
+from server.actions.access import CONSOLE_ROLES
 from server.core.errors import AppError, ErrorCode
-from server.db.models import Snapshot
+from server.core.events import ChannelName
 from server.http.admin import read_json
-from server.http.auth.access import CONSOLE_ROLES, require_staff
-from server.http.keys import (
-    AUDIT_KEY,
-    CLOCK_KEY,
-    DB_KEY,
-    RATE_LIMITS_KEY,
-    SETTINGS_KEY,
-    SIO_KEY,
-    STAFF_KEY,
-)
+from server.http.auth.access import require_staff
+from server.http.keys import SERVICES_KEY, STAFF_KEY
 from server.http.uploads import stored_file_response
 from server.security.ice import ice_servers_for
 from server.state.ratelimit import parse_rules
-from signaling.events import ChannelName, QueueCallAdded
-from signaling.fanout import to_queue
 
 routes = web.RouteTableDef()
 CALL_TOKEN_HEADER = "X-Call-Token"
@@ -44,34 +35,26 @@ def _client_key(request: web.Request) -> str:
 
 
 def _ice(request: web.Request, who: str) -> list[dict[str, object]]:
-    settings = request.app[SETTINGS_KEY]
-    return ice_servers_for(
-        settings.ICE_SERVERS, settings.TURN_SECRET, who, request.app[CLOCK_KEY].now()
-    )
+    services = request.app[SERVICES_KEY]
+    settings = services.settings
+    return ice_servers_for(settings.ICE_SERVERS, settings.TURN_SECRET, who, services.clock.now())
 
 
 @routes.post("/api/calls")
 async def create_call(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS_KEY]
-    await request.app[RATE_LIMITS_KEY].hit(
-        parse_rules(settings.CALL_RATE_LIMIT), "calls", _client_key(request)
+    services = request.app[SERVICES_KEY]
+    await services.limits.hit(
+        parse_rules(services.settings.CALL_RATE_LIMIT), "calls", _client_key(request)
     )
     body: CreateCallBody = await read_json(request, CreateCallBody)
-    if body.language not in LANGUAGES:
-        raise AppError(
-            ErrorCode.INVALID_LANGUAGE, f"Unknown language; use one of {', '.join(LANGUAGES)}"
-        )
-    created = await do_create_call(
-        request.app[AUDIT_KEY],
-        request.app[CLOCK_KEY],
+    created = await calls.do_create_call(
+        services,
         channel=body.channel,
         mode=body.mode,
         language=body.language,
         remote=_client_key(request),
     )
     call = created.call
-    summary = await summary_of(request.app[DB_KEY], call)
-    await to_queue(request.app[SIO_KEY], call.channel, QueueCallAdded(call=summary))
     return web.json_response(
         {
             "call_id": call.id,
@@ -91,8 +74,8 @@ async def ice_servers(request: web.Request) -> web.StreamResponse:
     """Only for holders of a live call's token or a console session: TURN costs bandwidth."""
     token = request.headers.get(CALL_TOKEN_HEADER, "")
     if token:
-        call = await call_by_token(request.app[DB_KEY], token)
-        if call is None or call.state not in ("queued", "answered"):
+        call = await calls.call_by_token(request.app[SERVICES_KEY], token)
+        if call is None or call.state not in calls.LIVE_STATES:
             raise AppError(ErrorCode.BAD_CALL_TOKEN, "Unknown or ended call")
         who = f"call-{call.id[:8]}"
     elif request.get(STAFF_KEY) is not None:
@@ -105,22 +88,12 @@ async def ice_servers(request: web.Request) -> web.StreamResponse:
 @routes.get(r"/api/calls/{call_id}/snapshots/{snapshot_id:\d+}")
 async def snapshot_image(request: web.Request) -> web.StreamResponse:
     """A snapshot, for the call's operator (or a supervisor); every view is audited."""
+    services = request.app[SERVICES_KEY]
     staff = require_staff(request, CONSOLE_ROLES)
-    call = await check_call_for_staff(
-        request.app[DB_KEY],
-        request.match_info["call_id"],
-        staff.role,
-        staff.user_id,
-        must_own=True,
+    call = await calls.check_call_for_staff(
+        services, request.match_info["call_id"], staff, must_own=True
     )
-    async with request.app[DB_KEY].session() as session:
-        snapshot = await session.get(Snapshot, int(request.match_info["snapshot_id"]))
-    if snapshot is None or snapshot.call_id != call.id:
-        raise AppError(ErrorCode.SNAPSHOT_NOT_FOUND, "No such snapshot")
-    await request.app[AUDIT_KEY].append(
-        actor=staff.username,
-        action="snapshot_viewed",
-        subject=f"call:{call.id}",
-        data={"snapshot_id": snapshot.id, "sha256": snapshot.sha256},
+    snapshot = await call_events.view_snapshot(
+        services, call, int(request.match_info["snapshot_id"]), staff
     )
     return await stored_file_response(snapshot.path, "image/jpeg", snapshot.sha256)

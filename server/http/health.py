@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from server.http import metrics
-from server.http.keys import DB_KEY, MEDIA_NODES_KEY, REDIS_KEY, REGISTRY_KEY, SETTINGS_KEY
+from server.http.keys import REDIS_KEY, REGISTRY_KEY, SERVICES_KEY
 
 log = logging.getLogger("lifeline.health")
 routes = web.RouteTableDef()
@@ -25,7 +25,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     """Ready when every store this node depends on answers; 503 names the ones that do not."""
     down: list[str] = []
     try:
-        await asyncio.wait_for(request.app[DB_KEY].ping(), PROBE_TIMEOUT_SECS)
+        await asyncio.wait_for(request.app[SERVICES_KEY].db.ping(), PROBE_TIMEOUT_SECS)
     except Exception as exc:  # noqa: BLE001  (any failure means: not ready)
         log.warning("database not ready", extra={"reason": repr(exc)})
         down.append("database")
@@ -39,8 +39,10 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     if down:
         return web.json_response({"status": "unavailable", "down": down}, status=503)
     # Informational (a node without media still queues calls and chats): its media nodes.
-    home = request.app[SETTINGS_KEY].NODE_ID
-    nodes = sorted(n.id for n in await request.app[MEDIA_NODES_KEY].alive() if n.home == home)
+    home = request.app[SERVICES_KEY].settings.NODE_ID
+    nodes = sorted(
+        n.id for n in await request.app[SERVICES_KEY].media_nodes.alive() if n.home == home
+    )
     return web.json_response({"status": "ok", "media_nodes": nodes})
 
 

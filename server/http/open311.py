@@ -21,7 +21,7 @@ from server.actions.threats.reports import OPEN_STATUSES, check_report_fields, g
 from server.actions.threats.views import photo_urls, public_description, public_position
 from server.core.errors import AppError, ErrorCode
 from server.db.models import ThreatReport
-from server.http.keys import CATALOGS_KEY, DB_KEY, SETTINGS_KEY
+from server.http.keys import CATALOGS_KEY, SERVICES_KEY
 from server.http.threats import reporter_of, submit_report, with_cookie
 
 routes = web.RouteTableDef()
@@ -45,7 +45,7 @@ def service_request(
     assert report.id is not None
     lat, lon = public_position(report)
     urls = photo_urls(report.id, photos)
-    base = request.app[SETTINGS_KEY].PUBLIC_URL or f"{request.scheme}://{request.host}"
+    base = request.app[SERVICES_KEY].settings.PUBLIC_URL or f"{request.scheme}://{request.host}"
     return {
         "service_request_id": str(report.id),
         "status": open311_status(report.status),
@@ -69,7 +69,7 @@ def service_request(
 
 @routes.get("/open311/v2/services.json")
 async def services(request: web.Request) -> web.StreamResponse:
-    codes = await active_codes(request.app[DB_KEY])
+    codes = await active_codes(request.app[SERVICES_KEY].db)
     return web.json_response(
         [
             {
@@ -125,7 +125,7 @@ async def list_requests(request: web.Request) -> web.StreamResponse:
             col(ThreatReport.created_at) <= _date(query["end_date"], "end_date")
         )
     statement = statement.order_by(col(ThreatReport.created_at).desc()).limit(MAX_REQUESTS)
-    db = request.app[DB_KEY]
+    db = request.app[SERVICES_KEY].db
     async with db.session() as session:
         reports = list((await session.exec(statement)).all())
         photos = await photos_of(session, [r.id for r in reports if r.id is not None])
@@ -136,7 +136,7 @@ async def list_requests(request: web.Request) -> web.StreamResponse:
 
 @routes.get(r"/open311/v2/requests/{report_id:\d+}.json")
 async def one_request(request: web.Request) -> web.StreamResponse:
-    db = request.app[DB_KEY]
+    db = request.app[SERVICES_KEY].db
     report = await get_report(db, int(request.match_info["report_id"]))
     async with db.session() as session:
         photos = await photos_of(session, [int(request.match_info["report_id"])])
@@ -160,7 +160,7 @@ async def _post_fields(request: web.Request) -> dict[str, str]:
 
 @routes.post("/open311/v2/requests.json")
 async def post_request(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS_KEY]
+    settings = request.app[SERVICES_KEY].settings
     reporter = reporter_of(request)
     raw = await _post_fields(request)
     if not raw.get("lat") or not raw.get("long"):

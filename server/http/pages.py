@@ -9,7 +9,7 @@ import jinja2
 from aiohttp import web
 
 from server.http.i18n import LANG_COOKIE, LANGUAGE_NAMES, Catalogs
-from server.http.keys import LANG_KEY, SETTINGS_KEY, STAFF_KEY
+from server.http.keys import LANG_KEY, SERVICES_KEY, STAFF_KEY
 
 UI_DIR = Path(__file__).resolve().parents[2] / "console_ui"
 TEMPLATES_DIR = UI_DIR / "templates"
@@ -48,7 +48,7 @@ class Pages:
 
     def context(self, request: web.Request) -> dict[str, Any]:
         lang = request.get(LANG_KEY, "en")
-        settings = request.app[SETTINGS_KEY]
+        settings = request.app[SERVICES_KEY].settings
 
         def _(key: str, **values: object) -> str:
             return self.catalogs.gettext(lang, key, **values)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
 from server.actions.calls import check_call_for_staff
+from server.actions.queue import last_location
 from server.actions.threats.categories import (
     active_codes,
     all_categories,
@@ -53,31 +54,20 @@ from server.actions.threats.reports import (
 )
 from server.actions.threats.stats import compute_stats
 from server.actions.threats.views import (
-    ReportNewEvent,
-    ReportUpdatedEvent,
-    StaffReport,
     nearby_item,
     public_feature,
     public_position,
     public_properties,
     staff_report,
-    to_report_consoles,
 )
 from server.core.errors import AppError, ErrorCode
+from server.core.events import ReportNewEvent, ReportUpdatedEvent, StaffReport
 from server.db.engine import Database
-from server.db.models import LocationSample, ReportStatus, Role, ThreatReport
+from server.db.models import ReportStatus, Role, ThreatReport
 from server.http.admin import read_json
 from server.http.auth.access import ADMIN_ROLES, require_staff
 from server.http.auth.csrf import check_csrf
-from server.http.keys import (
-    AUDIT_KEY,
-    CLOCK_KEY,
-    DB_KEY,
-    PAGES_KEY,
-    RATE_LIMITS_KEY,
-    SETTINGS_KEY,
-    SIO_KEY,
-)
+from server.http.keys import PAGES_KEY, SERVICES_KEY
 from server.security.tokens import new_token, token_hash
 from server.state.ratelimit import parse_rules
 
@@ -132,7 +122,7 @@ def with_cookie(request: web.Request, reporter: Reporter, response: web.Response
             max_age=REPORTER_COOKIE_MAX_AGE_SECS,
             httponly=True,
             samesite="Lax",
-            secure=request.app[SETTINGS_KEY].cookies_secure,
+            secure=request.app[SERVICES_KEY].settings.cookies_secure,
             path="/",
         )
     return response
@@ -141,7 +131,7 @@ def with_cookie(request: web.Request, reporter: Reporter, response: web.Response
 async def check_limits(request: web.Request, setting: str, scope: str, keys: Iterable[str]) -> None:
     """Refuse (429) if any key is over the limit, without counting this request: a refused
     report must not use up the day's one report."""
-    limiter = MovingWindowRateLimiter(request.app[RATE_LIMITS_KEY].storage)
+    limiter = MovingWindowRateLimiter(request.app[SERVICES_KEY].limits.storage)
     for rule in parse_rules(setting):
         for key in keys:
             if not await limiter.test(rule, scope, key):
@@ -155,7 +145,7 @@ async def check_limits(request: web.Request, setting: str, scope: str, keys: Ite
 async def hit_limits(request: web.Request, setting: str, scope: str, keys: Iterable[str]) -> None:
     rules = parse_rules(setting)
     for key in keys:
-        await request.app[RATE_LIMITS_KEY].hit(rules, scope, key)
+        await request.app[SERVICES_KEY].limits.hit(rules, scope, key)
 
 
 # --- reading the report form ------------------------------------------------------------------
@@ -296,7 +286,7 @@ def _report_id(request: web.Request) -> int:
 @routes.get("/api/report-categories")
 async def categories(request: web.Request) -> web.StreamResponse:
     reporter = reporter_of(request)
-    codes = await active_codes(request.app[DB_KEY])
+    codes = await active_codes(request.app[SERVICES_KEY].db)
     response = web.json_response({"categories": [{"code": c} for c in codes]})
     return with_cookie(request, reporter, response)
 
@@ -319,8 +309,8 @@ async def submit_report(
     """Everything between a parsed form and a stored report: the category, the day's limit,
     the photos, nearby duplicates (returned instead of storing), then store and emit."""
     app = request.app
-    settings = app[SETTINGS_KEY]
-    db = app[DB_KEY]
+    settings = app[SERVICES_KEY].settings
+    db = app[SERVICES_KEY].db
     await check_category(db, report.category)
     await check_limits(request, settings.REPORT_RATE_LIMIT, "reports", reporter.keys)
     photos = await prepare_photos(files)
@@ -330,8 +320,8 @@ async def submit_report(
             return [nearby_item(n) for n in nearby]
     await hit_limits(request, settings.REPORT_RATE_LIMIT, "reports", reporter.keys)
     created = await do_create_report(
-        app[AUDIT_KEY],
-        app[CLOCK_KEY],
+        app[SERVICES_KEY].audit,
+        app[SERVICES_KEY].clock,
         settings.DATA_DIR,
         report=report,
         photos=photos,
@@ -339,15 +329,15 @@ async def submit_report(
         remote=reporter.remote,
         client_key=reporter.cookie_key,
     )
-    now = app[CLOCK_KEY].now()
+    now = app[SERVICES_KEY].clock.now()
     view = await staff_report_of(db, created.report, now)
-    await to_report_consoles(app[SIO_KEY], ReportNewEvent(report=view))
+    await app[SERVICES_KEY].notifier.to_report_desks(ReportNewEvent(report=view))
     return Submitted(created.report, created.token)
 
 
 @routes.post("/api/reports")
 async def create_report(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS_KEY]
+    settings = request.app[SERVICES_KEY].settings
     reporter = reporter_of(request)
     fields, files = await read_report_form(request, settings.MAX_REPORT_PHOTOS_BYTES)
     report = check_report_fields(fields, settings.report_area)
@@ -382,16 +372,16 @@ async def nearby(request: web.Request) -> web.StreamResponse:
     query = request.query
     lat = parse_coordinate(query.get("lat", ""), "lat")
     lon = parse_coordinate(query.get("lon", ""), "lon")
-    check_point(lat, lon, request.app[SETTINGS_KEY].report_area)
-    category = await check_category(request.app[DB_KEY], query.get("category", ""))
-    found = await nearby_open(request.app[DB_KEY], category, lat, lon)
+    check_point(lat, lon, request.app[SERVICES_KEY].settings.report_area)
+    category = await check_category(request.app[SERVICES_KEY].db, query.get("category", ""))
+    found = await nearby_open(request.app[SERVICES_KEY].db, category, lat, lon)
     return web.json_response({"nearby": [nearby_item(n) for n in found]})
 
 
 @routes.post(r"/api/reports/{report_id:\d+}/confirm")
 async def confirm(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS_KEY]
-    db = request.app[DB_KEY]
+    settings = request.app[SERVICES_KEY].settings
+    db = request.app[SERVICES_KEY].db
     reporter = reporter_of(request)
     report_id = _report_id(request)
     report = await get_report(db, report_id)
@@ -402,7 +392,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     await check_limits(request, settings.CONFIRM_RATE_LIMIT, "confirmations", reporter.keys)
     await hit_limits(request, settings.CONFIRM_RATE_LIMIT, "confirmations", reporter.keys)
     count = await do_confirm(
-        db, request.app[CLOCK_KEY], report_id=report_id, client_key=reporter.cookie_key
+        db, request.app[SERVICES_KEY].clock, report_id=report_id, client_key=reporter.cookie_key
     )
     return with_cookie(
         request, reporter, web.json_response({"id": report_id, "confirmations": count})
@@ -414,9 +404,9 @@ async def confirm(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/reports")
 async def reports_geojson(request: web.Request) -> web.StreamResponse:
-    db = request.app[DB_KEY]
+    db = request.app[SERVICES_KEY].db
     reports = await public_reports(db, dict(request.query))
-    now = request.app[CLOCK_KEY].now()
+    now = request.app[SERVICES_KEY].clock.now()
     async with db.session() as session:
         photos = await photos_of(session, [r.id for r in reports if r.id is not None])
     features = [public_feature(r, photos.get(r.id or 0, []), now) for r in reports]
@@ -451,9 +441,9 @@ def _cell(value: object) -> object:
 
 @routes.get("/api/reports.csv")
 async def reports_csv(request: web.Request) -> web.StreamResponse:
-    db = request.app[DB_KEY]
+    db = request.app[SERVICES_KEY].db
     reports = await public_reports(db, dict(request.query))
-    now = request.app[CLOCK_KEY].now()
+    now = request.app[SERVICES_KEY].clock.now()
     async with db.session() as session:
         photos = await photos_of(session, [r.id for r in reports if r.id is not None])
     out = io.StringIO()
@@ -475,7 +465,9 @@ async def reports_csv(request: web.Request) -> web.StreamResponse:
 @routes.get(r"/api/reports/{report_id:\d+}/photos/{n:\d+}")
 async def public_photo(request: web.Request) -> web.StreamResponse:
     """The public copy: re-encoded, without EXIF. The original is for staff only."""
-    photo = await photo_row(request.app[DB_KEY], _report_id(request), int(request.match_info["n"]))
+    photo = await photo_row(
+        request.app[SERVICES_KEY].db, _report_id(request), int(request.match_info["n"])
+    )
     data = await asyncio.to_thread(Path(photo.public_path).read_bytes)
     return web.Response(
         body=data,
@@ -503,7 +495,7 @@ def follow_view(report: ThreatReport, history: Sequence[Any]) -> dict[str, Any]:
 
 
 async def _followed(request: web.Request) -> dict[str, Any]:
-    db = request.app[DB_KEY]
+    db = request.app[SERVICES_KEY].db
     report = await report_by_token(db, request.match_info["token"])
     assert report.id is not None
     async with db.session() as session:
@@ -527,7 +519,7 @@ async def follow_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/stats")
 async def stats(request: web.Request) -> web.StreamResponse:
-    return web.json_response(await compute_stats(request.app[DB_KEY]))
+    return web.json_response(await compute_stats(request.app[SERVICES_KEY].db))
 
 
 # --- the police -------------------------------------------------------------------------------
@@ -576,8 +568,8 @@ def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
 @routes.get("/api/staff/reports")
 async def staff_list(request: web.Request) -> web.StreamResponse:
     require_staff(request, REPORT_ROLES)
-    db = request.app[DB_KEY]
-    now = request.app[CLOCK_KEY].now()
+    db = request.app[SERVICES_KEY].db
+    now = request.app[SERVICES_KEY].clock.now()
     statement = select(ThreatReport)
     if request.query.get("status"):
         statement = statement.where(
@@ -611,8 +603,8 @@ async def staff_list(request: web.Request) -> web.StreamResponse:
 
 async def _changed(app: web.Application, report: ThreatReport) -> web.Response:
     """After a stored change: tell every console, and answer with the staff view."""
-    view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
-    await to_report_consoles(app[SIO_KEY], ReportUpdatedEvent(report=view))
+    view = await staff_report_of(app[SERVICES_KEY].db, report, app[SERVICES_KEY].clock.now())
+    await app[SERVICES_KEY].notifier.to_report_desks(ReportUpdatedEvent(report=view))
     return web.json_response(view.model_dump(mode="json"))
 
 
@@ -622,14 +614,14 @@ async def staff_one(request: web.Request) -> web.StreamResponse:
     staff = require_staff(request, REPORT_ROLES)
     app = request.app
     report_id = _report_id(request)
-    await get_report(app[DB_KEY], report_id)
+    await get_report(app[SERVICES_KEY].db, report_id)
     marked = await do_mark_read(
-        app[AUDIT_KEY], app[CLOCK_KEY], report_id=report_id, actor=staff.username
+        app[SERVICES_KEY].audit, app[SERVICES_KEY].clock, report_id=report_id, actor=staff.username
     )
-    report = await get_report(app[DB_KEY], report_id)
+    report = await get_report(app[SERVICES_KEY].db, report_id)
     if marked:
         return await _changed(app, report)
-    view = await staff_report_of(app[DB_KEY], report, app[CLOCK_KEY].now())
+    view = await staff_report_of(app[SERVICES_KEY].db, report, app[SERVICES_KEY].clock.now())
     return web.json_response(view.model_dump(mode="json"))
 
 
@@ -640,8 +632,8 @@ async def staff_status(request: web.Request) -> web.StreamResponse:
     body: StatusBody = await read_json(request, StatusBody)
     app = request.app
     report = await do_change_status(
-        app[AUDIT_KEY],
-        app[CLOCK_KEY],
+        app[SERVICES_KEY].audit,
+        app[SERVICES_KEY].clock,
         report_id=_report_id(request),
         actor=staff.username,
         new=body.status,
@@ -659,8 +651,8 @@ async def staff_forward(request: web.Request) -> web.StreamResponse:
     body: ForwardBody = await read_json(request, ForwardBody)
     app = request.app
     report = await do_forward(
-        app[AUDIT_KEY],
-        app[CLOCK_KEY],
+        app[SERVICES_KEY].audit,
+        app[SERVICES_KEY].clock,
         report_id=_report_id(request),
         actor=staff.username,
         to=body.to,
@@ -676,7 +668,10 @@ async def staff_invite(request: web.Request) -> web.StreamResponse:
     check_csrf(request, None)
     app = request.app
     report = await do_invite(
-        app[AUDIT_KEY], app[CLOCK_KEY], report_id=_report_id(request), actor=staff.username
+        app[SERVICES_KEY].audit,
+        app[SERVICES_KEY].clock,
+        report_id=_report_id(request),
+        actor=staff.username,
     )
     return await _changed(app, report)
 
@@ -688,22 +683,15 @@ async def staff_from_call(request: web.Request) -> web.StreamResponse:
     check_csrf(request, None)
     body: FromCallBody = await read_json(request, FromCallBody)
     app = request.app
-    db = app[DB_KEY]
+    db = app[SERVICES_KEY].db
     call = await check_call_for_staff(
-        db, request.match_info["call_id"], staff.role, staff.user_id, must_own=True
+        app[SERVICES_KEY], request.match_info["call_id"], staff, must_own=True
     )
     async with db.session() as session:
-        last = (
-            await session.exec(
-                select(LocationSample)
-                .where(col(LocationSample.call_id) == call.id)
-                .order_by(col(LocationSample.seq).desc())
-                .limit(1)
-            )
-        ).first()
+        last = await last_location(session, call.id)
     if last is None:
         raise AppError(ErrorCode.NO_LOCATION, "The caller has sent no location")
-    check_point(last.lat, last.lon, app[SETTINGS_KEY].report_area)
+    check_point(last.lat, last.lon, app[SERVICES_KEY].settings.report_area)
     category = await check_category(db, body.category)
     report = ReportInput(
         category=category,
@@ -712,9 +700,9 @@ async def staff_from_call(request: web.Request) -> web.StreamResponse:
         description=check_text(body.description, "description", MAX_DESCRIPTION_CHARS),
     )
     created = await do_create_report(
-        app[AUDIT_KEY],
-        app[CLOCK_KEY],
-        app[SETTINGS_KEY].DATA_DIR,
+        app[SERVICES_KEY].audit,
+        app[SERVICES_KEY].clock,
+        app[SERVICES_KEY].settings.DATA_DIR,
         report=report,
         source="call",
         actor=staff.username,
@@ -723,8 +711,8 @@ async def staff_from_call(request: web.Request) -> web.StreamResponse:
         with_token=False,
         sensitive=body.sensitive,
     )
-    view = await staff_report_of(db, created.report, app[CLOCK_KEY].now())
-    await to_report_consoles(app[SIO_KEY], ReportNewEvent(report=view))
+    view = await staff_report_of(db, created.report, app[SERVICES_KEY].clock.now())
+    await app[SERVICES_KEY].notifier.to_report_desks(ReportNewEvent(report=view))
     return web.json_response(view.model_dump(mode="json"), status=201)
 
 
@@ -733,8 +721,8 @@ async def staff_original_photo(request: web.Request) -> web.StreamResponse:
     """The photo as sent (EXIF included): evidence, for staff, every view audited."""
     staff = require_staff(request, REPORT_ROLES)
     report_id = _report_id(request)
-    photo = await photo_row(request.app[DB_KEY], report_id, int(request.match_info["n"]))
-    await request.app[AUDIT_KEY].append(
+    photo = await photo_row(request.app[SERVICES_KEY].db, report_id, int(request.match_info["n"]))
+    await request.app[SERVICES_KEY].audit.append(
         actor=staff.username,
         action="report_photo_viewed",
         subject=f"report:{report_id}",
@@ -754,7 +742,7 @@ async def staff_original_photo(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/admin/report-categories")
 async def admin_categories(request: web.Request) -> web.StreamResponse:
     require_staff(request, ADMIN_ROLES)
-    rows = await all_categories(request.app[DB_KEY])
+    rows = await all_categories(request.app[SERVICES_KEY].db)
     return web.json_response(
         {"categories": [{"code": c.code, "active": c.active, "position": c.position} for c in rows]}
     )
@@ -766,7 +754,7 @@ async def admin_save_category(request: web.Request) -> web.StreamResponse:
     check_csrf(request, None)
     body: CategoryBody = await read_json(request, CategoryBody)
     category = await do_save_category(
-        request.app[AUDIT_KEY], actor=staff.username, code=body.code, active=body.active
+        request.app[SERVICES_KEY].audit, actor=staff.username, code=body.code, active=body.active
     )
     return web.json_response(
         {"code": category.code, "active": category.active, "position": category.position}

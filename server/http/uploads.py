@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.http.keys import SETTINGS_KEY, Handler
+from server.http.keys import SERVICES_KEY, Handler
 
 # Routes whose bodies may be as large as MAX_UPLOAD_BYTES.
 UPLOAD_PATHS = re.compile(r"^/api/calls/[^/]+/photos$|^/api/reports$|^/open311/v2/requests\.json$")
@@ -18,7 +18,7 @@ UPLOAD_PATHS = re.compile(r"^/api/calls/[^/]+/photos$|^/api/reports$|^/open311/v
 
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    settings = request.app[SETTINGS_KEY]
+    settings = request.app[SERVICES_KEY].settings
     limit = (
         settings.MAX_UPLOAD_BYTES if UPLOAD_PATHS.match(request.path) else settings.MAX_BODY_BYTES
     )

@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
-from typing import Protocol
+from dataclasses import asdict
 
 from redis.asyncio import Redis
 
+from server.core.ports import MediaNode
+
 STALE_SECS = 5.0
 REDIS_KEY = "lifeline:media-nodes"
-
-
-@dataclass(frozen=True)
-class MediaNode:
-    id: str
-    home: str  # the NODE_ID of the node it is connected to
-    sessions: int
-    admit: bool
-    seen: float  # time.time() of the last report
-
-
-class MediaNodes(Protocol):
-    async def report(self, node: MediaNode) -> None: ...
-    async def remove(self, node_id: str) -> None: ...
-    async def alive(self) -> list[MediaNode]: ...
 
 
 def _fresh(node: MediaNode) -> bool:

@@ -7,17 +7,10 @@ call is abandoned only when no connection of that citizen exists on any node for
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Protocol
 
 from redis.asyncio import Redis
 
 PRESENCE_TTL_SECS = 120
-
-
-class Presence(Protocol):
-    async def join(self, key: str, member: str) -> None: ...
-    async def leave(self, key: str, member: str) -> None: ...
-    async def count(self, key: str) -> int: ...
 
 
 class LocalPresence:

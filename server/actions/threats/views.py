@@ -8,23 +8,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, Literal
-
-import socketio
-from pydantic import BaseModel
+from typing import Any
 
 from server.actions.threats.reports import SENSITIVE_DECIMALS, Nearby, overdue_read, overdue_verify
+from server.core.events import HistoryItem, StaffReport
 from server.db.models import ReportHistory, ReportStatus, ThreatReport
-from signaling.base import dump
 
 log = logging.getLogger("lifeline.threats")
-
-REPORTS_ROOM = "reports"
-CONSOLE_NAMESPACE = "/console"
-
-StatusName = Literal[
-    "new", "verifying", "confirmed", "not_confirmed", "joke_or_mistake", "eliminated"
-]
 
 
 def photo_urls(report_id: int, numbers: list[int]) -> list[str]:
@@ -40,55 +30,6 @@ def public_position(report: ThreatReport) -> tuple[float, float]:
 def public_description(report: ThreatReport) -> str:
     # A joke's text may be abuse: the public sees that it was one, not what it said.
     return "" if report.status == ReportStatus.JOKE_OR_MISTAKE else report.description
-
-
-class HistoryItem(BaseModel):
-    kind: Literal["created", "status", "forward", "invite"]
-    actor: str
-    from_status: StatusName | None = None
-    to_status: StatusName | None = None
-    forwarded_to: str | None = None
-    public_note: str | None = None
-    internal_note: str | None = None
-    at: datetime
-
-
-class StaffReport(BaseModel):
-    """The console's view of a report: all of it."""
-
-    id: int
-    category: str
-    status: StatusName
-    lat: float
-    lon: float
-    description: str
-    days: list[str]
-    time_of_day: str
-    contact: str | None
-    sensitive: bool
-    public_note: str | None
-    confirmations: int
-    source: str
-    call_id: str | None
-    photos: list[str]
-    created_at: datetime
-    updated_at: datetime
-    read_at: datetime | None
-    verified_at: datetime | None
-    invited_at: datetime | None
-    overdue_read: bool
-    overdue_verify: bool
-    history: list[HistoryItem]
-
-
-class ReportNewEvent(BaseModel):
-    type: Literal["report.new"] = "report.new"
-    report: StaffReport
-
-
-class ReportUpdatedEvent(BaseModel):
-    type: Literal["report.updated"] = "report.updated"
-    report: StaffReport
 
 
 def staff_report(
@@ -166,16 +107,3 @@ def nearby_item(found: Nearby) -> dict[str, Any]:
         "lat": lat,
         "lon": lon,
     }
-
-
-async def to_report_consoles(
-    sio: socketio.AsyncServer, event: ReportNewEvent | ReportUpdatedEvent
-) -> None:
-    """Every operator's and supervisor's console (they join the room at connect).
-
-    Called after the report is stored: a lost broadcast loses nothing, the list reloads it.
-    """
-    try:
-        await sio.emit("event", dump(event), room=REPORTS_ROOM, namespace=CONSOLE_NAMESPACE)
-    except Exception:
-        log.exception("broadcast failed", extra={"room": REPORTS_ROOM})

@@ -1,4 +1,5 @@
-"""Who may do what: the few functions every route calls. Roles are read fresh per request."""
+"""Who may open which route: the few functions every route calls (the rules themselves are in
+``server.actions.access``). Roles are read fresh per request."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from server.actions.access import ADMIN_ROLES, CONSOLE_ROLES, WALL_ROLES
+from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
 from server.db.models import Role, SessionStage
-from server.http.auth.sessions import SESSION_EXPIRED_KEY, StaffContext
+from server.http.auth.sessions import SESSION_EXPIRED_KEY
 from server.http.keys import STAFF_KEY
 
-CONSOLE_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.INTERNAL_SECURITY})
-WALL_ROLES = frozenset({Role.SUPERVISOR, Role.INTERNAL_SECURITY})
-ADMIN_ROLES = frozenset({Role.ADMIN})
+__all__ = ["ADMIN_ROLES", "CONSOLE_ROLES", "WALL_ROLES", "require_page_staff", "require_staff"]
+
 # Where each role lands after signing in.
 HOME_BY_ROLE = {
     Role.OPERATOR: "/console",

@@ -11,7 +11,7 @@ import hmac
 from aiohttp import web
 
 from server.core.errors import AppError, ErrorCode
-from server.http.keys import SETTINGS_KEY, STAFF_KEY
+from server.http.keys import SERVICES_KEY, STAFF_KEY
 from server.security.tokens import new_token
 
 CSRF_COOKIE = "lifeline_csrf"
@@ -42,7 +42,7 @@ def set_pending_cookie(request: web.Request, response: web.StreamResponse) -> No
             pending,
             httponly=True,
             samesite="Strict",
-            secure=request.app[SETTINGS_KEY].cookies_secure,
+            secure=request.app[SERVICES_KEY].settings.cookies_secure,
             path="/",
         )
 

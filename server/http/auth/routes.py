@@ -10,15 +10,7 @@ from server.http.auth.access import HOME_BY_ROLE, home_for, require_stage
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.sessions import create_session, end_session, end_user_sessions, set_stage
 from server.http.i18n import Catalogs
-from server.http.keys import (
-    AUDIT_KEY,
-    CATALOGS_KEY,
-    CLOCK_KEY,
-    LANG_KEY,
-    PAGES_KEY,
-    SETTINGS_KEY,
-    STAFF_KEY,
-)
+from server.http.keys import CATALOGS_KEY, LANG_KEY, PAGES_KEY, SERVICES_KEY, STAFF_KEY
 from server.security.passwords import (
     MIN_PASSWORD_LENGTH,
     hash_password,
@@ -87,9 +79,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     username = form.get("username", "")
     next_path = safe_next(form.get("next", ""))
     result = await authenticate(
-        request.app[AUDIT_KEY],
-        request.app[CLOCK_KEY],
-        request.app[SETTINGS_KEY],
+        request.app[SERVICES_KEY].audit,
+        request.app[SERVICES_KEY].clock,
+        request.app[SERVICES_KEY].settings,
         username=username,
         password=form.get("password", ""),
         totp=form.get("totp", ""),
@@ -127,7 +119,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     response = see_other("/login")
     await end_session(request, response)
     if staff is not None:
-        await request.app[AUDIT_KEY].append(
+        await request.app[SERVICES_KEY].audit.append(
             actor=staff.username, action="logout", subject=f"user:{staff.username}"
         )
     return response
@@ -156,7 +148,7 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(home_for(staff))
     form = await _form(request)
     check_csrf(request, form.get(CSRF_FIELD))
-    audit, clock = request.app[AUDIT_KEY], request.app[CLOCK_KEY]
+    audit, clock = request.app[SERVICES_KEY].audit, request.app[SERVICES_KEY].clock
     new = form.get("new_password", "")
     problem = password_problem(new, form.get("new_password_confirm", ""), staff.username)
     async with audit.transaction() as session:
@@ -188,7 +180,7 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
         )
     await end_user_sessions(request, staff.user_id, keep=staff.session_id)
     if forced:
-        settings = request.app[SETTINGS_KEY]
+        settings = request.app[SERVICES_KEY].settings
         stage = (
             SessionStage.ENROL_TOTP
             if settings.REQUIRE_TOTP and not await _has_totp(request, staff.user_id)
@@ -201,14 +193,14 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def _has_totp(request: web.Request, user_id: int) -> bool:
-    async with request.app[AUDIT_KEY].db.session() as session:
+    async with request.app[SERVICES_KEY].audit.db.session() as session:
         user = await session.get(User, user_id)
         return bool(user and user.totp_confirmed)
 
 
 async def _pending_secret(request: web.Request, user_id: int) -> tuple[str, str]:
     """The secret being enrolled: made once and kept until confirmed, so a reload shows it again."""
-    async with request.app[AUDIT_KEY].db.session() as session:
+    async with request.app[SERVICES_KEY].audit.db.session() as session:
         user = await session.get(User, user_id)
         assert user is not None
         if not user.totp_secret or user.totp_confirmed:
@@ -246,7 +238,7 @@ async def totp_submit(request: web.Request) -> web.StreamResponse:
     staff = require_stage(request, SessionStage.ENROL_TOTP)
     form = await _form(request)
     check_csrf(request, form.get(CSRF_FIELD))
-    audit, clock = request.app[AUDIT_KEY], request.app[CLOCK_KEY]
+    audit, clock = request.app[SERVICES_KEY].audit, request.app[SERVICES_KEY].clock
     async with audit.transaction() as session:
         user = await session.get(User, staff.user_id)
         assert user is not None

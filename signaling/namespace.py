@@ -1,4 +1,4 @@
-"""What every namespace shares: payload validation, error events, origin checks, emitting.
+"""What every namespace shares: payload validation, error events, origin checks.
 
 A bad payload never drops the connection: the client gets an ``error`` event naming the event
 and the reason, and the acknowledgement ``{"ok": false, "error": {...}}``.
@@ -12,12 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import socketio
-from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from server.core.errors import AppError
-from server.http.keys import SETTINGS_KEY
-from signaling.events import ErrorEvent
+from server.core.errors import AppError, ErrorCode
+from server.core.events import ErrorEvent
+from server.core.services import Services
 
 log = logging.getLogger("lifeline.signaling")
 
@@ -27,24 +26,26 @@ N = TypeVar("N", bound="LifelineNamespace")
 
 
 class LifelineNamespace(socketio.AsyncNamespace):
-    """A namespace bound to one app (namespaces are singletons per server)."""
+    """A namespace bound to one node's services (namespaces are singletons per server)."""
 
-    def __init__(self, namespace: str, app: web.Application) -> None:
+    def __init__(self, namespace: str, services: Services) -> None:
         super().__init__(namespace)
-        self.app = app
+        self.services = services
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Unknown events (a citizen trying a staff event, say) get an error, not silence."""
         if event not in ("connect", "disconnect") and not hasattr(self, f"on_{event}"):
             sid = args[0] if args else ""
-            return await self.refuse(sid, event, "unknown_event", f"No such event {event!r}")
+            return await self.refuse(
+                sid, event, ErrorCode.UNKNOWN_EVENT, f"No such event {event!r}"
+            )
         return await super().trigger_event(event, *args)
 
-    async def refuse(self, sid: str, event: str, code: str, message: str) -> Ack:
-        error = ErrorEvent(code=code, message=message, event=event)
+    async def refuse(self, sid: str, event: str, code: ErrorCode, message: str) -> Ack:
+        error = ErrorEvent(code=code.value, message=message, event=event)
         log.info("event refused", extra={"event": event, "code": code, "reason": message})
         await self.emit("error", error.model_dump(), to=sid)
-        return {"ok": False, "error": {"code": code, "message": message}}
+        return {"ok": False, "error": {"code": code.value, "message": message}}
 
     def check_origin(self, environ: dict[str, Any]) -> None:
         """engine.io refuses a foreign Origin; refuse a missing one too (no browser omits it)."""
@@ -52,14 +53,15 @@ class LifelineNamespace(socketio.AsyncNamespace):
         origin = request.headers.get("Origin", "") if request is not None else ""
         if not origin:
             raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "origin_required", "message": "Connect from the Lifeline pages"}
+                {
+                    "code": ErrorCode.ORIGIN_REQUIRED.value,
+                    "message": "Connect from the Lifeline pages",
+                }
             )
-        public = self.app[SETTINGS_KEY].PUBLIC_URL
+        public = self.services.settings.PUBLIC_URL
         host = request.headers.get("Host", "") if request is not None else ""
         if origin not in {public, f"http://{host}", f"https://{host}"} - {""}:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "foreign_origin", "message": "Foreign origin"}
-            )
+            raise connection_refused(ErrorCode.FOREIGN_ORIGIN, "Foreign origin")
 
 
 def event(
@@ -79,14 +81,16 @@ def event(
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "payload"
-                return await self.refuse(sid, name, "invalid", f"{where}: {first['msg']}")
+                return await self.refuse(sid, name, ErrorCode.INVALID, f"{where}: {first['msg']}")
             try:
                 return await handler(self, sid, payload)
             except AppError as exc:
                 return await self.refuse(sid, name, exc.code, exc.message)
             except Exception:
                 log.exception("event failed", extra={"event": name})
-                return await self.refuse(sid, name, "internal", "Something went wrong on our side")
+                return await self.refuse(
+                    sid, name, ErrorCode.INTERNAL, "Something went wrong on our side"
+                )
 
         return run
 
@@ -95,3 +99,12 @@ def event(
 
 def dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+def connection_refused(
+    code: ErrorCode, message: str, **data: str
+) -> socketio.exceptions.ConnectionRefusedError:
+    """What a client refused at connect receives (its ``connect_error`` data)."""
+    return socketio.exceptions.ConnectionRefusedError(
+        {"code": code.value, "message": message, **data}
+    )

@@ -1,0 +1,368 @@
+"""What happens inside a call: chat, live location, the caller's photos, the operator's
+snapshots, and the replay a reconnecting page asks for.
+
+Every event gets a per-call sequence number in the same transaction that stores it, and is sent
+only after it is stored: the database, not the bus, is the record, and a page that reconnects
+asks for what follows the last number it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.actions.staff_sessions import StaffContext
+from server.actions.uploads import sniff_image
+from server.core.clock import Clock
+from server.core.errors import AppError, ErrorCode
+from server.core.events import ChatMessageEvent, LocationEvent, PhotoEvent
+from server.core.services import Services
+from server.db.engine import Database
+from server.db.models import Call, CallPhoto, CallState, ChatMessage, LocationSample, Snapshot
+
+LIVE_STATES = (CallState.QUEUED, CallState.ANSWERED)
+REPLAY_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class StoredChat:
+    message: ChatMessage
+    duplicate: bool
+
+
+async def next_seq_and_state(session: AsyncSession, call_id: str) -> tuple[int, str]:
+    """The call's next sequence number, and its state, in the one UPDATE that takes it."""
+    result = await session.exec(
+        update(Call)
+        .where(col(Call.id) == call_id, col(Call.state).in_(LIVE_STATES))
+        .values(last_seq=col(Call.last_seq) + 1)
+        .returning(col(Call.last_seq), col(Call.state))
+    )
+    row = result.one_or_none()
+    if row is None:
+        raise AppError(ErrorCode.CALL_ENDED, "The call has ended")
+    return int(row[0]), str(row[1])
+
+
+# --- what the pages receive --------------------------------------------------------------------
+
+
+def chat_event(message: ChatMessage, sender_name: str | None = None) -> ChatMessageEvent:
+    return ChatMessageEvent(
+        call_id=message.call_id,
+        seq=message.seq,
+        sender=message.sender,
+        sender_name=sender_name,
+        client_id=message.client_id,
+        body=message.body,
+        at=message.at,
+    )
+
+
+def location_event(sample: LocationSample) -> LocationEvent:
+    return LocationEvent(
+        call_id=sample.call_id,
+        seq=sample.seq,
+        lat=sample.lat,
+        lon=sample.lon,
+        accuracy=sample.accuracy_m,
+        heading=sample.heading_deg,
+        speed=sample.speed_mps,
+        measured_at=sample.measured_at,
+    )
+
+
+def photo_event(photo: CallPhoto) -> PhotoEvent:
+    return PhotoEvent(
+        call_id=photo.call_id,
+        seq=photo.seq,
+        url=f"/api/calls/{photo.call_id}/photos/{photo.seq}",
+        sha256=photo.sha256,
+        width=photo.width,
+        height=photo.height,
+        at=photo.at,
+    )
+
+
+# --- chat ----------------------------------------------------------------------------------------
+
+
+async def do_send_chat(
+    services: Services,
+    *,
+    call_id: str,
+    client_id: str,
+    body: str,
+    staff: StaffContext | None = None,
+) -> StoredChat:
+    """Store one chat message (the citizen's, or ``staff``'s) and send it to both sides; a
+    resend (same client id) returns the stored one and sends nothing."""
+    for _attempt in range(2):
+        async with services.db.session() as session:
+            existing = (
+                await session.exec(
+                    select(ChatMessage).where(
+                        col(ChatMessage.call_id) == call_id, col(ChatMessage.client_id) == client_id
+                    )
+                )
+            ).first()
+            if existing is not None:
+                return StoredChat(existing, duplicate=True)
+            seq, _state = await next_seq_and_state(session, call_id)
+            message = ChatMessage(
+                call_id=call_id,
+                seq=seq,
+                sender="citizen" if staff is None else "operator",
+                sender_user_id=None if staff is None else staff.user_id,
+                client_id=client_id,
+                body=body,
+                at=services.clock.now(),
+            )
+            session.add(message)
+            try:
+                await session.commit()
+            except IntegrityError:  # the same resend raced in on another connection
+                await session.rollback()
+                continue
+        event = chat_event(message, None if staff is None else staff.username)
+        await services.notifier.to_call_watchers(call_id, event)
+        await services.notifier.to_citizen(call_id, event)
+        return StoredChat(message, duplicate=False)
+    raise AppError(ErrorCode.CHAT_CONFLICT, "The message could not be stored; resend it")
+
+
+# --- location ------------------------------------------------------------------------------------
+
+
+async def store_location(
+    db: Database,
+    clock: Clock,
+    *,
+    call_id: str,
+    lat: float,
+    lon: float,
+    accuracy: float | None,
+    heading: float | None,
+    speed: float | None,
+    measured_ms: float,
+) -> tuple[LocationSample, str]:
+    """Store one fix; the sample and the call's state as it was stored."""
+    measured = datetime.fromtimestamp(measured_ms / 1000, UTC)
+    async with db.session() as session:
+        seq, state = await next_seq_and_state(session, call_id)
+        sample = LocationSample(
+            call_id=call_id,
+            seq=seq,
+            lat=lat,
+            lon=lon,
+            accuracy_m=accuracy,
+            heading_deg=heading,
+            speed_mps=speed,
+            measured_at=measured,
+            received_at=clock.now(),
+        )
+        session.add(sample)
+        await session.commit()
+    return sample, state
+
+
+async def do_send_location(
+    services: Services,
+    *,
+    call_id: str,
+    channel: str,
+    lat: float,
+    lon: float,
+    accuracy: float | None,
+    heading: float | None,
+    speed: float | None,
+    measured_ms: float,
+) -> int:
+    """Store a fix and send it to the call's watchers (and to the queue while it waits)."""
+    sample, state = await store_location(
+        services.db,
+        services.clock,
+        call_id=call_id,
+        lat=lat,
+        lon=lon,
+        accuracy=accuracy,
+        heading=heading,
+        speed=speed,
+        measured_ms=measured_ms,
+    )
+    event = location_event(sample)
+    await services.notifier.to_call_watchers(call_id, event)
+    if state == CallState.QUEUED:
+        # The queue shows where waiting callers are; an answered call's track goes only to
+        # those watching it, not to every console of the channel.
+        await services.notifier.to_queue(channel, event)
+    return sample.seq
+
+
+# --- photos and snapshots ----------------------------------------------------------------------
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+async def do_store_photo(services: Services, call: Call, data: bytes) -> PhotoEvent:
+    """A photo the caller sent: kept byte for byte (EXIF location included: it may matter to
+    the case), hashed, numbered in the call's sequence and entered in the audit chain."""
+    image = await asyncio.to_thread(sniff_image, data)
+    directory = services.settings.DATA_DIR / "photos" / call.id
+    audit = services.audit
+    async with audit.transaction() as session:
+        seq, _state = await next_seq_and_state(session, call.id)
+        path = directory / f"{seq:06d}-{image.sha256[:12]}.{image.extension}"
+        await asyncio.to_thread(_write, path, image.data)
+        photo = CallPhoto(
+            call_id=call.id,
+            seq=seq,
+            path=str(path),
+            content_type=image.content_type,
+            sha256=image.sha256,
+            size_bytes=len(image.data),
+            width=image.width,
+            height=image.height,
+            at=services.clock.now(),
+        )
+        session.add(photo)
+        await audit.record(
+            session,
+            actor="citizen",
+            action="call_photo_received",
+            subject=f"call:{call.id}",
+            data={"seq": seq, "sha256": image.sha256, "size_bytes": len(image.data)},
+        )
+    event = photo_event(photo)
+    await services.notifier.to_call_watchers(call.id, event)
+    await services.notifier.to_citizen(call.id, event)
+    return event
+
+
+async def view_photo(
+    services: Services, call_id: str, seq: int, viewer: StaffContext | None
+) -> CallPhoto:
+    """A stored photo of the call; a staff member's look at it is audited."""
+    async with services.db.session() as session:
+        photo = (
+            await session.exec(
+                select(CallPhoto).where(
+                    col(CallPhoto.call_id) == call_id, col(CallPhoto.seq) == seq
+                )
+            )
+        ).first()
+    if photo is None:
+        raise AppError(ErrorCode.PHOTO_NOT_FOUND, "No such photo")
+    if viewer is not None:
+        await services.audit.append(
+            actor=viewer.username,
+            action="call_photo_viewed",
+            subject=f"call:{call_id}",
+            data={"seq": photo.seq, "sha256": photo.sha256},
+        )
+    return photo
+
+
+async def do_take_snapshot(services: Services, call: Call, staff: StaffContext) -> Snapshot:
+    """A still from the caller's video: written, hashed, and recorded (row + audit entry)."""
+    jpeg = await services.media.snapshot(call.id)
+    now = services.clock.now()
+    digest = hashlib.sha256(jpeg).hexdigest()
+    directory = services.settings.DATA_DIR / "snapshots" / call.id
+    path = directory / f"{now:%Y%m%dT%H%M%S%f}-{digest[:12]}.jpg"
+    await asyncio.to_thread(_write, path, jpeg)
+    audit = services.audit
+    async with audit.transaction() as session:
+        snapshot = Snapshot(
+            call_id=call.id,
+            taken_by=staff.user_id,
+            path=str(path),
+            sha256=digest,
+            size_bytes=len(jpeg),
+            at=now,
+        )
+        session.add(snapshot)
+        await session.flush()
+        await audit.record(
+            session,
+            actor=staff.username,
+            action="snapshot_taken",
+            subject=f"call:{call.id}",
+            data={"sha256": digest, "snapshot_id": snapshot.id},
+        )
+    return snapshot
+
+
+async def view_snapshot(
+    services: Services, call: Call, snapshot_id: int, staff: StaffContext
+) -> Snapshot:
+    """A snapshot of the call, for its operator or a supervisor; every view is audited."""
+    async with services.db.session() as session:
+        snapshot = await session.get(Snapshot, snapshot_id)
+    if snapshot is None or snapshot.call_id != call.id:
+        raise AppError(ErrorCode.SNAPSHOT_NOT_FOUND, "No such snapshot")
+    await services.audit.append(
+        actor=staff.username,
+        action="snapshot_viewed",
+        subject=f"call:{call.id}",
+        data={"snapshot_id": snapshot.id, "sha256": snapshot.sha256},
+    )
+    return snapshot
+
+
+# --- replay ----------------------------------------------------------------------------------
+
+
+async def events_since(
+    services: Services, call_id: str, last_seq: int, *, locations: bool
+) -> list[dict[str, Any]]:
+    """Every stored event of the call after ``last_seq``, in sequence order, as the pages get
+    them live (the citizen's page does not get its own track back: ``locations=False``)."""
+    async with services.db.session() as session:
+        chats = (
+            await session.exec(
+                select(ChatMessage)
+                .where(col(ChatMessage.call_id) == call_id, col(ChatMessage.seq) > last_seq)
+                .order_by(col(ChatMessage.seq))
+                .limit(REPLAY_LIMIT)
+            )
+        ).all()
+        photos = (
+            await session.exec(
+                select(CallPhoto)
+                .where(col(CallPhoto.call_id) == call_id, col(CallPhoto.seq) > last_seq)
+                .order_by(col(CallPhoto.seq))
+            )
+        ).all()
+        places: list[LocationSample] = []
+        if locations:
+            newest = (
+                await session.exec(
+                    select(LocationSample)
+                    .where(
+                        col(LocationSample.call_id) == call_id, col(LocationSample.seq) > last_seq
+                    )
+                    .order_by(col(LocationSample.seq).desc())
+                    .limit(REPLAY_LIMIT)
+                )
+            ).all()
+            places = list(reversed(newest))
+    events: list[ChatMessageEvent | LocationEvent | PhotoEvent] = [
+        *(chat_event(m) for m in chats),
+        *(location_event(p) for p in places),
+        *(photo_event(p) for p in photos),
+    ]
+    events.sort(key=lambda e: e.seq)
+    return [e.model_dump(mode="json") for e in events]

@@ -1,0 +1,109 @@
+"""The queue as consoles and the wall see it: live calls with their operator and last position,
+and what each operator is doing (in a call, available on any node, offline)."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.actions.access import channels_for
+from server.actions.staff_sessions import StaffContext
+from server.core.events import CallSummary
+from server.core.services import Services
+from server.db.models import Call, CallState, LocationSample, User
+
+LIVE_STATES = (CallState.QUEUED, CallState.ANSWERED)
+
+
+def console_presence(user_id: int) -> str:
+    return f"console:{user_id}"
+
+
+async def last_location(session: AsyncSession, call_id: str) -> LocationSample | None:
+    return (
+        await session.exec(
+            select(LocationSample)
+            .where(col(LocationSample.call_id) == call_id)
+            .order_by(col(LocationSample.seq).desc())
+            .limit(1)
+        )
+    ).first()
+
+
+async def _summarize(session: AsyncSession, call: Call) -> CallSummary:
+    """The queue's view of a call: with its operator's name and its latest position."""
+    last = await last_location(session, call.id)
+    operator = None
+    if call.operator_id is not None:
+        user = await session.get(User, call.operator_id)
+        operator = user.username if user else None
+    return CallSummary(
+        call_id=call.id,
+        channel=call.channel,
+        mode=call.mode,
+        language=call.language,
+        state=call.state,
+        created_at=call.created_at,
+        answered_at=call.answered_at,
+        operator=operator,
+        lat=last.lat if last else None,
+        lon=last.lon if last else None,
+        accuracy=last.accuracy_m if last else None,
+    )
+
+
+async def summary_of(services: Services, call: Call) -> CallSummary:
+    async with services.db.session() as session:
+        return await _summarize(session, call)
+
+
+async def live_calls(services: Services, role: str) -> list[CallSummary]:
+    """Queued and answered calls of the channels this role may see, oldest first."""
+    allowed = channels_for(role)
+    async with services.db.session() as session:
+        calls = (
+            await session.exec(
+                select(Call)
+                .where(col(Call.state).in_(LIVE_STATES), col(Call.channel).in_(allowed))
+                .order_by(col(Call.created_at))
+            )
+        ).all()
+        return [await _summarize(session, call) for call in calls]
+
+
+async def do_console_connected(services: Services, staff: StaffContext, connection: str) -> None:
+    await services.presence.join(console_presence(staff.user_id), connection)
+
+
+async def do_console_left(services: Services, user_id: int, connection: str) -> None:
+    await services.presence.leave(console_presence(user_id), connection)
+
+
+async def operator_states(services: Services, role: str) -> list[dict[str, str]]:
+    """Each active account of ``role``: ``in_call`` (answering one), ``available`` (a console
+    open, on any node), or ``offline``."""
+    async with services.db.session() as session:
+        users = (
+            await session.exec(
+                select(User)
+                .where(col(User.role) == role, col(User.disabled).is_(False))
+                .order_by(col(User.username))
+            )
+        ).all()
+        busy = set(
+            (
+                await session.exec(
+                    select(Call.operator_id).where(col(Call.state) == CallState.ANSWERED)
+                )
+            ).all()
+        )
+    states = []
+    for user in users:
+        if user.id in busy:
+            state = "in_call"
+        elif await services.presence.count(console_presence(user.id or 0)) > 0:
+            state = "available"
+        else:
+            state = "offline"
+        states.append({"username": user.username, "state": state})
+    return states

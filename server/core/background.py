@@ -1,0 +1,65 @@
+"""Work an action starts and does not wait for (an abandon check when a timer fires): kept so
+the node can cancel and await all of it on shutdown, and so a failure is logged, not lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from server.core.clock import Clock, Timer
+
+log = logging.getLogger("lifeline.background")
+
+
+class Background:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: dict[int, Timer] = {}
+        self._closed = False
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def later(
+        self,
+        clock: Clock,
+        seconds: float,
+        work: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        name: str,
+    ) -> Timer:
+        """Start ``work()`` after ``seconds`` of the clock's time (not if closed by then)."""
+        key = 0
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            if not self._closed:
+                self.spawn(work(), name=name)
+
+        timer = clock.call_later(seconds, fire)
+        key = id(timer)
+        self._timers[key] = timer
+        return timer
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        self._closed = True
+        for timer in list(self._timers.values()):
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait for the work started so far (tests: after moving the clock)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,85 @@
+"""What the domain needs from the world outside it, as interfaces the app factory fills in.
+
+Actions depend on these, never on Socket.IO, Redis or aiortc: the Socket.IO adapter implements
+the notifier and the way to media nodes; ``server.state`` implements presence and the media-node
+registry, in-process for the embedded mode and in Redis for scale-out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from server.core.events import ServerEvent
+
+
+class Notifier(Protocol):
+    """Delivers events to the pages, after they are stored (a lost delivery loses nothing: every
+    client catches up from the database by sequence number). Takes only ``ServerEvent``s."""
+
+    async def to_citizen(self, call_id: str, event: ServerEvent) -> None:
+        """The caller's page(s) of this call."""
+        ...
+
+    async def to_call_watchers(self, call_id: str, event: ServerEvent) -> None:
+        """The call's operator and every supervisor watching it."""
+        ...
+
+    async def to_queue(self, channel: str, event: ServerEvent) -> None:
+        """Every console that may see this channel's queue."""
+        ...
+
+    async def to_report_desks(self, event: ServerEvent) -> None:
+        """Every operator's and supervisor's console: the threat reports list."""
+        ...
+
+
+class Presence(Protocol):
+    """Who is connected, by key, across every node (a Redis set with a TTL in scale-out)."""
+
+    async def join(self, key: str, member: str) -> None: ...
+    async def leave(self, key: str, member: str) -> None: ...
+    async def count(self, key: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class MediaNode:
+    id: str
+    home: str  # the NODE_ID of the node it is connected to
+    sessions: int
+    admit: bool
+    seen: float  # the clock's wall time (epoch seconds) of its last report
+
+
+class MediaNodes(Protocol):
+    """The live media nodes and their load: where a new call's media is placed."""
+
+    async def report(self, node: MediaNode) -> None: ...
+    async def remove(self, node_id: str) -> None: ...
+    async def alive(self) -> list[MediaNode]: ...
+
+
+class Media(Protocol):
+    """The way to every call's media, wherever its media node is (this process, a worker, or
+    another node). Refusals are ``AppError``s with a media code (``MEDIA_BUSY``, ``NO_MEDIA``,
+    ``INVALID_SDP``, ``INVALID_CANDIDATE``, ``MEDIA_UNREACHABLE``, ``MEDIA_FAILED``)."""
+
+    async def citizen_offer(self, call_id: str, sdp: str) -> str: ...
+
+    async def subscriber_offer(
+        self, call_id: str, subscriber_id: str, sdp: str, *, talk: bool
+    ) -> str: ...
+
+    async def add_candidate(
+        self,
+        call_id: str,
+        peer: str,
+        candidate: str,
+        sdp_mid: str | None,
+        sdp_mline_index: int | None,
+    ) -> None: ...
+
+    async def snapshot(self, call_id: str) -> bytes: ...
+    async def stats(self, call_id: str) -> dict[str, Any]: ...
+    async def remove_subscriber(self, call_id: str, subscriber_id: str) -> None: ...
+    async def end_call(self, call_id: str) -> None: ...

@@ -1,0 +1,35 @@
+"""Everything an action may use, in one object the app factory builds and hands to each.
+
+In the spirit of Synapse's ``HomeServer``: no action reaches for a global or for the web app;
+what it needs comes in here, so a test builds real services on a frozen clock and a real
+database, and the same action runs behind HTTP, Socket.IO or the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from config import Settings
+from server.core.background import Background
+from server.core.clock import Clock
+from server.core.ports import Media, MediaNodes, Notifier, Presence
+
+if TYPE_CHECKING:  # the store sits above the core: the core names its types, never imports them
+    from server.db.audit import AuditLog
+    from server.db.engine import Database
+    from server.state.ratelimit import RateLimits
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    clock: Clock
+    db: Database
+    audit: AuditLog
+    notifier: Notifier
+    media: Media
+    media_nodes: MediaNodes
+    presence: Presence
+    limits: RateLimits
+    background: Background

@@ -1,0 +1,56 @@
+"""The notifier over Socket.IO: rooms per call and per queue, on the citizen and console
+namespaces.
+
+Actions call it only after the event is stored (a failed broadcast loses nothing, since every
+client catches up from the database by sequence number when it reconnects), so a delivery
+failure is logged, never raised into the action that stored the event.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import socketio
+
+from server.core.events import ServerEvent
+
+log = logging.getLogger("lifeline.signaling")
+
+CITIZEN_NS = "/citizen"
+CONSOLE_NS = "/console"
+REPORTS_ROOM = "reports"
+
+
+def call_room(call_id: str) -> str:
+    return f"call:{call_id}"
+
+
+def queue_room(channel: str) -> str:
+    return f"queue:{channel}"
+
+
+class SocketIONotifier:
+    """``server.core.ports.Notifier`` over the node's Socket.IO server (in-process or Redis)."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._sio = sio
+
+    async def _emit(self, event: ServerEvent, room: str, namespace: str) -> None:
+        try:
+            await self._sio.emit(
+                "event", event.model_dump(mode="json"), room=room, namespace=namespace
+            )
+        except Exception:
+            log.exception("broadcast failed", extra={"room": room, "type": event.type})
+
+    async def to_citizen(self, call_id: str, event: ServerEvent) -> None:
+        await self._emit(event, call_room(call_id), CITIZEN_NS)
+
+    async def to_call_watchers(self, call_id: str, event: ServerEvent) -> None:
+        await self._emit(event, call_room(call_id), CONSOLE_NS)
+
+    async def to_queue(self, channel: str, event: ServerEvent) -> None:
+        await self._emit(event, queue_room(channel), CONSOLE_NS)
+
+    async def to_report_desks(self, event: ServerEvent) -> None:
+        await self._emit(event, REPORTS_ROOM, CONSOLE_NS)

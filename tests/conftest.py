@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from config import Settings
 from server.app import create_app
 from server.core.clock import FrozenClock
 from tests import stores
+from tests.staff import add_account, another_browser, sign_in
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -61,3 +62,14 @@ async def client(
     app: web.Application, aiohttp_client: ClientFactory
 ) -> TestClient[web.Request, web.Application]:
     return await aiohttp_client(app)
+
+
+@pytest.fixture
+async def operator(
+    client: TestClient[web.Request, web.Application], clock: FrozenClock
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """A second browser, signed in as operator ``olga``, on the same app as ``client``."""
+    browser = await another_browser(client)
+    await sign_in(browser, await add_account(client, "olga", "operator"), clock)
+    yield browser
+    await browser.close()

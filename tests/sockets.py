@@ -1,4 +1,8 @@
-"""Real Socket.IO clients for the tests: a citizen by call token, a console by staff cookie."""
+"""Real Socket.IO clients for the tests: a citizen by call token, a console by staff cookie.
+
+Every event a test client receives is validated against the one union of server events
+(``server.core.events.SERVER_EVENTS``): a test fails when the server sends anything else.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from typing import Any
 
 import aiohttp
 import socketio
+from pydantic import ValidationError
 
+from server.core.events import SERVER_EVENTS, ErrorEvent
 from tests.staff import Client
 
 EVENT_TIMEOUT_SECS = 10.0
@@ -25,6 +31,8 @@ class Peer:
     events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     errors: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     seen: list[dict[str, Any]] = field(default_factory=list)
+    # Events that are not in the one union (or carry a field it does not declare).
+    invalid: list[str] = field(default_factory=list)
 
     async def call(self, event: str, data: Any = None) -> Any:
         return await self.sio.call(
@@ -49,15 +57,6 @@ class Peer:
         return [e for e in self.seen if e.get("type") == type_]
 
 
-async def until(condition: Callable[[], bool], timeout: float = EVENT_TIMEOUT_SECS) -> None:
-    """Wait for something another task does (a server handling a disconnect), not for time."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("the condition never held")
-        await asyncio.sleep(0.01)
-
-
 def base_url(client: Client) -> str:
     return str(client.make_url("/")).rstrip("/")
 
@@ -71,11 +70,22 @@ async def connect(
         peer = Peer(sio, namespace)
 
         def on_event(data: dict[str, Any]) -> None:
+            try:
+                SERVER_EVENTS.validate_python(data)
+            except ValidationError as exc:
+                peer.invalid.append(f"{data.get('type')!r}: {exc}")
             peer.seen.append(data)
             peer.events.put_nowait(data)
 
+        def on_error(data: dict[str, Any]) -> None:
+            try:
+                ErrorEvent.model_validate(data)
+            except ValidationError as exc:
+                peer.invalid.append(f"error event: {exc}")
+            peer.errors.put_nowait(data)
+
         sio.on("event", on_event, namespace=namespace)
-        sio.on("error", peer.errors.put_nowait, namespace=namespace)
+        sio.on("error", on_error, namespace=namespace)
         await sio.connect(
             url,
             namespaces=[namespace],
@@ -88,6 +98,8 @@ async def connect(
             yield peer
         finally:
             await sio.disconnect()
+        # Every event the server sent this client is one of the union's, exactly.
+        assert not peer.invalid, peer.invalid
 
 
 def citizen(client: Client, token: str, last_seq: int = 0) -> Any:

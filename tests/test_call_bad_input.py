@@ -3,7 +3,6 @@ nothing stored changes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -30,14 +29,6 @@ async def _stored(client: Client) -> dict[str, Any]:
             "chat": len((await session.exec(select(ChatMessage))).all()),
             "locations": len((await session.exec(select(LocationSample))).all()),
         }
-
-
-@pytest.fixture
-async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
-    browser = await another_browser(client)
-    await sign_in(browser, await add_account(client, "otto", "operator"), clock)
-    yield browser
-    await browser.close()
 
 
 BAD_CITIZEN_EVENTS = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -12,11 +11,10 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
-from server.core.clock import FrozenClock
 from server.db.models import AuditEntry, CallPhoto
 from server.http.keys import SERVICES_KEY
 from tests.sockets import citizen, console, start_call
-from tests.staff import Client, add_account, another_browser, sign_in
+from tests.staff import Client
 
 
 def _jpeg(size: tuple[int, int] = (320, 240)) -> bytes:
@@ -48,14 +46,6 @@ async def _count(client: Client) -> tuple[int, int]:
         photos = len((await session.exec(select(CallPhoto))).all())
         audit = len((await session.exec(select(AuditEntry))).all())
     return photos, audit
-
-
-@pytest.fixture
-async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
-    browser = await another_browser(client)
-    await sign_in(browser, await add_account(client, "pia", "operator"), clock)
-    yield browser
-    await browser.close()
 
 
 async def test_a_photo_reaches_the_operator_and_is_kept_as_sent(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlmodel import col, select
 
 from config import Settings
@@ -15,7 +13,7 @@ from server.core.clock import FrozenClock
 from server.db.models import Call, CallTransition, ChatMessage, LocationSample
 from server.http.keys import SERVICES_KEY
 from tests.conftest import ClientFactory
-from tests.sockets import citizen, console, start_call, until
+from tests.sockets import citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
 
 WARSAW = {
@@ -26,14 +24,6 @@ WARSAW = {
     "speed": 1.2,
     "timestamp": 1_790_000_000_000.0,
 }
-
-
-@pytest.fixture
-async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
-    browser = await another_browser(client)
-    await sign_in(browser, await add_account(client, "olga", "operator"), clock)
-    yield browser
-    await browser.close()
 
 
 async def _transitions(client: Client, call_id: str) -> list[tuple[str | None, str]]:
@@ -149,7 +139,7 @@ async def test_a_page_that_leaves_is_abandoned_after_the_grace(
     started = await start_call(client)
     async with citizen(client, started["token"]):
         pass
-    await until(lambda: clock.pending() == 1)  # the server has seen the page go
+    await clock.until_pending()  # the server has seen the page go
     clock.advance(grace - 1)
     await client.app[SERVICES_KEY].background.drain()
     assert await _transitions(client, started["call_id"]) == [(None, "queued")]
@@ -164,14 +154,12 @@ async def test_a_page_that_leaves_is_abandoned_after_the_grace(
     ]
 
 
-async def test_a_reload_inside_the_grace_keeps_the_call(
-    client: Client, clock: FrozenClock
-) -> None:
+async def test_a_reload_inside_the_grace_keeps_the_call(client: Client, clock: FrozenClock) -> None:
     grace = client.app[SERVICES_KEY].settings.ABANDON_GRACE_SECS
     started = await start_call(client)
     async with citizen(client, started["token"]):
         pass
-    await until(lambda: clock.pending() == 1)
+    await clock.until_pending()
     async with citizen(client, started["token"]) as phone:
         clock.advance(grace + 1)
         await client.app[SERVICES_KEY].background.drain()

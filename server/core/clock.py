@@ -72,6 +72,7 @@ class FrozenClock:
         self._elapsed = 0.0
         self._timers: list[_FrozenTimer] = []
         self._order = itertools.count()
+        self._timer_set: asyncio.Event | None = None
 
     def now(self) -> datetime:
         return self._start + timedelta(seconds=self._elapsed)
@@ -98,6 +99,8 @@ class FrozenClock:
     def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
         timer = _FrozenTimer(self._elapsed + max(0.0, seconds), next(self._order), callback)
         heapq.heappush(self._timers, timer)
+        if self._timer_set is not None:
+            self._timer_set.set()
         return timer
 
     def advance(self, seconds: float) -> None:
@@ -114,3 +117,10 @@ class FrozenClock:
     def pending(self) -> int:
         """Timers not yet fired nor cancelled (a test can see one was set)."""
         return sum(1 for timer in self._timers if not timer.cancelled)
+
+    async def until_pending(self, count: int = 1) -> None:
+        """Wait until ``count`` timers are set: another task (a server handling a disconnect)
+        has started one, so the test can move time past it."""
+        while self.pending() < count:
+            self._timer_set = asyncio.Event()
+            await self._timer_set.wait()

@@ -63,7 +63,7 @@ class FanoutSize:
     media_calls: int  # live on our server during the measurement
 
 
-# 10 citizens x 1,000 consoles = MEDIA-NOTES' 10,000 deliveries/s; the issue's 16 calls.
+# 10 citizens x 1,000 consoles = docs/media.md's 10,000 deliveries/s; the issue's 16 calls.
 FULL = FanoutSize(consoles=1000, procs=2, citizens=10, secs=15, media_calls=16)
 QUICK = FanoutSize(consoles=50, procs=1, citizens=2, secs=3, media_calls=1)
 

@@ -2,7 +2,7 @@
 
 Every receiver decodes (aiortc's decoder thread), ``MediaRelay`` fans the decoded frames out,
 every subscriber's sender re-encodes them, and ``MediaRecorder`` re-encodes to WebM on the event
-loop (MEDIA-NOTES: "aiortc as it ships"). Same signaling shape as our hub, so the same harness
+loop (docs/media.md: "aiortc as it ships"). Same signaling shape as our hub, so the same harness
 drives both.
 """
 

@@ -44,7 +44,7 @@ def server_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[s
         "LIFELINE_DATA_DIR": str(data_dir),
         "LIFELINE_LOG_FORMAT": "text",
         "LIFELINE_LOG_LEVEL": "WARNING",
-        # Media stays on loopback: gathered, announced and accepted (MEDIA-NOTES.md).
+        # Media stays on loopback: gathered, announced and accepted (docs/media.md).
         "LIFELINE_MEDIA_ADDRESSES": LOOPBACK,
         "LIFELINE_MEDIA_PEER_NETWORKS": "127.0.0.0/8",
         "LIFELINE_CALL_RATE_LIMIT": "100000/minute",

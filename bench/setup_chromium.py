@@ -11,7 +11,7 @@ unchanged):
   (``inbound-rtp.framesDecoded > 0``) on the console's new peer connection.
 
 Baseline: the same pages with ``setLocalDescription`` held until ICE gathering completes, i.e.
-an offer that waits for gathering instead of trickling (MEDIA-NOTES: ~125 ms).
+an offer that waits for gathering instead of trickling (docs/media.md: ~125 ms).
 """
 
 from __future__ import annotations

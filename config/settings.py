@@ -1,6 +1,6 @@
 """Settings: every knob of a deployment, validated once at start-up.
 
-The names are part of the stable surface (shared/CONTRACT.md). Defaults are the embedded mode:
+The names are part of the stable surface (docs/interfaces.md). Defaults are the embedded mode:
 one process, SQLite under ``DATA_DIR``, in-process fan-out, nothing else to run.
 """
 

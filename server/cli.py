@@ -1,4 +1,4 @@
-"""The command line: ``run``, ``migrate``, ``users``, ``evidence`` (see shared/CONTRACT.md)."""
+"""The command line: ``run``, ``migrate``, ``users``, ``evidence`` (docs/interfaces.md)."""
 
 from __future__ import annotations
 

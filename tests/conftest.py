@@ -41,7 +41,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         DATABASE_URL=database_url,
         REDIS_URL=stores.REDIS_URL,
         LOG_FORMAT="text",
-        # Media stays on loopback: gathered, announced and accepted (MEDIA-NOTES.md).
+        # Media stays on loopback: gathered, announced and accepted (docs/media.md).
         MEDIA_ADDRESSES=["127.0.0.1"],
         MEDIA_PEER_NETWORKS=["127.0.0.0/8"],
         # Tests run peers and server in one loaded process: admission control is tested on

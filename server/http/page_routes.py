@@ -1,4 +1,4 @@
-"""The pages of CONTRACT.md. Their live features arrive with their own issues."""
+"""The pages of docs/interfaces.md. Their live features arrive with their own issues."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
         "LIFELINE_DATA_DIR": str(data_dir),
         "LIFELINE_LOG_FORMAT": "text",
         "PYTHONUNBUFFERED": "1",
-        # Media stays on loopback: gathered, announced and accepted (MEDIA-NOTES.md).
+        # Media stays on loopback: gathered, announced and accepted (docs/media.md).
         "LIFELINE_MEDIA_ADDRESSES": "127.0.0.1",
         "LIFELINE_MEDIA_PEER_NETWORKS": "127.0.0.0/8",
         # A CI machine running Chromium beside the server is busy: admission control has its

@@ -1,4 +1,4 @@
-"""Every page of CONTRACT.md in every language, in Chromium: translated, hooked, laid out.
+"""Every page of docs/interfaces.md in every language, in Chromium: translated, hooked, laid out.
 
 A missing translation shows as its symbolic key (``citizen.start_video``), so a page is checked for
 any key of the English catalogue in its text, title and accessible attributes. Screenshots go to

@@ -25,7 +25,6 @@ from server.db.engine import Database
 from server.http import admin, health, open311, page_routes
 from server.http import calls as call_routes
 from server.http import photos as call_photos
-from server.http import threats as threat_routes
 from server.http.auth import routes as auth_routes
 from server.http.auth.sessions import session_middleware
 from server.http.errors import error_middleware
@@ -43,6 +42,9 @@ from server.http.keys import (
 )
 from server.http.metrics import Metrics, metrics_middleware
 from server.http.pages import STATIC_DIR, Pages
+from server.http.threats import categories as threat_categories
+from server.http.threats import public as threat_public
+from server.http.threats import staff as threat_staff
 from server.http.uploads import body_limit_middleware
 from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY, SIO_KEY
 from server.state.media_nodes import LocalMediaNodes, RedisMediaNodes
@@ -189,7 +191,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         admin.routes,
         page_routes.routes,
         call_routes.routes,
-        threat_routes.routes,
+        threat_public.routes,
+        threat_staff.routes,
+        threat_categories.routes,
         open311.routes,
         call_photos.routes,
     ):

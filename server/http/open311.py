@@ -10,29 +10,22 @@ Errors keep Lifeline's shape (``{"error": {"code", "message"}}``, CONTRACT.md).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlmodel import col, select
 
+from server.actions.threats import open311 as georeport
 from server.actions.threats.categories import active_codes
-from server.actions.threats.reports import OPEN_STATUSES, check_report_fields, get_report, photos_of
+from server.actions.threats.citizens import PossibleDuplicates, do_submit_report
 from server.actions.threats.views import photo_urls, public_description, public_position
 from server.core.errors import AppError, ErrorCode
 from server.db.models import ThreatReport
 from server.http.keys import CATALOGS_KEY, SERVICES_KEY
-from server.http.threats import reporter_of, submit_report, with_cookie
+from server.http.threats.forms import reporter_of, with_cookie
 
 routes = web.RouteTableDef()
 
-# GeoReport v2: at most 1000 requests per answer.
-MAX_REQUESTS = 1000
 SERVICE_GROUP = "threats"
-
-
-def open311_status(status: str) -> str:
-    return "open" if status in OPEN_STATUSES else "closed"
 
 
 def _service_name(request: web.Request, code: str) -> str:
@@ -48,7 +41,7 @@ def service_request(
     base = request.app[SERVICES_KEY].settings.PUBLIC_URL or f"{request.scheme}://{request.host}"
     return {
         "service_request_id": str(report.id),
-        "status": open311_status(report.status),
+        "status": georeport.open311_status(report.status),
         "status_notes": report.public_note or "",
         "service_name": _service_name(request, report.category),
         "service_code": report.category,
@@ -68,8 +61,8 @@ def service_request(
 
 
 @routes.get("/open311/v2/services.json")
-async def services(request: web.Request) -> web.StreamResponse:
-    codes = await active_codes(request.app[SERVICES_KEY].db)
+async def service_list(request: web.Request) -> web.StreamResponse:
+    codes = await active_codes(request.app[SERVICES_KEY])
     return web.json_response(
         [
             {
@@ -86,61 +79,18 @@ async def services(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _date(value: str, name: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise AppError(
-            ErrorCode.INVALID_DATE, f"{name}: a W3C date-time, e.g. 2026-11-01T00:00:00Z"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 @routes.get("/open311/v2/requests.json")
 async def list_requests(request: web.Request) -> web.StreamResponse:
-    query = request.query
-    statement = select(ThreatReport)
-    if query.get("service_request_id"):
-        try:
-            ids = [int(p) for p in query["service_request_id"].split(",") if p.strip()]
-        except ValueError:
-            raise AppError(ErrorCode.INVALID_REQUEST_ID, "service_request_id: numbers") from None
-        statement = statement.where(col(ThreatReport.id).in_(ids))
-    if query.get("service_code"):
-        codes = [c.strip() for c in query["service_code"].split(",") if c.strip()]
-        statement = statement.where(col(ThreatReport.category).in_(codes))
-    status = query.get("status", "")
-    if status == "open":
-        statement = statement.where(col(ThreatReport.status).in_(OPEN_STATUSES))
-    elif status == "closed":
-        statement = statement.where(col(ThreatReport.status).not_in(OPEN_STATUSES))
-    elif status:
-        raise AppError(ErrorCode.INVALID_STATUS, "status: open or closed")
-    if query.get("start_date"):
-        statement = statement.where(
-            col(ThreatReport.created_at) >= _date(query["start_date"], "start_date")
-        )
-    if query.get("end_date"):
-        statement = statement.where(
-            col(ThreatReport.created_at) <= _date(query["end_date"], "end_date")
-        )
-    statement = statement.order_by(col(ThreatReport.created_at).desc()).limit(MAX_REQUESTS)
-    db = request.app[SERVICES_KEY].db
-    async with db.session() as session:
-        reports = list((await session.exec(statement)).all())
-        photos = await photos_of(session, [r.id for r in reports if r.id is not None])
-    return web.json_response(
-        [service_request(request, r, photos.get(r.id or 0, [])) for r in reports]
-    )
+    found = await georeport.find_service_requests(request.app[SERVICES_KEY], request.query)
+    return web.json_response([service_request(request, r, photos) for r, photos in found])
 
 
 @routes.get(r"/open311/v2/requests/{report_id:\d+}.json")
 async def one_request(request: web.Request) -> web.StreamResponse:
-    db = request.app[SERVICES_KEY].db
-    report = await get_report(db, int(request.match_info["report_id"]))
-    async with db.session() as session:
-        photos = await photos_of(session, [int(request.match_info["report_id"])])
-    return web.json_response([service_request(request, report, photos.get(report.id or 0, []))])
+    report, photos = await georeport.service_request(
+        request.app[SERVICES_KEY], int(request.match_info["report_id"])
+    )
+    return web.json_response([service_request(request, report, photos)])
 
 
 async def _post_fields(request: web.Request) -> dict[str, str]:
@@ -160,7 +110,7 @@ async def _post_fields(request: web.Request) -> dict[str, str]:
 
 @routes.post("/open311/v2/requests.json")
 async def post_request(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SERVICES_KEY].settings
+    services = request.app[SERVICES_KEY]
     reporter = reporter_of(request)
     raw = await _post_fields(request)
     if not raw.get("lat") or not raw.get("long"):
@@ -174,12 +124,11 @@ async def post_request(request: web.Request) -> web.StreamResponse:
         "description": raw.get("description", ""),
         "contact": contact,
     }
-    report = check_report_fields(fields, settings.report_area)
-    result = await submit_report(
-        request, reporter, report, [], source="open311", check_duplicates=False
+    result = await do_submit_report(
+        services, reporter=reporter, fields=fields, source="open311", check_duplicates=False
     )
-    assert not isinstance(result, list)
-    base = settings.PUBLIC_URL or f"{request.scheme}://{request.host}"
+    assert not isinstance(result, PossibleDuplicates)  # not asked for
+    base = services.settings.PUBLIC_URL or f"{request.scheme}://{request.host}"
     body = [
         {
             "service_request_id": str(result.report.id),

@@ -1,4 +1,7 @@
-"""KMZB categories: stored as codes, named through the i18n catalogues (``category.<code>``)."""
+"""KMZB categories: stored as codes, named through the i18n catalogues (``category.<code>``).
+
+The admin adds them and switches them on and off; a citizen may choose only an active one.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,9 @@ import re
 
 from sqlmodel import col, select
 
+from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
-from server.db.audit import AuditLog
-from server.db.engine import Database
+from server.core.services import Services
 from server.db.models import ReportCategory
 
 # KMZB's published list, in its order (the migration seeds the same codes).
@@ -41,8 +44,9 @@ DEFAULT_CATEGORY_CODES = (
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 
 
-async def all_categories(db: Database) -> list[ReportCategory]:
-    async with db.session() as session:
+async def all_categories(services: Services) -> list[ReportCategory]:
+    """Every category, active or not, in the list's order: the admin's view."""
+    async with services.db.session() as session:
         return list(
             (
                 await session.exec(
@@ -54,16 +58,16 @@ async def all_categories(db: Database) -> list[ReportCategory]:
         )
 
 
-async def active_codes(db: Database) -> list[str]:
+async def active_codes(services: Services) -> list[str]:
     """The categories a citizen may choose now, in the list's order."""
-    return [c.code for c in await all_categories(db) if c.active]
+    return [c.code for c in await all_categories(services) if c.active]
 
 
-async def check_category(db: Database, code: str) -> str:
+async def check_category(services: Services, code: str) -> str:
     """``code`` if it names an active category; otherwise a 422 that says so."""
     if not CODE_RE.match(code):
         raise AppError(ErrorCode.UNKNOWN_CATEGORY, "Unknown category")
-    async with db.session() as session:
+    async with services.db.session() as session:
         category = await session.get(ReportCategory, code)
     if category is None or not category.active:
         raise AppError(ErrorCode.UNKNOWN_CATEGORY, "Unknown category")
@@ -71,7 +75,7 @@ async def check_category(db: Database, code: str) -> str:
 
 
 async def do_save_category(
-    audit: AuditLog, *, actor: str, code: str, active: bool
+    services: Services, *, staff: StaffContext, code: str, active: bool
 ) -> ReportCategory:
     """Add a category (at the end of the list) or switch one on or off. Never deleted: old
     reports keep their code."""
@@ -79,6 +83,7 @@ async def do_save_category(
         raise AppError(
             ErrorCode.BAD_CODE, "A category code is 2-64 lower-case letters, digits or _"
         )
+    audit = services.audit
     async with audit.transaction() as session:
         category = await session.get(ReportCategory, code)
         if category is None:
@@ -96,15 +101,19 @@ async def do_save_category(
             action = "report_category_changed"
         session.add(category)
         await audit.record(
-            session, actor=actor, action=action, subject=f"category:{code}", data={"active": active}
+            session,
+            actor=staff.username,
+            action=action,
+            subject=f"category:{code}",
+            data={"active": active},
         )
         await session.flush()
         await session.refresh(category)
     return category
 
 
-async def get_category(db: Database, code: str) -> ReportCategory:
-    async with db.session() as session:
+async def get_category(services: Services, code: str) -> ReportCategory:
+    async with services.db.session() as session:
         category = await session.get(ReportCategory, code)
     if category is None:
         raise AppError(ErrorCode.CATEGORY_NOT_FOUND, "No such category")

@@ -9,9 +9,12 @@ public copy carries only the picture.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, ImageOps
 
@@ -52,3 +55,25 @@ def prepare_photo(data: bytes) -> PreparedPhoto:
     CPU-bound: run it in a thread."""
     sniffed = sniff_image(data)
     return PreparedPhoto(sniffed, public_copy(data))
+
+
+async def prepare_photos(files: Sequence[bytes]) -> list[PreparedPhoto]:
+    """Every photo of a report, each off the event loop, refused at the first bad one."""
+    return [await asyncio.to_thread(prepare_photo, data) for data in files]
+
+
+def report_dir(data_dir: Path, report_id: int) -> Path:
+    return data_dir / "reports" / str(report_id)
+
+
+def write_photos(directory: Path, photos: Sequence[PreparedPhoto]) -> list[tuple[Path, Path]]:
+    """Each photo's original and public copy, as files numbered from 1. Blocking: a thread's."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n, photo in enumerate(photos, start=1):
+        original = directory / f"{n}-original.{photo.original.extension}"
+        public = directory / f"{n}-public.jpg"
+        original.write_bytes(photo.original.data)
+        public.write_bytes(photo.public)
+        paths.append((original, public))
+    return paths

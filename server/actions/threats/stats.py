@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
-from server.db.engine import Database
+from server.core.services import Services
 from server.db.models import ReportStatus, ThreatReport
 
 # Heat cells of ~100 m: the heat layer never shows an exact position.
@@ -44,8 +44,9 @@ def area_label(cell: tuple[float, float]) -> str:
     return f"{cell[0]:.{AREA_DECIMALS}f},{cell[1]:.{AREA_DECIMALS}f}"
 
 
-async def compute_stats(db: Database) -> dict[str, Any]:
-    async with db.engine.connect() as connection:
+async def compute_stats(services: Services) -> dict[str, Any]:
+    """The statistics page's numbers, over every report."""
+    async with services.db.engine.connect() as connection:
         rows = (
             await connection.execute(
                 select(

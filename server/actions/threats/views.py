@@ -1,4 +1,5 @@
-"""What each audience sees of a report, and the live events (pydantic models with a ``type``).
+"""What each audience sees of a report: the console's full view (the live events carry it),
+the public map's, the nearby list's, and the author's follow page.
 
 Staff see everything; the public never sees the contact, the internal notes, the address the
 report came from, or a sensitive report's exact position.
@@ -6,15 +7,18 @@ report came from, or a sensitive report's exact position.
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from server.actions.threats.reports import SENSITIVE_DECIMALS, Nearby, overdue_read, overdue_verify
+from server.actions.threats.lifecycle import overdue_read, overdue_verify
+from server.actions.threats.queries import Nearby, history_of, photos_of
 from server.core.events import HistoryItem, StaffReport
+from server.core.services import Services
 from server.db.models import ReportHistory, ReportStatus, ThreatReport
 
-log = logging.getLogger("lifeline.threats")
+# Three decimals of a degree: ~111 m of latitude, less of longitude away from the equator.
+SENSITIVE_DECIMALS = 3
 
 
 def photo_urls(report_id: int, numbers: list[int]) -> list[str]:
@@ -106,4 +110,40 @@ def nearby_item(found: Nearby) -> dict[str, Any]:
         "distance_m": round(found.distance_m, 1),
         "lat": lat,
         "lon": lon,
+    }
+
+
+async def staff_views(
+    services: Services, reports: Sequence[ThreatReport], now: datetime
+) -> list[StaffReport]:
+    """The console's view of many reports, their photos and history read in two queries."""
+    ids = [r.id for r in reports if r.id is not None]
+    async with services.db.session() as session:
+        photos = await photos_of(session, ids)
+        history = await history_of(session, ids)
+    return [
+        staff_report(r, photos.get(r.id or 0, []), history.get(r.id or 0, []), now) for r in reports
+    ]
+
+
+async def staff_view(services: Services, report: ThreatReport) -> StaffReport:
+    """The console's view of one report, as of now: what a change answers and emits."""
+    return (await staff_views(services, [report], services.clock.now()))[0]
+
+
+def follow_view(report: ThreatReport, history: Sequence[ReportHistory]) -> dict[str, Any]:
+    """What the citizen's private link shows: the status and the police's public notes."""
+    return {
+        "id": report.id,
+        "category": report.category,
+        "status": report.status,
+        "public_note": report.public_note,
+        "created_at": report.created_at.isoformat(),
+        # An officer asked the author to call: the page offers the video call.
+        "invited": report.invited_at is not None,
+        "history": [
+            {"status": h.to_status, "public_note": h.public_note, "at": h.at.isoformat()}
+            for h in history
+            if h.kind in ("created", "status")
+        ],
     }

@@ -1,0 +1,136 @@
+"""HTTP side of the threat map for citizens and the public: the categories, a report and its
+nearby duplicates, "me too", the map (GeoJSON, CSV), public photos, the follow link, stats.
+
+Each handler reads the request, calls one action, and shapes its answer.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.actions.threats import citizens, public
+from server.actions.threats.categories import active_codes
+from server.actions.threats.stats import compute_stats
+from server.http.keys import PAGES_KEY, SERVICES_KEY
+from server.http.threats.forms import read_report_form, report_id_of, reporter_of, with_cookie
+from server.http.uploads import stored_file_response
+
+routes = web.RouteTableDef()
+
+TOKEN_PATTERN = r"[A-Za-z0-9_-]{20,64}"
+PUBLIC_PHOTO_CACHE = "public, max-age=3600"
+
+
+# --- citizens ---------------------------------------------------------------------------------
+
+
+@routes.get("/api/report-categories")
+async def categories(request: web.Request) -> web.StreamResponse:
+    reporter = reporter_of(request)
+    codes = await active_codes(request.app[SERVICES_KEY])
+    response = web.json_response({"categories": [{"code": c} for c in codes]})
+    return with_cookie(request, reporter, response)
+
+
+@routes.post("/api/reports")
+async def create_report(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES_KEY]
+    reporter = reporter_of(request)
+    fields, files = await read_report_form(request, services.settings.MAX_REPORT_PHOTOS_BYTES)
+    result = await citizens.do_submit_report(
+        services,
+        reporter=reporter,
+        fields=fields,
+        photos=files,
+        source="web",
+        check_duplicates=fields.get("duplicate_ok", "").strip().lower() not in ("1", "true"),
+    )
+    if isinstance(result, citizens.PossibleDuplicates):
+        refusal = {
+            "error": {
+                "code": "possible_duplicate",
+                "message": "Reports of this kind are open within 50 m: confirm one of them, "
+                "or send again with duplicate_ok=1",
+            },
+            "nearby": result.nearby,
+        }
+        return with_cookie(request, reporter, web.json_response(refusal, status=409))
+    body = {
+        "id": result.report.id,
+        "status": result.report.status,
+        "follow_url": f"/reports/follow/{result.token}",
+    }
+    return with_cookie(request, reporter, web.json_response(body, status=201))
+
+
+@routes.get("/api/reports/nearby")
+async def nearby(request: web.Request) -> web.StreamResponse:
+    query = request.query
+    found = await citizens.find_nearby(
+        request.app[SERVICES_KEY],
+        lat=query.get("lat", ""),
+        lon=query.get("lon", ""),
+        category=query.get("category", ""),
+    )
+    return web.json_response({"nearby": found})
+
+
+@routes.post(r"/api/reports/{report_id:\d+}/confirm")
+async def confirm(request: web.Request) -> web.StreamResponse:
+    reporter = reporter_of(request)
+    report_id = report_id_of(request)
+    count = await citizens.do_confirm(
+        request.app[SERVICES_KEY], report_id=report_id, reporter=reporter
+    )
+    return with_cookie(
+        request, reporter, web.json_response({"id": report_id, "confirmations": count})
+    )
+
+
+# --- the public -------------------------------------------------------------------------------
+
+
+@routes.get("/api/reports")
+async def reports_geojson(request: web.Request) -> web.StreamResponse:
+    return web.json_response(await public.public_map(request.app[SERVICES_KEY], request.query))
+
+
+@routes.get("/api/reports.csv")
+async def reports_csv(request: web.Request) -> web.StreamResponse:
+    text = await public.public_csv(request.app[SERVICES_KEY], request.query)
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="reports.csv"'},
+    )
+
+
+@routes.get(r"/api/reports/{report_id:\d+}/photos/{n:\d+}")
+async def public_photo(request: web.Request) -> web.StreamResponse:
+    """The public copy: re-encoded, without EXIF. The original is for staff only."""
+    photo = await public.public_photo(
+        request.app[SERVICES_KEY], report_id=report_id_of(request), n=int(request.match_info["n"])
+    )
+    return await stored_file_response(
+        photo.public_path, "image/jpeg", photo.public_sha256, cache=PUBLIC_PHOTO_CACHE
+    )
+
+
+@routes.get(r"/api/reports/follow/{token:" + TOKEN_PATTERN + "}")
+async def follow_json(request: web.Request) -> web.StreamResponse:
+    view = await public.followed_report(request.app[SERVICES_KEY], request.match_info["token"])
+    return web.json_response(view)
+
+
+@routes.get(r"/reports/follow/{token:" + TOKEN_PATTERN + "}")
+async def follow_page(request: web.Request) -> web.StreamResponse:
+    view = await public.followed_report(request.app[SERVICES_KEY], request.match_info["token"])
+    response = request.app[PAGES_KEY].render(request, "report_follow.html", report=view)
+    # The link is a capability: keep it out of caches and of other sites' Referer.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@routes.get("/api/stats")
+async def stats(request: web.Request) -> web.StreamResponse:
+    return web.json_response(await compute_stats(request.app[SERVICES_KEY]))

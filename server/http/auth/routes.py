@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.actions import account
 from server.actions.login import Outcome, authenticate
-from server.db.models import Role, SessionStage, User
+from server.actions.staff_sessions import SESSION_COOKIE
+from server.db.models import Role, SessionStage
 from server.http.auth.access import HOME_BY_ROLE, home_for, require_stage
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
-from server.http.auth.sessions import create_session, end_session, end_user_sessions, set_stage
+from server.http.auth.sessions import create_session
 from server.http.i18n import Catalogs
 from server.http.keys import CATALOGS_KEY, LANG_KEY, PAGES_KEY, SERVICES_KEY, STAFF_KEY
 from server.security.passwords import (
     MIN_PASSWORD_LENGTH,
-    hash_password,
-    password_problem,
-    verify_password,
 )
-from server.security.totp import accepted_step, new_secret, provisioning_uri, qr_svg
+from server.security.totp import provisioning_uri, qr_svg
 
 routes = web.RouteTableDef()
 
@@ -115,13 +114,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     check_csrf(request, form.get(CSRF_FIELD))
-    staff = request.get(STAFF_KEY)
     response = see_other("/login")
-    await end_session(request, response)
-    if staff is not None:
-        await request.app[SERVICES_KEY].audit.append(
-            actor=staff.username, action="logout", subject=f"user:{staff.username}"
-        )
+    await account.do_log_out(
+        request.app[SERVICES_KEY], request.get(STAFF_KEY), request.cookies.get(SESSION_COOKIE, "")
+    )
+    response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
 
@@ -148,67 +145,26 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(home_for(staff))
     form = await _form(request)
     check_csrf(request, form.get(CSRF_FIELD))
-    audit, clock = request.app[SERVICES_KEY].audit, request.app[SERVICES_KEY].clock
-    new = form.get("new_password", "")
-    problem = password_problem(new, form.get("new_password_confirm", ""), staff.username)
-    async with audit.transaction() as session:
-        user = await session.get(User, staff.user_id)
-        assert user is not None
-        if not forced and not verify_password(user.password_hash, form.get("current_password", "")):
-            problem = "password.error.current"
-        elif verify_password(user.password_hash, new):
-            problem = problem or "password.error.same"
-        if problem is None:
-            user.password_hash = hash_password(new)
-            user.must_change_password = False
-            user.updated_at = clock.now()
-            session.add(user)
-            await audit.record(
-                session,
-                actor=staff.username,
-                action="password_changed",
-                subject=f"user:{staff.username}",
-            )
-    if problem is not None:
+    change = await account.do_change_password(
+        request.app[SERVICES_KEY],
+        staff,
+        current=form.get("current_password", ""),
+        new=form.get("new_password", ""),
+        confirm=form.get("new_password_confirm", ""),
+        forced=forced,
+    )
+    if change.problem is not None:
         return request.app[PAGES_KEY].render(
             request,
             "change_password.html",
             http_status=400,
-            error=_t(request, problem, min=MIN_PASSWORD_LENGTH),
+            error=_t(request, change.problem, min=MIN_PASSWORD_LENGTH),
             forced=forced,
             min_length=MIN_PASSWORD_LENGTH,
         )
-    await end_user_sessions(request, staff.user_id, keep=staff.session_id)
-    if forced:
-        settings = request.app[SERVICES_KEY].settings
-        stage = (
-            SessionStage.ENROL_TOTP
-            if settings.REQUIRE_TOTP and not await _has_totp(request, staff.user_id)
-            else SessionStage.ACTIVE
-        )
-        await set_stage(request, staff.session_id, stage)
-        if stage == SessionStage.ENROL_TOTP:
-            raise web.HTTPSeeOther("/account/totp")
+    if change.next_stage == SessionStage.ENROL_TOTP:
+        raise web.HTTPSeeOther("/account/totp")
     raise web.HTTPSeeOther(HOME_BY_ROLE.get(Role(staff.role), "/"))
-
-
-async def _has_totp(request: web.Request, user_id: int) -> bool:
-    async with request.app[SERVICES_KEY].audit.db.session() as session:
-        user = await session.get(User, user_id)
-        return bool(user and user.totp_confirmed)
-
-
-async def _pending_secret(request: web.Request, user_id: int) -> tuple[str, str]:
-    """The secret being enrolled: made once and kept until confirmed, so a reload shows it again."""
-    async with request.app[SERVICES_KEY].audit.db.session() as session:
-        user = await session.get(User, user_id)
-        assert user is not None
-        if not user.totp_secret or user.totp_confirmed:
-            user.totp_secret = new_secret()
-            user.totp_confirmed = False
-            session.add(user)
-            await session.commit()
-        return user.totp_secret, user.username
 
 
 def _totp_page(
@@ -229,7 +185,7 @@ def _totp_page(
 @routes.get("/account/totp")
 async def totp_page(request: web.Request) -> web.StreamResponse:
     staff = require_stage(request, SessionStage.ENROL_TOTP)
-    secret, username = await _pending_secret(request, staff.user_id)
+    secret, username = await account.pending_totp_secret(request.app[SERVICES_KEY], staff.user_id)
     return _totp_page(request, secret, username)
 
 
@@ -238,26 +194,10 @@ async def totp_submit(request: web.Request) -> web.StreamResponse:
     staff = require_stage(request, SessionStage.ENROL_TOTP)
     form = await _form(request)
     check_csrf(request, form.get(CSRF_FIELD))
-    audit, clock = request.app[SERVICES_KEY].audit, request.app[SERVICES_KEY].clock
-    async with audit.transaction() as session:
-        user = await session.get(User, staff.user_id)
-        assert user is not None
-        assert user.totp_secret
-        step = accepted_step(user.totp_secret, form.get("totp", ""), clock.now(), None)
-        if step is not None:
-            user.totp_confirmed, user.totp_last_step = True, step
-            user.updated_at = clock.now()
-            session.add(user)
-            await audit.record(
-                session,
-                actor=staff.username,
-                action="totp_enrolled",
-                subject=f"user:{staff.username}",
-            )
-        secret, username = user.totp_secret, user.username
-    if step is None:
+    services = request.app[SERVICES_KEY]
+    if not await account.do_confirm_totp(services, staff, form.get("totp", "")):
+        secret, username = await account.pending_totp_secret(services, staff.user_id)
         return _totp_page(
             request, secret, username, error=_t(request, "totp.error.code"), status=400
         )
-    await set_stage(request, staff.session_id, SessionStage.ACTIVE)
     raise web.HTTPSeeOther(HOME_BY_ROLE.get(Role(staff.role), "/"))

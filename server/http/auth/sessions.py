@@ -9,10 +9,7 @@ from aiohttp import web
 from server.actions.staff_sessions import (
     SESSION_COOKIE,
     StaffContext,
-    do_end_session,
-    do_end_user_sessions,
     do_open_session,
-    do_set_stage,
     resolve_session,
 )
 from server.db.models import User
@@ -37,21 +34,6 @@ async def create_session(request: web.Request, response: web.StreamResponse, use
         path="/",
     )
     return opened.stage
-
-
-async def set_stage(request: web.Request, session_id: int, stage: str) -> None:
-    await do_set_stage(request.app[SERVICES_KEY], session_id, stage)
-
-
-async def end_session(request: web.Request, response: web.StreamResponse) -> None:
-    token = request.cookies.get(SESSION_COOKIE)
-    if token:
-        await do_end_session(request.app[SERVICES_KEY], token)
-    response.del_cookie(SESSION_COOKIE, path="/")
-
-
-async def end_user_sessions(request: web.Request, user_id: int, keep: int | None = None) -> None:
-    await do_end_user_sessions(request.app[SERVICES_KEY], user_id, keep)
 
 
 async def _load(request: web.Request) -> StaffContext | None:

@@ -105,6 +105,7 @@ class ErrorCode(enum.StrEnum):
     REPORT_CHANGED = "report_changed", 409
     REPORT_CLOSED = "report_closed", 409
     ALREADY_CONFIRMED = "already_confirmed", 409
+    POSSIBLE_DUPLICATE = "possible_duplicate", 409
     ILLEGAL_TRANSITION = "illegal_transition", 409
     INVALID_STATUS = "invalid_status", 422
     UNKNOWN_CATEGORY = "unknown_category", 422

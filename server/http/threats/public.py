@@ -10,7 +10,9 @@ from aiohttp import web
 
 from server.actions.threats import citizens, public
 from server.actions.threats.categories import active_codes
+from server.actions.threats.queries import DUPLICATE_RADIUS_M
 from server.actions.threats.stats import compute_stats
+from server.core.errors import ErrorCode
 from server.http.keys import PAGES_KEY, SERVICES_KEY
 from server.http.threats.forms import read_report_form, report_id_of, reporter_of, with_cookie
 from server.http.uploads import stored_file_response
@@ -46,15 +48,17 @@ async def create_report(request: web.Request) -> web.StreamResponse:
         check_duplicates=fields.get("duplicate_ok", "").strip().lower() not in ("1", "true"),
     )
     if isinstance(result, citizens.PossibleDuplicates):
+        # Not a plain refusal: it carries the reports to confirm instead, and the citizen's cookie.
+        code = ErrorCode.POSSIBLE_DUPLICATE
         refusal = {
             "error": {
-                "code": "possible_duplicate",
-                "message": "Reports of this kind are open within 50 m: confirm one of them, "
-                "or send again with duplicate_ok=1",
+                "code": code.value,
+                "message": f"Reports of this kind are open within {DUPLICATE_RADIUS_M:.0f} m: "
+                "confirm one of them, or send again with duplicate_ok=1",
             },
             "nearby": result.nearby,
         }
-        return with_cookie(request, reporter, web.json_response(refusal, status=409))
+        return with_cookie(request, reporter, web.json_response(refusal, status=code.status))
     body = {
         "id": result.report.id,
         "status": result.report.status,

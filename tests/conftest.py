@@ -65,11 +65,20 @@ async def client(
 
 
 @pytest.fixture
-async def operator(
+async def operator_desk(
     client: TestClient[web.Request, web.Application], clock: FrozenClock
-) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    """A second browser, signed in as operator ``olga``, on the same app as ``client``."""
+) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], str]]:
+    """A second browser signed in as operator ``olga`` on the same app as ``client``, and its
+    session's CSRF token (for the staff API's X-CSRF-Token)."""
     browser = await another_browser(client)
-    await sign_in(browser, await add_account(client, "olga", "operator"), clock)
-    yield browser
+    csrf = await sign_in(browser, await add_account(client, "olga", "operator"), clock)
+    yield browser, csrf
     await browser.close()
+
+
+@pytest.fixture
+def operator(
+    operator_desk: tuple[TestClient[web.Request, web.Application], str],
+) -> TestClient[web.Request, web.Application]:
+    """The signed-in operator's browser."""
+    return operator_desk[0]

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from config import Settings
 from server.actions.threats.categories import DEFAULT_CATEGORY_CODES
-from server.core.clock import FrozenClock
-from tests.staff import Client, add_account, another_browser, sign_in
+from tests.staff import Client
 from tests.threats import HERE, TEST_AREA, refused, report_count
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"REPORT_RATE_LIMIT": "1000/day", "REPORT_AREA": TEST_AREA})
-
-
-@pytest.fixture
-async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[tuple[Client, str]]:
-    browser = await another_browser(client)
-    csrf = await sign_in(browser, await add_account(client, "olga", "operator"), clock)
-    yield browser, csrf
-    await browser.close()
 
 
 async def test_services_are_the_categories_with_english_names(client: Client) -> None:
@@ -38,9 +27,9 @@ async def test_services_are_the_categories_with_english_names(client: Client) ->
 
 
 async def test_post_read_back_and_follow_the_status(
-    client: Client, operator: tuple[Client, str]
+    client: Client, operator_desk: tuple[Client, str]
 ) -> None:
-    officer, csrf = operator
+    officer, csrf = operator_desk
     posted = await client.post(
         "/open311/v2/requests.json",
         data={

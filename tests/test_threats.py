@@ -9,7 +9,6 @@ import hashlib
 import io
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -49,14 +48,6 @@ from tests.threats import (
 def settings(settings: Settings) -> Settings:
     # Many reports from one test client; the daily limit has a test of its own.
     return settings.model_copy(update={"REPORT_RATE_LIMIT": "1000/day", "REPORT_AREA": TEST_AREA})
-
-
-@pytest.fixture
-async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[tuple[Client, str]]:
-    browser = await another_browser(client)
-    csrf = await sign_in(browser, await add_account(client, "olga", "operator"), clock)
-    yield browser, csrf
-    await browser.close()
 
 
 async def _status(
@@ -173,9 +164,9 @@ async def test_duplicate_offered_then_me_too_counts_once(client: Client) -> None
 
 
 async def test_verify_workflow_and_the_follow_link(
-    client: Client, operator: tuple[Client, str]
+    client: Client, operator_desk: tuple[Client, str]
 ) -> None:
-    officer, csrf = operator
+    officer, csrf = operator_desk
     body = await created(await post_report(client, description="<b>bold</b> & <script>x</script>"))
     report_id, follow = body["id"], body["follow_url"]
     token = follow.rsplit("/", 1)[1]
@@ -235,9 +226,9 @@ async def test_verify_workflow_and_the_follow_link(
 
 
 async def test_illegal_transition_and_unauthorised_changes_change_nothing(
-    client: Client, clock: FrozenClock, operator: tuple[Client, str]
+    client: Client, clock: FrozenClock, operator_desk: tuple[Client, str]
 ) -> None:
-    officer, csrf = operator
+    officer, csrf = operator_desk
     report_id = (await created(await post_report(client)))["id"]
 
     status, error = await _status(officer, csrf, report_id, "eliminated")
@@ -331,9 +322,9 @@ async def test_one_report_per_client_per_day(
 
 
 async def test_live_report_events_reach_operator_consoles(
-    client: Client, operator: tuple[Client, str]
+    client: Client, operator_desk: tuple[Client, str]
 ) -> None:
-    officer, csrf = operator
+    officer, csrf = operator_desk
     async with console(officer) as desk:
         body = await created(await post_report(client, [jpeg_with_gps()]))
         event = await desk.next_event("report.new")
@@ -347,9 +338,9 @@ async def test_live_report_events_reach_operator_consoles(
 
 
 async def test_sensitive_reports_are_public_only_at_about_100_m(
-    client: Client, operator: tuple[Client, str]
+    client: Client, operator_desk: tuple[Client, str]
 ) -> None:
-    officer, csrf = operator
+    officer, csrf = operator_desk
     lat, lon = 52.229712, 21.012234
     report_id = (await created(await post_report(client, lat=lat, lon=lon)))["id"]
     status, view = await _status(officer, csrf, report_id, "verifying", sensitive=True)
@@ -395,9 +386,9 @@ async def test_overdue_targets_follow_the_clock(client: Client, clock: FrozenClo
 
 
 async def test_a_call_becomes_a_report_at_the_callers_position(
-    client: Client, operator: tuple[Client, str]
+    client: Client, operator_desk: tuple[Client, str]
 ) -> None:
-    officer, csrf = operator
+    officer, csrf = operator_desk
     call = await start_call(client)
     async with console(officer) as desk:
         assert (await desk.call("accept", {"call_id": call["call_id"]}))["ok"]
@@ -417,9 +408,9 @@ async def test_a_call_becomes_a_report_at_the_callers_position(
 
 
 async def test_an_officer_invites_the_author_to_a_video_call(
-    client: Client, clock: FrozenClock, operator: tuple[Client, str]
+    client: Client, clock: FrozenClock, operator_desk: tuple[Client, str]
 ) -> None:
-    officer, csrf = operator
+    officer, csrf = operator_desk
     body = await created(await post_report(client))
     report_id, follow = body["id"], body["follow_url"]
     token = follow.rsplit("/", 1)[1]

@@ -147,6 +147,30 @@ async def do_set_disabled(
     return user
 
 
+async def do_update_user(
+    audit: AuditLog,
+    clock: Clock,
+    *,
+    actor: str,
+    user_id: int,
+    role: str | None,
+    disabled: bool | None,
+) -> User:
+    """The admin API's change: a role, the disabled flag, or both (a bad role is refused
+    before anything changes)."""
+    if role is None and disabled is None:
+        raise AppError(ErrorCode.EMPTY_UPDATE, "Nothing to change: send role and/or disabled")
+    if role is not None:
+        check_role(role)
+    user = None
+    if role is not None:
+        user = await do_set_role(audit, clock, actor=actor, user_id=user_id, role=role)
+    if disabled is not None:
+        user = await do_set_disabled(audit, clock, actor=actor, user_id=user_id, disabled=disabled)
+    assert user is not None
+    return user
+
+
 async def list_users(session: AsyncSession) -> list[User]:
     return list((await session.exec(select(User).order_by(col(User.username)))).all())
 

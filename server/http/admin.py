@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from server.actions.users import (
     NewUser,
-    check_role,
     do_create_user,
     do_set_disabled,
     do_set_role,
+    do_update_user,
     list_users,
 )
 from server.core.errors import AppError, ErrorCode
@@ -22,6 +21,7 @@ from server.db.models import Role, User
 from server.http.auth.access import ADMIN_ROLES, require_page_staff, require_staff
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.routes import see_other
+from server.http.bodies import read_json
 from server.http.keys import PAGES_KEY, SERVICES_KEY
 
 routes = web.RouteTableDef()
@@ -163,31 +163,6 @@ class UpdateUserBody(BaseModel):
     disabled: bool | None = None
 
 
-async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
-    """Parse and validate a JSON body; anything else is a 4xx that names the problem."""
-    if request.content_type != "application/json":
-        raise AppError(
-            ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Send JSON (Content-Type: application/json)"
-        )
-    body = await request.read()
-    if (
-        len(body) > request.app[SERVICES_KEY].settings.MAX_BODY_BYTES
-    ):  # a chunked body has no length
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=request.app[SERVICES_KEY].settings.MAX_BODY_BYTES, actual_size=len(body)
-        )
-    try:
-        raw = json.loads(body)
-    except ValueError:
-        raise AppError(ErrorCode.MALFORMED_JSON, "The body is not valid JSON") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise AppError(ErrorCode.INVALID, f"{where}: {first['msg']}") from None
-
-
 @routes.get("/api/users")
 async def api_list_users(request: web.Request) -> web.StreamResponse:
     require_staff(request, ADMIN_ROLES)
@@ -219,22 +194,13 @@ async def api_update_user(request: web.Request) -> web.StreamResponse:
     staff = require_staff(request, ADMIN_ROLES)
     check_csrf(request, None)
     body: UpdateUserBody = await read_json(request, UpdateUserBody)
-    audit, clock, user_id = (
-        request.app[SERVICES_KEY].audit,
-        request.app[SERVICES_KEY].clock,
-        _user_id(request),
+    services = request.app[SERVICES_KEY]
+    user = await do_update_user(
+        services.audit,
+        services.clock,
+        actor=staff.username,
+        user_id=_user_id(request),
+        role=body.role,
+        disabled=body.disabled,
     )
-    if body.role is not None:
-        check_role(body.role)  # refuse before changing anything
-    user = None
-    if body.role is not None:
-        user = await do_set_role(
-            audit, clock, actor=staff.username, user_id=user_id, role=body.role
-        )
-    if body.disabled is not None:
-        user = await do_set_disabled(
-            audit, clock, actor=staff.username, user_id=user_id, disabled=body.disabled
-        )
-    if user is None:
-        raise AppError(ErrorCode.EMPTY_UPDATE, "Nothing to change: send role and/or disabled")
-    return web.json_response({"user": public_user(user, clock.now())})
+    return web.json_response({"user": public_user(user, services.clock.now())})

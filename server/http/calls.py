@@ -12,8 +12,8 @@ from server.actions import call_events, calls
 from server.actions.access import CONSOLE_ROLES
 from server.core.errors import AppError, ErrorCode
 from server.core.events import ChannelName
-from server.http.admin import read_json
 from server.http.auth.access import require_staff
+from server.http.bodies import read_json
 from server.http.keys import SERVICES_KEY, STAFF_KEY
 from server.http.uploads import stored_file_response
 from server.security.ice import ice_servers_for

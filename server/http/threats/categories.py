@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from server.actions.access import ADMIN_ROLES
 from server.actions.threats.categories import all_categories, do_save_category
 from server.db.models import ReportCategory
-from server.http.admin import read_json
 from server.http.auth.access import require_staff
 from server.http.auth.csrf import check_csrf
+from server.http.bodies import read_json
 from server.http.keys import SERVICES_KEY
 
 routes = web.RouteTableDef()

@@ -18,9 +18,9 @@ from server.actions.threats.fields import (
     MAX_PUBLIC_NOTE_CHARS,
 )
 from server.core.events import StaffReport
-from server.http.admin import read_json
 from server.http.auth.access import require_staff
 from server.http.auth.csrf import check_csrf
+from server.http.bodies import read_json
 from server.http.keys import SERVICES_KEY
 from server.http.threats.forms import report_id_of
 from server.http.uploads import stored_file_response

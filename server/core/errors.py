@@ -13,8 +13,9 @@ from typing import Any
 
 
 class ErrorCode(enum.StrEnum):
-    """A refusal's machine-readable code; its value is what clients see, ``status`` its HTTP
-    status (Socket.IO errors carry it too, so a client can tell "try again" from "you can't")."""
+    """A refusal's machine-readable code: its value is what clients see (in the HTTP error body,
+    the Socket.IO ``error`` event and the ``{"ok": false}`` ack alike), ``status`` its HTTP
+    status."""
 
     status: int
 

@@ -29,8 +29,10 @@ from aiohttp import web
 from bench.common import LOOPBACK
 from bench.naive_relay import NaiveRelay
 from media.admission import Admission
-from media.hub import ClosedSegment, MediaBusy, MediaHub
+from media.hub import MediaHub
 from server.core.clock import SystemClock
+from server.core.errors import AppError, ErrorCode
+from server.core.media_rpc import ClosedSegment
 
 SEGMENT_SECS = 60.0  # the server's default RECORDING_SEGMENT_SECS
 
@@ -101,7 +103,9 @@ async def _citizen(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     try:
         answer = await node.citizen_offer(request.match_info["call"], await request.text())
-    except MediaBusy:
+    except AppError as exc:
+        if exc.code is not ErrorCode.MEDIA_BUSY:
+            raise
         return web.Response(status=503, text="media_busy")
     return web.Response(text=answer)
 

@@ -1,5 +1,5 @@
 """A MediaHub served over Socket.IO: how a media node in another process (or on another node)
-is reached. See media/rpc.py for the wire.
+is reached. The wire is server/core/media_rpc.py; media/rpc.py answers each request.
 
 The agent connects to its node's ``/media`` namespace, which puts it in room ``node:<id>``; it
 answers requests there and reports its load every second and every closed recording segment.
@@ -11,20 +11,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
 
-from media import rpc
 from media.admission import Admission
 from media.hub import MediaHub
-from media.recorder import ClosedSegment
+from media.rpc import HubHandler
+from server.core.errors import AppError, ErrorCode
+from server.core.media_rpc import (
+    LOAD,
+    NAMESPACE,
+    REQUESTS,
+    SEGMENT_CLOSED,
+    ClosedSegment,
+    LoadReport,
+    SegmentStored,
+    read_reply,
+    serve,
+)
 
 log = logging.getLogger(__name__)
 
 LOAD_EVERY_SECS = 1.0
 REPORT_TIMEOUT_SECS = 10.0
 REPORT_RETRY_SECS = 1.0
+# A segment report the node refuses with these will never be stored: it is not sent again.
+FINAL_REFUSALS = frozenset({ErrorCode.SEGMENT_CONFLICT, ErrorCode.INVALID})
 
 
 class MediaAgent:
@@ -56,8 +70,9 @@ class MediaAgent:
         )
         self._reports: asyncio.Queue[ClosedSegment] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        for name, handler in rpc.hub_handlers(hub).items():
-            self._client.on(name, _bind(handler), namespace=rpc.NAMESPACE)
+        handler = HubHandler(hub)
+        for event in REQUESTS:
+            self._client.on(event, _served(handler, event), namespace=NAMESPACE)
 
     @property
     def connected(self) -> bool:
@@ -67,7 +82,7 @@ class MediaAgent:
         """Connects (retrying until the node is up) and starts reporting."""
         await self._client.connect(
             url,
-            namespaces=[rpc.NAMESPACE],
+            namespaces=[NAMESPACE],
             transports=["websocket"],
             socketio_path="socket.io",
             auth={"secret": self._secret, "node": self.node_id, "home": self._home},
@@ -101,24 +116,25 @@ class MediaAgent:
             )
         await self._client.disconnect()
 
-    def load(self) -> dict[str, Any]:
+    def load(self) -> LoadReport:
         sessions = self.hub.session_count
         if self._admission is None:
-            return {"sessions": sessions, "admit": True}
+            return LoadReport(sessions=sessions, admit=True)
         load = self._admission.load
-        return {
-            "sessions": sessions,
-            "admit": self._admission.fits(),
-            "loop_lag_ms": load.loop_lag_ms,
-            "cpu_percent": load.cpu_percent,
-            "host_cpu_percent": load.host_cpu_percent,
-        }
+        return LoadReport(
+            sessions=sessions,
+            admit=self._admission.fits(),
+            loop_lag_ms=load.loop_lag_ms,
+            cpu_percent=load.cpu_percent,
+            host_cpu_percent=load.host_cpu_percent,
+        )
 
     async def _send_load(self) -> None:
         while True:
             if self._client.connected:
                 with contextlib.suppress(socketio.exceptions.SocketIOError):
-                    await self._client.emit(rpc.LOAD, self.load(), namespace=rpc.NAMESPACE)
+                    report = self.load().model_dump(mode="json")
+                    await self._client.emit(LOAD, report, namespace=NAMESPACE)
             await asyncio.sleep(LOAD_EVERY_SECS)
 
     async def _send_reports(self) -> None:
@@ -130,19 +146,20 @@ class MediaAgent:
                 self._reports.task_done()
 
     async def _report(self, segment: ClosedSegment) -> None:
-        data = rpc.segment_to_wire(segment)
+        data = segment.model_dump(mode="json")
         while True:
             try:
                 reply = await self._client.call(
-                    rpc.SEGMENT_CLOSED,
-                    data,
-                    namespace=rpc.NAMESPACE,
-                    timeout=REPORT_TIMEOUT_SECS,
+                    SEGMENT_CLOSED, data, namespace=NAMESPACE, timeout=REPORT_TIMEOUT_SECS
                 )
-                if isinstance(reply, dict) and reply.get("ok"):
-                    return
-                log.error("segment report refused", extra={"reply": reply, **data})
-                if isinstance(reply, dict) and reply.get("code") in ("conflict", rpc.INVALID):
+                read_reply(SegmentStored, reply, SEGMENT_CLOSED)
+                return
+            except AppError as exc:
+                log.error(
+                    "segment report refused",
+                    extra={"code": exc.code.value, "reason": exc.message, **data},
+                )
+                if exc.code in FINAL_REFUSALS:
                     return  # it will never be stored; the file stays on disk, and the log says
                 # Else the node could not store it (its database away, say): retried.
             except socketio.exceptions.SocketIOError:
@@ -150,8 +167,10 @@ class MediaAgent:
             await asyncio.sleep(REPORT_RETRY_SECS)
 
 
-def _bind(handler: rpc.Handler) -> Any:
-    async def run(data: Any = None) -> dict[str, Any]:
-        return await rpc.serve(handler, data)
+def _served(handler: HubHandler, event: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The Socket.IO handler of one request event: its acknowledgement is the reply."""
+
+    async def run(data: Any = None, *_extra: Any) -> dict[str, Any]:
+        return await serve(handler, event, data)
 
     return run

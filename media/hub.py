@@ -11,21 +11,22 @@ from typing import Any
 from config import Settings
 from media import ice
 from media.admission import Admission
-from media.recorder import ClosedSegment
 from media.session import CITIZEN, MediaConfig, MediaSession
 from server.core.clock import Clock
+from server.core.errors import AppError, ErrorCode
+from server.core.media_rpc import ClosedSegment
 
-__all__ = ["CITIZEN", "ClosedSegment", "MediaBusy", "MediaHub"]
+__all__ = ["CITIZEN", "MediaHub"]
 
 logger = logging.getLogger(__name__)
 
 
-class MediaBusy(RuntimeError):
-    """This node refuses a new media session: it is at capacity (see media/admission.py)."""
-
-
 class MediaHub:
-    """One per node (app state). Holds a MediaSession per call.
+    """One per media node. Holds a MediaSession per call.
+
+    What it refuses on purpose it raises as ``AppError`` with a media code (``MEDIA_BUSY``,
+    ``NO_MEDIA``, ``NO_VIDEO``, ``INVALID_SDP``, ``INVALID_CANDIDATE``); any other exception is
+    a bug, and media/rpc.py answers it as ``MEDIA_FAILED``.
 
     ``media_addresses``: the only addresses gathered and announced (empty: aioice's choice,
     every interface but loopback). ``peer_networks``: remote candidates outside them are
@@ -62,7 +63,7 @@ class MediaHub:
         try:
             return self._sessions[call_id]
         except KeyError:
-            raise LookupError(f"no media session for call {call_id}") from None
+            raise AppError(ErrorCode.NO_MEDIA, "No media from the caller yet") from None
 
     def has_session(self, call_id: str) -> bool:
         return call_id in self._sessions
@@ -77,15 +78,15 @@ class MediaHub:
         new session's recording starts at (the call's media moved here).
 
         Raises:
-            ValueError: the offer is unusable (no VP8 video or Opus audio, malformed).
-            MediaBusy: the node is overloaded and takes no new session (a call that has one
-                keeps it: its reconnect is always answered).
+            AppError: ``INVALID_SDP``, the offer is unusable (no VP8 video or Opus audio,
+                malformed); ``MEDIA_BUSY``, the node is overloaded and takes no new session (a
+                call that has one keeps it: its reconnect is always answered).
         """
         session = self._sessions.get(call_id)
         if session is not None:
             return await session.citizen_offer(sdp)
         if self.admission is not None and not self.admission.admit():
-            raise MediaBusy(f"no media capacity for call {call_id}")
+            raise AppError(ErrorCode.MEDIA_BUSY, "This media node takes no new calls now")
         session = MediaSession(
             call_id,
             config=self._config,
@@ -109,11 +110,11 @@ class MediaHub:
         offer; it receives the citizen's video and audio.
 
         Raises:
-            LookupError: the call has no media session.
-            ValueError: the offer is unusable.
+            AppError: ``NO_MEDIA``, the call has no media session; ``INVALID_SDP``, the offer
+                is unusable.
         """
         if subscriber_id == CITIZEN:
-            raise ValueError(f"{CITIZEN!r} is not a subscriber id")
+            raise AppError(ErrorCode.INVALID, f"{CITIZEN!r} is not a subscriber id")
         return await self._session(call_id).subscriber_offer(subscriber_id, sdp, talk=talk)
 
     async def add_candidate(
@@ -127,18 +128,24 @@ class MediaHub:
         """A trickled remote candidate for ``peer`` ("citizen" or a subscriber id).
 
         Raises:
-            LookupError: the call has no media session.
-            ValueError: the candidate does not parse.
+            AppError: ``NO_MEDIA``, the call has no media session; ``INVALID_CANDIDATE``, the
+                candidate does not parse.
         """
-        await self._session(call_id).add_candidate(peer, candidate, sdp_mid, sdp_mline_index)
+        session = self._sessions.get(call_id)
+        if session is None:
+            raise AppError(ErrorCode.NO_MEDIA, "Send the offer first")
+        await session.add_candidate(peer, candidate, sdp_mid, sdp_mline_index)
 
     async def snapshot(self, call_id: str) -> bytes:
         """A JPEG of the citizen's current picture.
 
         Raises:
-            LookupError: no session, or no video yet.
+            AppError: ``NO_VIDEO``, no session, or no picture yet.
         """
-        return await self._session(call_id).snapshot()
+        session = self._sessions.get(call_id)
+        if session is None:
+            raise AppError(ErrorCode.NO_VIDEO, "No picture from the caller yet")
+        return await session.snapshot()
 
     async def remove_subscriber(self, call_id: str, subscriber_id: str) -> None:
         session = self._sessions.get(call_id)
@@ -156,7 +163,7 @@ class MediaHub:
         """Frames received, forwarded, dropped and recorded per track.
 
         Raises:
-            LookupError: the call has no media session.
+            AppError: ``NO_MEDIA``, the call has no media session.
         """
         return self._session(call_id).stats()
 

@@ -18,7 +18,9 @@ from typing import Any
 
 from aioice import Candidate
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from server.core.errors import AppError, ErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,31 @@ def parse_candidate(candidate: str) -> tuple[str, str]:
     except (AssertionError, ValueError, IndexError) as exc:
         raise ValueError(f"not an ICE candidate: {candidate[:80]!r}") from exc
     return value, parsed.ip
+
+
+def check_offer(sdp: str) -> None:
+    """Refuse an offer aiortc could not apply, before it is applied: one that does not parse,
+    has no audio or video, or lacks what ``setRemoteDescription`` insists on (ICE credentials
+    and RTCP mux on every m-line). What it raises while applying one that passes is a bug.
+
+    Raises:
+        AppError: ``INVALID_SDP``.
+    """
+    try:
+        description = SessionDescription.parse(sdp)
+    except (AssertionError, ValueError, IndexError, KeyError, TypeError) as exc:
+        # aiortc's parser on the browser's text: its errors are the text's fault.
+        reason = str(exc) or type(exc).__name__
+        raise AppError(ErrorCode.INVALID_SDP, f"Unusable offer: {reason}") from None
+    media = [m for m in description.media if m.kind in ("audio", "video")]
+    if not media:
+        raise AppError(ErrorCode.INVALID_SDP, "Unusable offer: no audio or video")
+    for section in description.media:
+        credentials = section.ice
+        if credentials is None or not credentials.usernameFragment or not credentials.password:
+            raise AppError(ErrorCode.INVALID_SDP, "Unusable offer: no ICE credentials")
+        if section.kind in ("audio", "video") and not section.rtcp_mux:
+            raise AppError(ErrorCode.INVALID_SDP, "Unusable offer: no RTCP mux")
 
 
 def filter_sdp_candidates(sdp: str, networks: Sequence[Network]) -> str:

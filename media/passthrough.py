@@ -34,6 +34,8 @@ from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransce
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError
 
+from server.core.errors import AppError, ErrorCode
+
 logger = logging.getLogger(__name__)
 
 PINNED_AIORTC_VERSION = "1.16.0"
@@ -146,12 +148,14 @@ def restrict_codecs(transceiver: RTCRtpTransceiver, mime_type: str) -> None:
     the transceiver is created, which for an answerer is inside ``setRemoteDescription``).
 
     Raises:
-        ValueError: the offer does not offer ``mime_type``.
+        AppError: ``INVALID_SDP``, the offer does not offer ``mime_type``.
     """
     codecs = transceiver._codecs
     kept = [c for c in codecs if c.mimeType.lower() == mime_type.lower()]
     if not kept:
-        raise ValueError(f"the offer has no {mime_type} for {transceiver.kind}")
+        raise AppError(
+            ErrorCode.INVALID_SDP, f"Unusable offer: no {mime_type} for {transceiver.kind}"
+        )
     payload_types = {c.payloadType for c in kept}
     kept += [c for c in codecs if is_rtx(c) and c.parameters.get("apt") in payload_types]
     transceiver._codecs = kept

@@ -26,6 +26,7 @@ import av
 
 from media.passthrough import EncodedFrame
 from server.core.clock import Clock
+from server.core.media_rpc import ClosedSegment
 
 logger = logging.getLogger(__name__)
 
@@ -46,22 +47,6 @@ VIDEO_WAIT_SECS = 3.0  # audio waits this long for the first keyframe, then reco
 KEYFRAME_LEAD_SECS = 2.0  # ask for the next segment's keyframe this long before it is due
 HASH_CHUNK_BYTES = 1 << 20
 WRITE_BATCH_SECS = 0.2  # frames wait at most this long on the event loop before the thread
-
-
-@dataclass(frozen=True)
-class ClosedSegment:
-    """One closed, hashed segment file, handed to ``on_segment_closed``."""
-
-    call_id: str
-    segment: int
-    path: Path
-    started_at: datetime
-    ended_at: datetime
-    size_bytes: int
-    sha256: str
-    video_frames: int
-    audio_frames: int
-    operator_audio_frames: int = 0
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from aiortc import RTCIceCandidate, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
-from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.sdp import candidate_from_sdp
 
 from media import ice, passthrough
 from media.passthrough import EncodedFrame, Kind, PacketTrack
-from media.recorder import ClosedSegment, Recording
+from media.recorder import Recording
 from media.snapshot import vp8_keyframe_to_jpeg
 from server.core.clock import Clock
+from server.core.errors import AppError, ErrorCode
+from server.core.media_rpc import ClosedSegment
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,13 @@ class _Peer:
 
 
 class MediaSession:
-    """The media of one call on this node."""
+    """The media of one call on this node.
+
+    What it refuses on purpose is an ``AppError`` (an unusable offer or candidate, no picture,
+    a call that ended); any other exception out of it is a bug. Keyframe requests are limited
+    and retried on ``clock``'s monotonic time, so a test moves a ``FrozenClock`` instead of
+    sleeping.
+    """
 
     def __init__(
         self,
@@ -82,6 +89,7 @@ class MediaSession:
     ) -> None:
         self.call_id = call_id
         self._config = config
+        self._clock = clock
         self._citizen: _Peer | None = None
         self._subscribers: dict[str, _Peer] = {}
         self._talkers: list[str] = []  # talk=True subscribers, first joined first; the first talks
@@ -89,7 +97,7 @@ class MediaSession:
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._keyframe_loop: asyncio.Task[None] | None = None
-        self._last_pli = 0.0
+        self._last_pli = float("-inf")  # the clock's monotonic time of the last PLI sent
         self._last_keyframe: EncodedFrame | None = None
         self._keyframe_waiters: list[asyncio.Future[EncodedFrame]] = []
         self._keyframes = 0
@@ -203,11 +211,14 @@ class MediaSession:
         """Add a trickled remote candidate; candidates outside the peer networks are dropped.
 
         Raises:
-            ValueError: the candidate string does not parse.
+            AppError: ``INVALID_CANDIDATE``, the candidate string does not parse.
         """
         if not candidate.strip():
             return  # end of candidates: aiortc needs no signal for it
-        value, address = ice.parse_candidate(candidate)
+        try:
+            value, address = ice.parse_candidate(candidate)
+        except ValueError as exc:  # the browser's text, parsed here and nowhere deeper
+            raise AppError(ErrorCode.INVALID_CANDIDATE, f"Unusable candidate: {exc}") from None
         if not ice.address_allowed(address, self._config.peer_networks):
             logger.info(
                 "call %s: dropped %s candidate outside peer networks: %s",
@@ -297,11 +308,11 @@ class MediaSession:
     # -- keyframes and snapshots -----------------------------------------------------------
 
     def request_keyframe(self) -> None:
-        """Ask the citizen's camera for a keyframe (a PLI), at most every 250 ms."""
+        """Ask the citizen's camera for a keyframe (a PLI), at most every 250 ms of the clock."""
         citizen = self._citizen
         if citizen is None or citizen.video_receiver is None or self._closed:
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now - self._last_pli < KEYFRAME_MIN_INTERVAL_SECS:
             return
         self._last_pli = now
@@ -323,7 +334,7 @@ class MediaSession:
 
     async def _retry_keyframes(self) -> None:
         while True:
-            await asyncio.sleep(KEYFRAME_RETRY_SECS)
+            await self._clock.sleep(KEYFRAME_RETRY_SECS)
             if self._someone_waits_for_keyframe():
                 self.request_keyframe()
 
@@ -332,11 +343,11 @@ class MediaSession:
         else the last one.
 
         Raises:
-            LookupError: no video has arrived.
+            AppError: ``NO_VIDEO``, no picture has arrived (or it does not decode).
         """
         citizen = self._citizen
         if (citizen is None or citizen.video_receiver is None) and self._last_keyframe is None:
-            raise LookupError("no video in this call")
+            raise AppError(ErrorCode.NO_VIDEO, "No video in this call")
         waiter: asyncio.Future[EncodedFrame] = asyncio.get_running_loop().create_future()
         self._keyframe_waiters.append(waiter)
         self.request_keyframe()
@@ -344,30 +355,38 @@ class MediaSession:
             frame = await asyncio.wait_for(waiter, SNAPSHOT_KEYFRAME_WAIT_SECS)
         except TimeoutError:
             if self._last_keyframe is None:
-                raise LookupError("no video yet") from None
+                raise AppError(ErrorCode.NO_VIDEO, "No picture from the caller yet") from None
             frame = self._last_keyframe
         finally:
             if waiter in self._keyframe_waiters:
                 self._keyframe_waiters.remove(waiter)
-        return await asyncio.to_thread(vp8_keyframe_to_jpeg, frame.data)
+        try:
+            return await asyncio.to_thread(vp8_keyframe_to_jpeg, frame.data)
+        except ValueError as exc:  # the caller's frame, not our code: no picture to give
+            message = f"The caller's picture did not decode: {exc}"
+            raise AppError(ErrorCode.NO_VIDEO, message) from None
 
     # -- plumbing --------------------------------------------------------------------------
 
     def _new_pc(self) -> RTCPeerConnection:
         if self._closed:
-            raise LookupError(f"call {self.call_id} has ended")
+            raise AppError(ErrorCode.NO_MEDIA, "The call's media has ended")
         return RTCPeerConnection(configuration=ice.rtc_configuration(self._config.ice_servers))
 
     async def _set_offer(self, peer: _Peer, sdp: str) -> None:
-        offer = RTCSessionDescription(
-            sdp=ice.filter_sdp_candidates(sdp, self._config.peer_networks), type="offer"
-        )
+        """Apply the browser's offer. What makes an offer unusable is checked first, on the text
+        (``ice.check_offer``) and by aiortc's own refusals; anything else aiortc raises while
+        applying it is a bug, not the caller's offer."""
+        filtered = ice.filter_sdp_candidates(sdp, self._config.peer_networks)
+        ice.check_offer(filtered)
         try:
-            await peer.pc.setRemoteDescription(offer)
-        except (AssertionError, InvalidAccessError, InvalidStateError, InternalError) as exc:
-            raise ValueError(f"unusable offer: {exc}") from exc
+            await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=filtered, type="offer"))
+        except (InvalidAccessError, InvalidStateError, OperationError) as exc:
+            if self._closed:  # closed under it: the call ended meanwhile
+                raise AppError(ErrorCode.NO_MEDIA, "The call's media has ended") from None
+            raise AppError(ErrorCode.INVALID_SDP, f"Unusable offer: {exc}") from None
         if not peer.pc.getTransceivers():
-            raise ValueError("the offer has no audio or video")
+            raise AppError(ErrorCode.INVALID_SDP, "Unusable offer: no audio or video")
         peer.remote_set = True
         early, peer.early_candidates = peer.early_candidates, []
         for candidate in early:
@@ -378,7 +397,7 @@ class MediaSession:
         peer.pc.on("connectionstatechange", partial(self._on_state, peer))
         await peer.pc.setLocalDescription(await peer.pc.createAnswer())
         if self._closed:
-            raise LookupError(f"call {self.call_id} ended during negotiation")
+            raise AppError(ErrorCode.NO_MEDIA, "The call's media ended during negotiation")
         return str(peer.pc.localDescription.sdp)
 
     def _on_state(self, peer: _Peer) -> None:

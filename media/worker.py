@@ -17,10 +17,10 @@ import sys
 from config import Settings, SettingsError, load_settings
 from media.agent import MediaAgent
 from media.hub import hub_from_settings
-from media.recorder import ClosedSegment
 from server.core.clock import SystemClock
 from server.core.gc_tuning import freeze_startup_objects
 from server.core.logs import setup_logging
+from server.core.media_rpc import ClosedSegment
 
 SECRET_ENV = "MEDIA_WORKER_SECRET"
 

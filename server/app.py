@@ -14,11 +14,12 @@ from redis.asyncio import Redis
 
 from config import Settings
 from media.hub import hub_from_settings
-from media.recorder import ClosedSegment
+from media.rpc import HubHandler
 from server.actions.media import MediaRouter
 from server.actions.recordings import record_segment
 from server.core.background import Background
 from server.core.clock import Clock, SystemClock
+from server.core.media_rpc import ClosedSegment
 from server.core.services import Services
 from server.db.audit import AuditLog
 from server.db.engine import Database
@@ -52,6 +53,7 @@ from server.state.presence import LocalPresence, RedisPresence
 from server.state.ratelimit import RateLimits
 from signaling.citizen import CitizenNamespace
 from signaling.console import ConsoleNamespace
+from signaling.media_bus import SocketIOMediaBus
 from signaling.media_ns import MediaNamespace
 from signaling.notifier import SocketIONotifier
 from signaling.server import attach, close_manager, create_sio
@@ -107,7 +109,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
         db = Database(settings.database_url)
         redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
         app[REDIS_KEY] = redis
-        media_nodes = RedisMediaNodes(redis) if redis is not None else LocalMediaNodes()
+        media_nodes = RedisMediaNodes(redis, clock) if redis is not None else LocalMediaNodes(clock)
         limits = RateLimits(settings.REDIS_URL)
         background = Background()
         services_box: list[Services] = []
@@ -121,6 +123,12 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             else None
         )
         app[MEDIA_HUB_KEY] = hub
+        media_bus = SocketIOMediaBus(
+            sio,
+            media_nodes,
+            home=settings.NODE_ID,
+            local=HubHandler(hub) if hub is not None else None,
+        )
         app[MEDIA_SECRET_KEY] = secrets.token_urlsafe(32)
         services = Services(
             settings=settings,
@@ -128,7 +136,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             db=db,
             audit=AuditLog(db, clock),
             notifier=SocketIONotifier(sio),
-            media=MediaRouter(sio=sio, db=db, nodes=media_nodes, home=settings.NODE_ID, local=hub),
+            media=MediaRouter(db=db, nodes=media_nodes, transport=media_bus, home=settings.NODE_ID),
             media_nodes=media_nodes,
             presence=RedisPresence(redis) if redis is not None else LocalPresence(),
             limits=limits,

@@ -12,7 +12,7 @@ from typing import Any
 
 import socketio
 
-from media import rpc
+from server.core.media_rpc import NAMESPACE, node_room
 from server.node import MEDIA_SECRET_KEY, SIO_KEY
 from signaling.server import BroadcastManager
 from tests.sockets import base_url
@@ -41,22 +41,22 @@ async def test_every_recipient_gets_each_broadcast_once(client: Client) -> None:
                 received[_i].append(("ping", args))
                 return "pong"
 
-            peer.on("ping", keep, namespace=rpc.NAMESPACE)
+            peer.on("ping", keep, namespace=NAMESPACE)
             await peer.connect(
                 base_url(client),
-                namespaces=[rpc.NAMESPACE],
+                namespaces=[NAMESPACE],
                 transports=["websocket"],
                 auth={"secret": client.app[MEDIA_SECRET_KEY], "node": "shared"},
                 wait_timeout=5,
             )
             clients.append(peer)
-        room = rpc.node_room("shared")
-        skipped = clients[0].get_sid(rpc.NAMESPACE)
-        await sio.emit("ping", {"n": 1}, room=room, namespace=rpc.NAMESPACE)
-        await sio.emit("ping", ("a", 2), room=room, namespace=rpc.NAMESPACE)
-        await sio.emit("ping", None, room=room, namespace=rpc.NAMESPACE, skip_sid=skipped)
+        room = node_room("shared")
+        skipped = clients[0].get_sid(NAMESPACE)
+        await sio.emit("ping", {"n": 1}, room=room, namespace=NAMESPACE)
+        await sio.emit("ping", ("a", 2), room=room, namespace=NAMESPACE)
+        await sio.emit("ping", None, room=room, namespace=NAMESPACE, skip_sid=skipped)
         reply = await sio.call(
-            "ping", {"n": 3}, to=clients[1].get_sid(rpc.NAMESPACE), namespace=rpc.NAMESPACE
+            "ping", {"n": 3}, to=clients[1].get_sid(NAMESPACE), namespace=NAMESPACE
         )
         assert reply == "pong"
         for _ in range(100):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 from sqlmodel import col, select
 
+from media.session import KEYFRAME_MIN_INTERVAL_SECS, MediaSession
 from server.core.clock import FrozenClock
 from server.db.models import AuditEntry, Recording
 from server.http.keys import SERVICES_KEY
@@ -51,7 +53,9 @@ def _check_segment(segment: Recording) -> float:
     return float(duration)
 
 
-async def test_a_recorded_call_with_a_reload(client: Client, operator: Client) -> None:
+async def test_a_recorded_call_with_a_reload(
+    client: Client, operator: Client, clock: FrozenClock
+) -> None:
     assert client.app is not None
     hub = client.app[MEDIA_HUB_KEY]
     assert hub is not None
@@ -69,6 +73,9 @@ async def test_a_recorded_call_with_a_reload(client: Client, operator: Client) -
                 "the citizen's video at the server",
             )
             assert (await desk.call("accept", {"call_id": call_id}))["ok"]
+            # The keyframe limit runs on the app's clock, which stands still here: let one
+            # interval pass, so the console's request for a picture goes out to the phone.
+            clock.advance(KEYFRAME_MIN_INTERVAL_SECS)
             console_peer = await subscriber_peer(
                 answer_via(desk, call_id=call_id),
                 talk=True,
@@ -169,3 +176,55 @@ async def test_snapshots_and_offers_of_hidden_calls_do_not_exist_for_others(
         for peer in peers:
             await peer.close()
         await security.close()
+
+
+async def test_a_bug_in_this_nodes_hub_is_media_failed_and_a_bad_offer_invalid_sdp(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The node's own hub, in process: a ValueError deep in aiortc's handling (making the
+    answer) used to come back as "Unusable offer" (400). Now it is a bug: logged with its
+    traceback at the media node, and the caller's ``media_offer`` is refused ``media_failed``
+    (502). A genuinely unusable offer is still ``invalid_sdp``."""
+    assert client.app is not None
+    hub = client.app[MEDIA_HUB_KEY]
+    assert hub is not None
+    started = await start_call(client)
+
+    async def broken(self: MediaSession, peer: object) -> str:
+        raise ValueError("deep inside aiortc")
+
+    refusals: list[dict[str, str]] = []
+    async with citizen(client, started["token"]) as phone:
+
+        async def offer(sdp: str) -> str:
+            reply = await phone.call("media_offer", {"type": "offer", "sdp": sdp})
+            assert reply["ok"] is False, reply
+            refusals.append(reply["error"])
+            raise RuntimeError("refused as expected")
+
+        with monkeypatch.context() as patched, caplog.at_level(logging.ERROR, "media.rpc"):
+            patched.setattr(MediaSession, "_answer", broken)
+            with pytest.raises(RuntimeError, match="refused as expected"):
+                await citizen_peer(offer)
+        assert [r["code"] for r in refusals] == ["media_failed"], refusals
+        assert (await phone.next_error())["code"] == "media_failed"
+        bugs = [r for r in caplog.records if r.name == "media.rpc" and r.levelno >= logging.ERROR]
+        assert len(bugs) == 1
+        assert bugs[0].exc_info is not None and isinstance(bugs[0].exc_info[1], ValueError)
+        assert "deep inside aiortc" in caplog.text
+        assert not hub.has_session(started["call_id"])
+
+        unusable = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        reply = await phone.call("media_offer", {"type": "offer", "sdp": unusable})
+        assert reply["ok"] is False and reply["error"]["code"] == "invalid_sdp", reply
+        assert not hub.has_session(started["call_id"])
+        # With the bug gone the same call gets media: nothing of the failure stayed behind.
+        peer = await citizen_peer(answer_via(phone))
+        try:
+            await wait_until(
+                lambda: hub.stats(started["call_id"])["citizen"]["video_received"] > 10,
+                MEDIA_TIMEOUT_SECS,
+                "video after the failures",
+            )
+        finally:
+            await peer.close()

@@ -9,23 +9,27 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
 import numpy as np
 import pytest
 from aioice import Connection
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.rtcicetransport import RTCIceGatherer
 
 from media import ice, passthrough
-from media.hub import ClosedSegment, MediaHub
+from media.hub import MediaHub
 from media.passthrough import EncodedFrame, PacketTrack, request_keyframe
-from media.session import KEYFRAME_MIN_INTERVAL_SECS
+from media.rpc import HubHandler
+from media.session import KEYFRAME_MIN_INTERVAL_SECS, KEYFRAME_RETRY_SECS, MediaSession
 from server.core.clock import FrozenClock, SystemClock
+from server.core.errors import AppError, ErrorCode
+from server.core.media_rpc import CitizenOffer, ClosedSegment, Snapshot, serve
 from tests.media_peers import (
     HEIGHT,
     LOOPBACK,
@@ -68,6 +72,23 @@ async def hub(tmp_path: Path, segments: Segments) -> AsyncIterator[MediaHub]:
         peer_networks=["127.0.0.0/8"],
         on_segment_closed=segments,
         clock=SystemClock(),
+    )
+    yield media_hub
+    await media_hub.close()
+
+
+@pytest.fixture
+async def frozen_hub(
+    tmp_path: Path, segments: Segments, clock: FrozenClock
+) -> AsyncIterator[MediaHub]:
+    """A hub whose keyframe limit and retries (and segment times) run on ``clock``."""
+    media_hub = MediaHub(
+        recordings_dir=tmp_path / "recordings",
+        ice_servers=[],
+        media_addresses=LOOPBACK,
+        peer_networks=["127.0.0.0/8"],
+        on_segment_closed=segments,
+        clock=clock,
     )
     yield media_hub
     await media_hub.close()
@@ -329,8 +350,9 @@ async def test_a_citizen_without_camera_is_heard_and_recorded(
         "audio both ways",
     )
     assert operator.received.video_frames == 0
-    with pytest.raises(LookupError):
+    with pytest.raises(AppError) as refused:
         await hub.snapshot(CALL)
+    assert refused.value.code is ErrorCode.NO_VIDEO
     closed = await hub.end_call(CALL)
     assert len(closed) == 1
     with av.open(str(closed[0].path)) as container:
@@ -340,8 +362,9 @@ async def test_a_citizen_without_camera_is_heard_and_recorded(
 
 
 async def test_a_subscribers_picture_loss_is_forwarded_to_the_citizen(
-    hub: MediaHub, peers: list[MediaPeer]
+    frozen_hub: MediaHub, peers: list[MediaPeer], clock: FrozenClock
 ) -> None:
+    hub = frozen_hub
     citizen = await connect_citizen(hub, CALL)
     peers.append(citizen)
     monitor = await connect_subscriber(hub, CALL, "supervisor-1", talk=False)
@@ -349,7 +372,7 @@ async def test_a_subscribers_picture_loss_is_forwarded_to_the_citizen(
     await wait_until(lambda: monitor.received.video_frames >= 10, FRAMES_TIMEOUT_SECS, "video")
     # The monitor's browser reports picture loss on the hub's video sender (RTCP PLI).
     receiver = next(r for r in monitor.pc.getReceivers() if r.track.kind == "video")
-    await asyncio.sleep(KEYFRAME_MIN_INTERVAL_SECS)  # let the hub's own PLI rate limit pass
+    clock.advance(KEYFRAME_MIN_INTERVAL_SECS)  # past the hub's own PLI rate limit
     keyframes = hub.stats(CALL)["citizen"]["keyframes_received"]
     await request_keyframe(receiver)
     await wait_until(
@@ -525,16 +548,130 @@ async def test_candidates_outside_peer_networks_are_dropped(
     await hub.add_candidate(CALL, "citizen", inside, "0", 0)
     await hub.add_candidate(CALL, "citizen", "", "0", 0)  # end of candidates: ignored
     assert not any("outside peer networks" in r.getMessage() for r in caplog.records)
-    with pytest.raises(ValueError, match="not an ICE candidate"):
+    with pytest.raises(AppError, match="not an ICE candidate") as refused:
         await hub.add_candidate(CALL, "citizen", "candidate:garbage", "0", 0)
+    assert refused.value.code is ErrorCode.INVALID_CANDIDATE
 
 
 async def test_bad_requests(hub: MediaHub) -> None:
-    with pytest.raises(LookupError):
-        await hub.snapshot("no-such-call")
-    with pytest.raises(LookupError):
-        await hub.subscriber_offer("no-such-call", "op", "v=0\r\n", talk=True)
-    with pytest.raises(ValueError, match="offer"):
-        await hub.citizen_offer(CALL, "this is not SDP")
+    """Each refusal on purpose is an AppError with its own code: nothing is left to guess
+    from an exception's class."""
+    refusals = [
+        (hub.snapshot("no-such-call"), ErrorCode.NO_VIDEO),
+        (hub.subscriber_offer("no-such-call", "op", "v=0\r\n", talk=True), ErrorCode.NO_MEDIA),
+        (hub.add_candidate("no-such-call", "op", "candidate:x", None, None), ErrorCode.NO_MEDIA),
+        (hub.citizen_offer(CALL, "this is not SDP"), ErrorCode.INVALID_SDP),
+        (hub.citizen_offer(CALL, "v=0\r\nm=video abc\r\n"), ErrorCode.INVALID_SDP),
+    ]
+    for refused_call, code in refusals:
+        with pytest.raises(AppError) as refused:
+            await refused_call
+        assert refused.value.code is code, refused.value.message
+    with pytest.raises(AppError) as refused:
+        hub.stats("no-such-call")
+    assert refused.value.code is ErrorCode.NO_MEDIA
     assert not hub.has_session(CALL), "a refused first offer leaves no session behind"
     assert await hub.end_call("no-such-call") == []
+
+
+async def test_an_offer_without_vp8_is_refused_as_unusable(
+    hub: MediaHub, peers: list[MediaPeer]
+) -> None:
+    """A real browser offer, minus its VP8: refused on purpose (INVALID_SDP), no session."""
+    pc = RTCPeerConnection(ice.rtc_configuration([]))
+    peers.append(MediaPeer(pc, Received(), []))
+    pc.addTransceiver("video", direction="recvonly")
+    ice.restrict_gathering(pc, LOOPBACK)
+    await pc.setLocalDescription(await pc.createOffer())
+    lines = pc.localDescription.sdp.splitlines()
+    vp8 = {line.split()[0].split(":")[1] for line in lines if "VP8/90000" in line}
+    no_vp8 = [x for x in lines if not any(f":{pt} " in x or x.endswith(f":{pt}") for pt in vp8)]
+    m_line = next(i for i, x in enumerate(no_vp8) if x.startswith("m=video"))
+    fields = no_vp8[m_line].split()
+    no_vp8[m_line] = " ".join(fields[:3] + [pt for pt in fields[3:] if pt not in vp8])
+    with pytest.raises(AppError, match="VP8") as refused:
+        await hub.citizen_offer(CALL, "\r\n".join(no_vp8) + "\r\n")
+    assert refused.value.code is ErrorCode.INVALID_SDP
+    assert not hub.has_session(CALL)
+
+
+async def test_keyframe_requests_are_limited_on_the_clock(
+    frozen_hub: MediaHub,
+    peers: list[MediaPeer],
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One PLI per KEYFRAME_MIN_INTERVAL_SECS of the hub's clock, however many ask; a waiter
+    is asked for again every KEYFRAME_RETRY_SECS. The clock moves, not the test's time."""
+    sent: list[float] = []
+    real = passthrough.request_keyframe
+
+    def counted(receiver: RTCRtpReceiver) -> Coroutine[Any, Any, bool]:
+        sent.append(clock.monotonic())  # when asked, not when the PLI's task runs
+        return real(receiver)
+
+    monkeypatch.setattr(passthrough, "request_keyframe", counted)
+    citizen = await connect_citizen(frozen_hub, CALL)
+    peers.append(citizen)
+    await wait_until(
+        lambda: frozen_hub.stats(CALL)["citizen"]["video_received"] >= 10,
+        FRAMES_TIMEOUT_SECS,
+        "video",
+    )
+    session = frozen_hub._sessions[CALL]
+    assert sent == [0.0]  # the recording asked for its first keyframe
+    for _ in range(5):
+        session.request_keyframe()
+    assert sent == [0.0], "within the interval every request is served by the PLI in flight"
+    clock.advance(KEYFRAME_MIN_INTERVAL_SECS)
+    session.request_keyframe()
+    session.request_keyframe()
+    assert sent == [0.0, KEYFRAME_MIN_INTERVAL_SECS]
+    # A snapshot waits for a fresh keyframe: the retry loop asks again when it is due.
+    waiting = asyncio.ensure_future(frozen_hub.snapshot(CALL))
+    await wait_until(lambda: bool(session._keyframe_waiters), 5.0, "the snapshot to wait")
+    clock.advance(KEYFRAME_RETRY_SECS - KEYFRAME_MIN_INTERVAL_SECS)
+    await wait_until(lambda: len(sent) == 3, 5.0, "the retry loop's PLI")
+    assert sent == [0.0, KEYFRAME_MIN_INTERVAL_SECS, KEYFRAME_RETRY_SECS]
+    assert (await waiting)[:2] == b"\xff\xd8"
+
+
+async def test_a_bug_in_the_media_node_is_media_failed_never_invalid(
+    hub: MediaHub,
+    peers: list[MediaPeer],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A ValueError deep in aiortc's handling (here: making the answer) is a bug: logged with
+    its traceback at the media node and answered MEDIA_FAILED, in process and on the wire. A
+    request that fails its model is INVALID."""
+
+    async def broken(self: MediaSession, peer: object) -> str:
+        raise ValueError("deep inside aiortc")
+
+    pc = RTCPeerConnection(ice.rtc_configuration([]))  # a good offer, which the bug meets
+    peer = MediaPeer(pc, Received(), [ToneAudioTrack(440.0), CounterVideoTrack()])
+    peers.append(peer)
+    for track in peer.sending:
+        pc.addTrack(track)
+    ice.restrict_gathering(pc, LOOPBACK)
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription.sdp
+    handler = HubHandler(hub)
+    monkeypatch.setattr(MediaSession, "_answer", broken)
+    with caplog.at_level(logging.ERROR, logger="media.rpc"):
+        with pytest.raises(AppError) as failed:
+            await handler(CitizenOffer(call_id=CALL, sdp=offer))
+        assert failed.value.code is ErrorCode.MEDIA_FAILED
+        wire = await serve(handler, "citizen_offer", {"call_id": CALL, "sdp": offer})
+    assert wire["ok"] is False and wire["code"] == "media_failed", wire
+    bugs = [r for r in caplog.records if r.name == "media.rpc" and r.levelno == logging.ERROR]
+    assert len(bugs) == 2
+    assert all(r.exc_info and isinstance(r.exc_info[1], ValueError) for r in bugs)
+    assert not hub.has_session(CALL)
+    malformed = await serve(handler, "snapshot", {"call_id": CALL, "extra": 1})
+    assert malformed["ok"] is False and malformed["code"] == "invalid", malformed
+    unknown = await serve(handler, "reboot", {"call_id": CALL})
+    assert unknown["code"] == "invalid"
+    refused = await serve(handler, Snapshot.event, {"call_id": CALL})
+    assert refused["code"] == "no_video"

@@ -1,4 +1,4 @@
-"""Media nodes reached over Socket.IO (media/agent.py, server/media_router.py): the path of
+"""Media nodes reached over Socket.IO (media/agent.py, signaling/media_bus.py): the path of
 media worker processes and of a console on one node watching a call whose media is on another.
 
 The media nodes here are real MediaAgents with real MediaHubs, connected to the real server over
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,14 +21,15 @@ import socketio
 from sqlmodel import col, select
 
 from config import Settings
-from media import rpc
 from media.agent import MediaAgent
-from media.hub import ClosedSegment, MediaHub
+from media.hub import MediaHub
 from server.app import create_app
 from server.core.clock import FrozenClock, SystemClock
+from server.core.media_rpc import LOAD, NAMESPACE, SEGMENT_CLOSED, ClosedSegment
 from server.db.models import Call, Recording
 from server.http.keys import SERVICES_KEY
 from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY
+from server.state.media_nodes import STALE_SECS
 from tests import stores
 from tests.conftest import ClientFactory
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
@@ -240,7 +242,7 @@ async def test_only_media_nodes_get_in_and_bad_reports_are_refused(client: Clien
     with pytest.raises(socketio.exceptions.ConnectionError):
         await intruder.connect(
             url,
-            namespaces=[rpc.NAMESPACE],
+            namespaces=[NAMESPACE],
             transports=["websocket"],
             auth={"secret": "guess", "node": "evil"},
             wait_timeout=5,
@@ -250,28 +252,107 @@ async def test_only_media_nodes_get_in_and_bad_reports_are_refused(client: Clien
     with pytest.raises(socketio.exceptions.ConnectionError):
         await node.connect(
             url,
-            namespaces=[rpc.NAMESPACE],
+            namespaces=[NAMESPACE],
             transports=["websocket"],
             auth={"secret": secret, "node": "bad id with spaces"},
             wait_timeout=5,
         )
     await node.connect(
         url,
-        namespaces=[rpc.NAMESPACE],
+        namespaces=[NAMESPACE],
         transports=["websocket"],
         auth={"secret": secret, "node": "test.m9"},
         wait_timeout=5,
     )
     try:
-        await node.emit(rpc.LOAD, "not a load report", namespace=rpc.NAMESPACE)
+        await node.emit(LOAD, "not a load report", namespace=NAMESPACE)
+        await node.emit(LOAD, {"sessions": -1, "admit": True}, namespace=NAMESPACE)
         for bad in (None, "x", {"call_id": "c"}, {**_a_segment(), "size_bytes": "many"}):
-            reply = await node.call(rpc.SEGMENT_CLOSED, bad, namespace=rpc.NAMESPACE, timeout=5)
-            assert reply["ok"] is False and reply["code"] == rpc.INVALID, (bad, reply)
+            reply = await node.call(SEGMENT_CLOSED, bad, namespace=NAMESPACE, timeout=5)
+            assert reply["ok"] is False and reply["code"] == "invalid", (bad, reply)
         # Still connected and listed: a bad report does not cost the connection.
         assert "test.m9" in {n.id for n in await client.app[SERVICES_KEY].media_nodes.alive()}
     finally:
         await node.disconnect()
     assert await _segments(client, "c") == []
+
+
+async def test_a_media_node_that_stops_reporting_is_stale_on_the_clock(
+    client: Client, clock: FrozenClock
+) -> None:
+    """Staleness is measured on the services' clock: moved past STALE_SECS without a report,
+    the media node is no longer listed nor given a call; its next report lists it again."""
+    assert client.app is not None
+    nodes = client.app[SERVICES_KEY].media_nodes
+    offers: list[object] = []
+    node = socketio.AsyncClient(reconnection=False)
+    node.on("citizen_offer", lambda data: offers.append(data), namespace=NAMESPACE)
+    await node.connect(
+        base_url(client),
+        namespaces=[NAMESPACE],
+        transports=["websocket"],
+        auth={"secret": client.app[MEDIA_SECRET_KEY], "node": "test.m7"},
+        wait_timeout=5,
+    )
+    try:
+        assert "test.m7" in {n.id for n in await nodes.alive()}
+        clock.advance(STALE_SECS)
+        assert "test.m7" in {n.id for n in await nodes.alive()}, "stale only past the limit"
+        clock.advance(0.5)
+        assert "test.m7" not in {n.id for n in await nodes.alive()}
+        started = await start_call(client)
+        async with citizen(client, started["token"]) as phone:
+            sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+            reply = await phone.call("media_offer", {"type": "offer", "sdp": sdp})
+            assert reply["error"]["code"] == "media_busy", reply
+        assert offers == [], "a stale media node is never asked"
+        await node.emit(LOAD, {"sessions": 2, "admit": True}, namespace=NAMESPACE)
+        for _ in range(250):  # until the server has handled the report, not for a time
+            if ("test.m7", 2) in {(n.id, n.sessions) for n in await nodes.alive()}:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the load report never listed the media node again")
+    finally:
+        await node.disconnect()
+
+
+async def test_a_bug_in_a_media_node_reaches_the_caller_as_media_failed(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real hub behind the real /media namespace raises KeyError inside its offer handling:
+    the media node logs the bug with its traceback, and the caller's ``media_offer`` (a real
+    Socket.IO citizen) is refused ``media_failed``, never ``invalid_sdp``. A genuinely unusable
+    offer, once the bug is gone, still gets ``invalid_sdp``."""
+    started = await start_call(client)
+    async with media_node(client, "test.m1") as node, citizen(client, started["token"]) as phone:
+
+        async def broken(*args: object, **kwargs: object) -> str:
+            raise KeyError("deep inside aiortc")
+
+        refusals: list[dict[str, object]] = []
+
+        async def offer(sdp: str) -> str:
+            reply = await phone.call("media_offer", {"type": "offer", "sdp": sdp})
+            assert reply["ok"] is False, reply
+            refusals.append(reply["error"])
+            raise RuntimeError("refused as expected")
+
+        with monkeypatch.context() as patched, caplog.at_level(logging.ERROR, "media.rpc"):
+            patched.setattr(node.hub, "citizen_offer", broken)
+            with pytest.raises(RuntimeError, match="refused as expected"):
+                await citizen_peer(offer)
+        assert [r["code"] for r in refusals] == ["media_failed"], refusals
+        assert (await phone.next_error())["code"] == "media_failed"
+        bugs = [r for r in caplog.records if r.name == "media.rpc" and r.levelno >= logging.ERROR]
+        assert len(bugs) == 1
+        assert bugs[0].exc_info is not None and isinstance(bugs[0].exc_info[1], KeyError)
+        assert not node.hub.has_session(started["call_id"])
+
+        unusable = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video abc\r\n"
+        reply = await phone.call("media_offer", {"type": "offer", "sdp": unusable})
+        assert reply["ok"] is False and reply["error"]["code"] == "invalid_sdp", reply
+        assert not node.hub.has_session(started["call_id"])
 
 
 def _a_segment() -> dict[str, object]:

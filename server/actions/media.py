@@ -1,5 +1,6 @@
-"""Where each call's media lives and the way there: this node's own hub, a media worker of this
-node, or a media node of another node over the bus (DESIGN.md, "State and scale").
+"""Where each call's media lives (DESIGN.md, "State and scale"): the placement rules, and what
+happens when media nodes come and go. The way to a media node is the ``MediaTransport`` port
+(signaling/media_bus.py); every refusal on the way is an ``AppError`` with a media code.
 
 ``calls.media_node`` names the call's media node. A citizen's offer goes there while it
 answers; a new call, or one whose media node is gone or full, is placed on the admitting media
@@ -9,105 +10,99 @@ monitor's offer, a trickled candidate, a snapshot, the end) goes to the call's m
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import logging
 from typing import Any
 
-import socketio
 from sqlmodel import col, func, select, update
 
-from media import rpc
-from media.hub import MediaBusy, MediaHub
-from media.rpc import MediaUnreachable
 from server.core.errors import AppError, ErrorCode
-from server.core.ports import MediaNodes
+from server.core.events import MediaLostEvent
+from server.core.media_rpc import (
+    Candidate,
+    CitizenOffer,
+    EndCall,
+    LoadReport,
+    MediaRequest,
+    R,
+    RemoveSubscriber,
+    Snapshot,
+    Stats,
+    SubscriberOffer,
+)
+from server.core.ports import MediaNode, MediaNodes, MediaTransport
+from server.core.services import Services
 from server.db.engine import Database
-from server.db.models import Call, Recording
-from server.state.media_nodes import placement_order
+from server.db.models import Call, CallState, Recording
 
 log = logging.getLogger(__name__)
 
-OFFER_TIMEOUT_SECS = 10.0
-REQUEST_TIMEOUT_SECS = 5.0
+BUSY_MESSAGE = "Video is not available right now; stay in the chat: an operator will answer"
+
+# A call's media node that answers these to the caller's offer no longer has the call's media
+# (gone, full, its session closed): the media starts again elsewhere, as a new segment.
+MOVE_ON = frozenset({ErrorCode.MEDIA_BUSY, ErrorCode.NO_MEDIA, ErrorCode.MEDIA_UNREACHABLE})
+# A media node that answers a new call's offer with these is passed over for the next one.
+PASS_OVER = frozenset({ErrorCode.MEDIA_BUSY, ErrorCode.MEDIA_UNREACHABLE})
+# What ending or leaving a call's media may meet where that media is gone already.
+GONE = frozenset({ErrorCode.NO_MEDIA, ErrorCode.MEDIA_UNREACHABLE})
+
+
+def placement_order(nodes: list[MediaNode], home: str) -> list[MediaNode]:
+    """Admitting nodes first, this node's own before others' (no hop over the bus), then the
+    least loaded."""
+    return sorted(nodes, key=lambda n: (not n.admit, n.home != home, n.sessions, n.id))
 
 
 class MediaRouter:
-    """``local``: this node's in-process hub, known as ``home`` (MEDIA_WORKERS=0); requests to
-    it skip the bus but go through the same handlers as a remote one's."""
+    """The ``Media`` port the actions use: each request placed by these rules, sent through
+    ``transport``. ``home``: this node's NODE_ID."""
 
     def __init__(
-        self,
-        *,
-        sio: socketio.AsyncServer,
-        db: Database,
-        nodes: MediaNodes,
-        home: str,
-        local: MediaHub | None,
+        self, *, db: Database, nodes: MediaNodes, transport: MediaTransport, home: str
     ) -> None:
-        self._sio = sio
         self._db = db
         self._nodes = nodes
+        self._transport = transport
         self._home = home
-        self._local = local
-        self._local_handlers = rpc.hub_handlers(local) if local is not None else {}
 
     async def citizen_offer(self, call_id: str, sdp: str) -> str:
         """Answer the citizen's offer where the call's media is, or place it."""
-        try:
-            return await self._citizen_offer(call_id, sdp)
-        except MediaBusy:
-            raise AppError(
-                ErrorCode.MEDIA_BUSY,
-                "Video is not available right now; stay in the chat: an operator will answer",
-            ) from None
-        except ValueError as exc:
-            raise AppError(ErrorCode.INVALID_SDP, f"Unusable offer: {exc}") from None
-
-    async def _citizen_offer(self, call_id: str, sdp: str) -> str:
-        data = {
-            "call_id": call_id,
-            "sdp": sdp,
-            "first_segment": await self._stored_segments(call_id) + 1,
-        }
+        request = CitizenOffer(
+            call_id=call_id, sdp=sdp, first_segment=await self._stored_segments(call_id) + 1
+        )
         home = await self.media_node_of(call_id)
         tried: set[str] = set()
         if home is not None:
             tried.add(home)
             try:
-                return str((await self._request(home, rpc.CITIZEN_OFFER, data))["sdp"])
-            except (MediaBusy, LookupError) as exc:
-                # Gone (a worker that died) or full: the call's media starts again elsewhere,
-                # its recording as a new segment.
+                return (await self._transport.request(home, request)).sdp
+            except AppError as exc:
+                if exc.code not in MOVE_ON:
+                    raise
                 log.warning(
-                    "call media moves", extra={"call_id": call_id, "from": home, "reason": str(exc)}
+                    "call media moves",
+                    extra={"call_id": call_id, "from": home, "reason": exc.code.value},
                 )
         for node in await self._candidates():
             if node in tried:
                 continue
             tried.add(node)
             try:
-                reply = await self._request(node, rpc.CITIZEN_OFFER, data)
-            except (MediaBusy, MediaUnreachable):
+                reply = await self._transport.request(node, request)
+            except AppError as exc:
+                if exc.code not in PASS_OVER:
+                    raise
                 continue
             await self._set_media_node(call_id, node)
-            return str(reply["sdp"])
-        raise MediaBusy(f"no media node takes call {call_id} now")
+            return reply.sdp
+        raise AppError(ErrorCode.MEDIA_BUSY, BUSY_MESSAGE)
 
     async def subscriber_offer(
         self, call_id: str, subscriber_id: str, sdp: str, *, talk: bool
     ) -> str:
-        try:
-            reply = await self._to_call(
-                call_id,
-                rpc.SUBSCRIBER_OFFER,
-                {"call_id": call_id, "subscriber_id": subscriber_id, "sdp": sdp, "talk": talk},
-            )
-        except LookupError:
-            raise AppError(ErrorCode.NO_MEDIA, "No media from the caller yet") from None
-        except ValueError as exc:
-            raise AppError(ErrorCode.INVALID_SDP, f"Unusable offer: {exc}") from None
-        return str(reply["sdp"])
+        request = SubscriberOffer(call_id=call_id, subscriber_id=subscriber_id, sdp=sdp, talk=talk)
+        reply = await self._to_call(request, ErrorCode.NO_MEDIA, "No media from the caller yet")
+        return reply.sdp
 
     async def add_candidate(
         self,
@@ -117,50 +112,45 @@ class MediaRouter:
         sdp_mid: str | None,
         sdp_mline_index: int | None,
     ) -> None:
-        try:
-            await self._to_call(
-                call_id,
-                rpc.CANDIDATE,
-                {
-                    "call_id": call_id,
-                    "peer": peer,
-                    "candidate": candidate,
-                    "sdp_mid": sdp_mid,
-                    "sdp_mline_index": sdp_mline_index,
-                },
-            )
-        except LookupError:
-            raise AppError(ErrorCode.NO_MEDIA, "Send the offer first") from None
-        except ValueError as exc:
-            raise AppError(ErrorCode.INVALID_CANDIDATE, f"Unusable candidate: {exc}") from None
+        request = Candidate(
+            call_id=call_id,
+            peer=peer,
+            candidate=candidate,
+            sdp_mid=sdp_mid,
+            sdp_mline_index=sdp_mline_index,
+        )
+        await self._to_call(request, ErrorCode.NO_MEDIA, "Send the offer first")
 
     async def snapshot(self, call_id: str) -> bytes:
-        try:
-            reply = await self._to_call(call_id, rpc.SNAPSHOT, {"call_id": call_id})
-        except LookupError:
-            raise AppError(ErrorCode.NO_VIDEO, "No picture from the caller yet") from None
-        return base64.b64decode(str(reply["jpeg"]))
+        request = Snapshot(call_id=call_id)
+        reply = await self._to_call(request, ErrorCode.NO_VIDEO, "No picture from the caller yet")
+        return reply.jpeg
 
     async def stats(self, call_id: str) -> dict[str, Any]:
-        reply = await self._to_call(call_id, rpc.STATS, {"call_id": call_id})
-        return dict(reply["stats"])
+        request = Stats(call_id=call_id)
+        return (await self._to_call(request, ErrorCode.NO_MEDIA, "No media in this call")).stats
 
     async def remove_subscriber(self, call_id: str, subscriber_id: str) -> None:
         """A console leaves the call (a transfer): its peer closes, its voice stops going to the
         caller. Nothing to do where the call has no media."""
-        with contextlib.suppress(LookupError):
-            await self._to_call(
-                call_id, rpc.REMOVE_SUBSCRIBER, {"call_id": call_id, "subscriber_id": subscriber_id}
-            )
+        request = RemoveSubscriber(call_id=call_id, subscriber_id=subscriber_id)
+        try:
+            await self._to_call(request, ErrorCode.NO_MEDIA, "No media in this call")
+        except AppError as exc:
+            if exc.code not in GONE:
+                raise
 
     async def end_call(self, call_id: str) -> None:
-        """Close the call's media and its recording; a media node already gone closed them."""
+        """Close the call's media and its recording; a media node already gone closed them.
+        The call ends whatever the media node says: a failure is logged, not raised."""
         try:
-            await self._to_call(call_id, rpc.END_CALL, {"call_id": call_id})
-        except LookupError:
-            pass
-        except (MediaBusy, rpc.MediaFailed):
-            log.exception("ending the call's media failed", extra={"call_id": call_id})
+            await self._to_call(EndCall(call_id=call_id), ErrorCode.NO_MEDIA, "No media")
+        except AppError as exc:
+            if exc.code not in GONE:
+                log.error(
+                    "ending the call's media failed",
+                    extra={"call_id": call_id, "code": exc.code.value, "reason": exc.message},
+                )
 
     async def media_node_of(self, call_id: str) -> str | None:
         async with self._db.session() as session:
@@ -170,6 +160,8 @@ class MediaRouter:
         return node
 
     async def _stored_segments(self, call_id: str) -> int:
+        """The call's last stored segment number: a new session's recording numbers on from
+        there, so a moved call's evidence is never overwritten."""
         async with self._db.session() as session:
             last = (
                 await session.exec(
@@ -184,26 +176,66 @@ class MediaRouter:
             await session.commit()
 
     async def _candidates(self) -> list[str]:
-        order = [self._home] if self._local is not None else []
+        local = self._transport.local_node
+        order = [local] if local is not None else []
         order += [node.id for node in placement_order(await self._nodes.alive(), self._home)]
         return list(dict.fromkeys(order))
 
-    async def _to_call(self, call_id: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
-        node = await self.media_node_of(call_id)
+    async def _to_call(self, request: MediaRequest[R], missing: ErrorCode, message: str) -> R:
+        """To the call's media node. A call without one, or whose media node is gone, has no
+        media now: ``missing`` (the caller's next offer places it anew; a console asks again)."""
+        node = await self.media_node_of(request.call_id)
         if node is None:
-            raise LookupError(f"no media for call {call_id} yet")
-        return await self._request(node, event, data)
-
-    async def _request(self, node: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
-        if self._local is not None and node == self._home:
-            return rpc.unwrap(await rpc.serve(self._local_handlers[event], data))
-        if node not in {n.id for n in await self._nodes.alive()}:
-            raise MediaUnreachable(f"media node {node} is not alive")
-        timeout = OFFER_TIMEOUT_SECS if event == rpc.CITIZEN_OFFER else REQUEST_TIMEOUT_SECS
+            raise AppError(missing, message)
         try:
-            reply = await self._sio.call(
-                event, data, to=rpc.node_room(node), namespace=rpc.NAMESPACE, timeout=timeout
+            return await self._transport.request(node, request)
+        except AppError as exc:
+            if exc.code is ErrorCode.MEDIA_UNREACHABLE:
+                raise AppError(missing, message) from exc
+            raise
+
+
+# -- media nodes coming, reporting and going --------------------------------------------------
+
+
+async def media_node_joined(services: Services, node_id: str) -> None:
+    """A media node connected to this node: listed at once, empty and admitting, so calls can
+    be placed on it before its first load report."""
+    await services.media_nodes.report(
+        MediaNode(node_id, services.settings.NODE_ID, 0, True, services.clock.now().timestamp())
+    )
+
+
+async def media_node_reported(services: Services, node_id: str, load: LoadReport) -> None:
+    """Its load, stamped with this node's clock: an entry not renewed in time is a dead node."""
+    await services.media_nodes.report(
+        MediaNode(
+            node_id,
+            services.settings.NODE_ID,
+            load.sessions,
+            load.admit,
+            services.clock.now().timestamp(),
+        )
+    )
+
+
+async def media_node_left(services: Services, node_id: str) -> None:
+    """Unlisted; its live calls' pages offer again now (``media.lost``): the caller's offer
+    places the media on a live media node, the consoles follow."""
+    await services.media_nodes.remove(node_id)
+    async with services.db.session() as session:
+        calls = (
+            await session.exec(
+                select(Call.id).where(
+                    col(Call.media_node) == node_id,
+                    col(Call.state).in_([CallState.QUEUED, CallState.ANSWERED]),
+                )
             )
-        except socketio.exceptions.TimeoutError:
-            raise MediaUnreachable(f"media node {node} did not answer {event}") from None
-        return rpc.unwrap(reply)
+        ).all()
+    notifier = services.notifier
+    for call_id in calls:
+        lost = MediaLostEvent(call_id=call_id)
+        await notifier.to_citizen(call_id, lost)
+        await notifier.to_call_watchers(call_id, lost)
+    if calls:
+        log.warning("calls lost their media node", extra={"node": node_id, "calls": len(calls)})

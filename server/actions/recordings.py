@@ -5,19 +5,21 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from media.hub import ClosedSegment
+from server.core.errors import AppError, ErrorCode
+from server.core.media_rpc import ClosedSegment
 from server.core.services import Services
 from server.db.models import Recording
-
-
-class SegmentConflict(ValueError):
-    """Two files claim one segment number of a call: the second is not stored."""
 
 
 async def record_segment(
     services: Services, segment: ClosedSegment, *, media_node: str | None = None
 ) -> bool:
-    """Store it; False when that segment of the call is already stored (a re-sent report)."""
+    """Store it; False when that segment of the call is already stored (a re-sent report).
+
+    Raises:
+        AppError: ``SEGMENT_CONFLICT``, two files claim one segment number of the call: the
+            second is not stored (its file stays on disk, and the log says).
+    """
     audit = services.audit
     async with services.db.session() as session:
         stored = (
@@ -30,8 +32,9 @@ async def record_segment(
         ).first()
     if stored is not None:
         if stored.sha256 != segment.sha256:
-            raise SegmentConflict(
-                f"call {segment.call_id} segment {segment.segment} is stored with another hash"
+            raise AppError(
+                ErrorCode.SEGMENT_CONFLICT,
+                f"call {segment.call_id} segment {segment.segment} is stored with another hash",
             )
         return False
     async with audit.transaction() as session:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from server.core.events import ServerEvent
+from server.core.media_rpc import MediaRequest, R
 
 
 class Notifier(Protocol):
@@ -83,3 +84,17 @@ class Media(Protocol):
     async def stats(self, call_id: str) -> dict[str, Any]: ...
     async def remove_subscriber(self, call_id: str, subscriber_id: str) -> None: ...
     async def end_call(self, call_id: str) -> None: ...
+
+
+class MediaTransport(Protocol):
+    """The way a request reaches a media node (``signaling/media_bus.py``): in process to this
+    node's own hub, else over the bus. Its own refusals: ``MEDIA_UNREACHABLE`` (the node is not
+    alive or did not answer in time); the media node's come back as the ``AppError`` it raised.
+    """
+
+    @property
+    def local_node(self) -> str | None:
+        """The id of the media node in this process (no hop to reach it), if there is one."""
+        ...
+
+    async def request(self, node_id: str, request: MediaRequest[R]) -> R: ...

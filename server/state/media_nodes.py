@@ -1,30 +1,33 @@
-"""Which media nodes are alive and how loaded: where a new call's media goes.
+"""Which media nodes are alive and how loaded: what placing a call's media chooses from.
 
 In-process for the embedded mode; a Redis hash for scale-out, so every node places calls on
-any node's media workers. Each media node reports its load every second; an entry older than
-``STALE_SECS`` is a dead media node and is never chosen.
+any node's media workers. Each media node reports its load every second, stamped with the
+clock's wall time; an entry older than ``STALE_SECS`` on that clock is a dead media node and is
+never listed. The clock is the services' one, so a test moves a ``FrozenClock`` past the limit
+instead of sleeping. (Which live node takes a call is a rule: server/actions/media.py.)
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 
 from redis.asyncio import Redis
 
+from server.core.clock import Clock
 from server.core.ports import MediaNode
 
 STALE_SECS = 5.0
 REDIS_KEY = "lifeline:media-nodes"
 
 
-def _fresh(node: MediaNode) -> bool:
-    return time.time() - node.seen <= STALE_SECS
+def _fresh(node: MediaNode, now: float) -> bool:
+    return now - node.seen <= STALE_SECS
 
 
 class LocalMediaNodes:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._nodes: dict[str, MediaNode] = {}
 
     async def report(self, node: MediaNode) -> None:
@@ -34,12 +37,14 @@ class LocalMediaNodes:
         self._nodes.pop(node_id, None)
 
     async def alive(self) -> list[MediaNode]:
-        return [node for node in self._nodes.values() if _fresh(node)]
+        now = self._clock.now().timestamp()
+        return [node for node in self._nodes.values() if _fresh(node, now)]
 
 
 class RedisMediaNodes:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, clock: Clock) -> None:
         self._redis = redis
+        self._clock = clock
 
     async def report(self, node: MediaNode) -> None:
         await self._redis.hset(REDIS_KEY, node.id, json.dumps(asdict(node)))
@@ -50,13 +55,8 @@ class RedisMediaNodes:
     async def alive(self) -> list[MediaNode]:
         raw = await self._redis.hgetall(REDIS_KEY)
         nodes = [MediaNode(**json.loads(value)) for value in raw.values()]
-        stale = [node.id for node in nodes if not _fresh(node)]
+        now = self._clock.now().timestamp()
+        stale = [node.id for node in nodes if not _fresh(node, now)]
         if stale:  # a media node that died without saying goodbye
             await self._redis.hdel(REDIS_KEY, *stale)
-        return [node for node in nodes if _fresh(node)]
-
-
-def placement_order(nodes: list[MediaNode], home: str) -> list[MediaNode]:
-    """Admitting nodes first, this node's own before others' (no hop over the bus), then the
-    least loaded."""
-    return sorted(nodes, key=lambda n: (not n.admit, n.home != home, n.sessions, n.id))
+        return [node for node in nodes if _fresh(node, now)]

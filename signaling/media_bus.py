@@ -1,0 +1,70 @@
+"""The media transport (``server.core.ports.MediaTransport``) over Socket.IO.
+
+A request to this node's own hub is handed to it in process (the composition root injects its
+handler: signaling never imports ``media``); any other goes as a call to room ``node:<id>`` on
+``/media``, which the manager (Redis in scale-out) carries to whichever node holds that media
+node's connection, and its acknowledgement back. Both ways carry the same models
+(server/core/media_rpc.py) and end in the same reply or ``AppError``.
+"""
+
+from __future__ import annotations
+
+import socketio
+
+from server.core.errors import AppError, ErrorCode
+from server.core.media_rpc import (
+    NAMESPACE,
+    CitizenOffer,
+    MediaHandler,
+    MediaRequest,
+    R,
+    node_room,
+    reply_to,
+)
+from server.core.ports import MediaNodes
+
+# A citizen's offer may open a session (peer, recording): it gets longer than the rest.
+OFFER_TIMEOUT_SECS = 10.0
+REQUEST_TIMEOUT_SECS = 5.0
+
+
+class SocketIOMediaBus:
+    """``home``: this node's NODE_ID, the id its own hub (``local``) is known by."""
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        nodes: MediaNodes,
+        *,
+        home: str,
+        local: MediaHandler | None = None,
+    ) -> None:
+        self._sio = sio
+        self._nodes = nodes
+        self._home = home
+        self._local = local
+
+    @property
+    def local_node(self) -> str | None:
+        return self._home if self._local is not None else None
+
+    async def request(self, node_id: str, request: MediaRequest[R]) -> R:
+        if self._local is not None and node_id == self._home:
+            return await self._local(request)
+        if node_id not in {node.id for node in await self._nodes.alive()}:
+            raise AppError(ErrorCode.MEDIA_UNREACHABLE, f"Media node {node_id} is not alive")
+        timeout = OFFER_TIMEOUT_SECS if isinstance(request, CitizenOffer) else REQUEST_TIMEOUT_SECS
+        try:
+            raw = await self._sio.call(
+                request.event,
+                request.model_dump(mode="json"),
+                to=node_room(node_id),
+                namespace=NAMESPACE,
+                timeout=timeout,
+            )
+        except socketio.exceptions.TimeoutError:
+            raise AppError(
+                ErrorCode.MEDIA_UNREACHABLE,
+                f"Media node {node_id} did not answer {request.event} in {timeout:g} s",
+            ) from None
+        return reply_to(request, raw)

@@ -59,6 +59,7 @@ lint: install
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/ruff format --no-cache --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-cache
 
 bench: install
 	$(BIN)/python -m bench

@@ -49,6 +49,10 @@ class SocketIONotifier:
     async def to_call_watchers(self, call_id: str, event: ServerEvent) -> None:
         await self._emit(event, call_room(call_id), CONSOLE_NS)
 
+    async def to_call(self, call_id: str, event: ServerEvent) -> None:
+        await self.to_citizen(call_id, event)
+        await self.to_call_watchers(call_id, event)
+
     async def to_queue(self, channel: str, event: ServerEvent) -> None:
         await self._emit(event, queue_room(channel), CONSOLE_NS)
 

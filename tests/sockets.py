@@ -131,3 +131,16 @@ def answer_via(socket: Peer, **extra: str) -> Callable[[str], Awaitable[str]]:
         return str(reply["sdp"])
 
     return answer
+
+
+def refused_offer(socket: Peer, refusals: list[dict[str, Any]]) -> Callable[[str], Awaitable[str]]:
+    """A test peer's offer that the server must refuse: the refusal is kept in ``refusals`` and
+    the peer's negotiation stops with ``RuntimeError("refused as expected")``."""
+
+    async def offer(sdp: str) -> str:
+        reply = await socket.call("media_offer", {"type": "offer", "sdp": sdp})
+        assert reply["ok"] is False, reply
+        refusals.append(reply["error"])
+        raise RuntimeError("refused as expected")
+
+    return offer

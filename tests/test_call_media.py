@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
@@ -27,18 +26,10 @@ from server.db.models import AuditEntry, Recording
 from server.http.keys import SERVICES_KEY
 from server.node import MEDIA_HUB_KEY
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
-from tests.sockets import answer_via, citizen, console, start_call
+from tests.sockets import answer_via, citizen, console, refused_offer, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
 
 MEDIA_TIMEOUT_SECS = 20.0
-
-
-@pytest.fixture
-async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
-    browser = await another_browser(client)
-    await sign_in(browser, await add_account(client, "ola", "operator"), clock)
-    yield browser
-    await browser.close()
 
 
 def _check_segment(segment: Recording) -> float:
@@ -195,12 +186,7 @@ async def test_a_bug_in_this_nodes_hub_is_media_failed_and_a_bad_offer_invalid_s
 
     refusals: list[dict[str, str]] = []
     async with citizen(client, started["token"]) as phone:
-
-        async def offer(sdp: str) -> str:
-            reply = await phone.call("media_offer", {"type": "offer", "sdp": sdp})
-            assert reply["ok"] is False, reply
-            refusals.append(reply["error"])
-            raise RuntimeError("refused as expected")
+        offer = refused_offer(phone, refusals)
 
         with monkeypatch.context() as patched, caplog.at_level(logging.ERROR, "media.rpc"):
             patched.setattr(MediaSession, "_answer", broken)

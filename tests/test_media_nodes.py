@@ -33,8 +33,8 @@ from server.state.media_nodes import STALE_SECS
 from tests import stores
 from tests.conftest import ClientFactory
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
-from tests.sockets import answer_via, base_url, citizen, console, start_call
-from tests.staff import Client, add_account, another_browser, sign_in
+from tests.sockets import answer_via, base_url, citizen, console, refused_offer, start_call
+from tests.staff import Client, add_account, sign_in
 
 MEDIA_TIMEOUT_SECS = 20.0
 # The cross-node test needs the bus in either mode; the embedded run borrows a Redis db of its own.
@@ -80,14 +80,6 @@ async def media_node(client: Client, node_id: str) -> AsyncIterator[MediaAgent]:
         yield agent
     finally:
         await agent.close()
-
-
-@pytest.fixture
-async def operator(client: Client, clock: FrozenClock) -> AsyncIterator[Client]:
-    browser = await another_browser(client)
-    await sign_in(browser, await add_account(client, "ola", "operator"), clock)
-    yield browser
-    await browser.close()
 
 
 async def _segments(client: Client, call_id: str) -> list[Recording]:
@@ -332,11 +324,7 @@ async def test_a_bug_in_a_media_node_reaches_the_caller_as_media_failed(
 
         refusals: list[dict[str, object]] = []
 
-        async def offer(sdp: str) -> str:
-            reply = await phone.call("media_offer", {"type": "offer", "sdp": sdp})
-            assert reply["ok"] is False, reply
-            refusals.append(reply["error"])
-            raise RuntimeError("refused as expected")
+        offer = refused_offer(phone, refusals)
 
         with monkeypatch.context() as patched, caplog.at_level(logging.ERROR, "media.rpc"):
             patched.setattr(node.hub, "citizen_offer", broken)

@@ -134,8 +134,7 @@ async def do_send_chat(
                 await session.rollback()
                 continue
         event = chat_event(message, None if staff is None else staff.username)
-        await services.notifier.to_call_watchers(call_id, event)
-        await services.notifier.to_citizen(call_id, event)
+        await services.notifier.to_call(call_id, event)
         return StoredChat(message, duplicate=False)
     raise AppError(ErrorCode.CHAT_CONFLICT, "The message could not be stored; resend it")
 
@@ -246,8 +245,7 @@ async def do_store_photo(services: Services, call: Call, data: bytes) -> PhotoEv
             data={"seq": seq, "sha256": image.sha256, "size_bytes": len(image.data)},
         )
     event = photo_event(photo)
-    await services.notifier.to_call_watchers(call.id, event)
-    await services.notifier.to_citizen(call.id, event)
+    await services.notifier.to_call(call.id, event)
     return event
 
 

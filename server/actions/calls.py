@@ -186,8 +186,7 @@ async def do_accept(services: Services, *, call_id: str, staff: StaffContext) ->
     state = CallStateEvent(
         call_id=call.id, state=CallState.ANSWERED, operator=staff.username, at=now
     )
-    await notifier.to_citizen(call.id, state)
-    await notifier.to_call_watchers(call.id, state)
+    await notifier.to_call(call.id, state)
     return await summary_of(services, call)
 
 
@@ -234,8 +233,7 @@ async def do_transfer(
         assert call is not None
     notifier = services.notifier
     state = CallStateEvent(call_id=call.id, state=CallState.TRANSFERRED, at=now)
-    await notifier.to_citizen(call.id, state)
-    await notifier.to_call_watchers(call.id, state)
+    await notifier.to_call(call.id, state)
     summary = await summary_of(services, call)
     await notifier.to_queue(call.channel, QueueCallAdded(call=summary))
     await services.media.remove_subscriber(call.id, staff_peer(staff.user_id))
@@ -289,8 +287,7 @@ async def do_finish(
     if new is not None:
         notifier = services.notifier
         state = CallStateEvent(call_id=call_id, state=call.state, at=now)
-        await notifier.to_citizen(call_id, state)
-        await notifier.to_call_watchers(call_id, state)
+        await notifier.to_call(call_id, state)
         reason = call.state if old == CallState.QUEUED else "ended"
         await notifier.to_queue(
             call.channel, QueueCallRemoved(call_id=call_id, reason=reason, by=actor)

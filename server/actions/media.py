@@ -235,7 +235,6 @@ async def media_node_left(services: Services, node_id: str) -> None:
     notifier = services.notifier
     for call_id in calls:
         lost = MediaLostEvent(call_id=call_id)
-        await notifier.to_citizen(call_id, lost)
-        await notifier.to_call_watchers(call_id, lost)
+        await notifier.to_call(call_id, lost)
     if calls:
         log.warning("calls lost their media node", extra={"node": node_id, "calls": len(calls)})

@@ -26,6 +26,10 @@ class Notifier(Protocol):
         """The call's operator and every supervisor watching it."""
         ...
 
+    async def to_call(self, call_id: str, event: ServerEvent) -> None:
+        """Both sides of the call: the caller's page(s) and every console watching it."""
+        ...
+
     async def to_queue(self, channel: str, event: ServerEvent) -> None:
         """Every console that may see this channel's queue."""
         ...

@@ -18,7 +18,12 @@ from server.actions.users import (
 )
 from server.core.errors import AppError, ErrorCode
 from server.db.models import Role, User
-from server.http.auth.access import ADMIN_ROLES, require_page_staff, require_staff
+from server.http.auth.access import (
+    ADMIN_ROLES,
+    require_page_staff,
+    require_staff,
+    require_staff_change,
+)
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.routes import see_other
 from server.http.bodies import read_json
@@ -175,8 +180,7 @@ async def api_list_users(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/users")
 async def api_create_user(request: web.Request) -> web.StreamResponse:
-    staff = require_staff(request, ADMIN_ROLES)
-    check_csrf(request, None)
+    staff = require_staff_change(request, ADMIN_ROLES)
     body: CreateUserBody = await read_json(request, CreateUserBody)
     created = await do_create_user(
         request.app[SERVICES_KEY].audit,
@@ -191,8 +195,7 @@ async def api_create_user(request: web.Request) -> web.StreamResponse:
 
 @routes.patch(r"/api/users/{user_id}")
 async def api_update_user(request: web.Request) -> web.StreamResponse:
-    staff = require_staff(request, ADMIN_ROLES)
-    check_csrf(request, None)
+    staff = require_staff_change(request, ADMIN_ROLES)
     body: UpdateUserBody = await read_json(request, UpdateUserBody)
     services = request.app[SERVICES_KEY]
     user = await do_update_user(

@@ -11,10 +11,18 @@ from server.actions.access import ADMIN_ROLES, CONSOLE_ROLES, WALL_ROLES
 from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
 from server.db.models import Role, SessionStage
+from server.http.auth.csrf import check_csrf
 from server.http.auth.sessions import SESSION_EXPIRED_KEY
 from server.http.keys import STAFF_KEY
 
-__all__ = ["ADMIN_ROLES", "CONSOLE_ROLES", "WALL_ROLES", "require_page_staff", "require_staff"]
+__all__ = [
+    "ADMIN_ROLES",
+    "CONSOLE_ROLES",
+    "WALL_ROLES",
+    "require_page_staff",
+    "require_staff",
+    "require_staff_change",
+]
 
 # Where each role lands after signing in.
 HOME_BY_ROLE = {
@@ -50,6 +58,14 @@ def require_staff(request: web.Request, roles: frozenset[Role]) -> StaffContext:
         raise AppError(ErrorCode.SIGN_IN_INCOMPLETE, "Finish signing in first")
     if staff.role not in roles:
         raise AppError(ErrorCode.ROLE_FORBIDDEN, "Your role may not do this")
+    return staff
+
+
+def require_staff_change(request: web.Request, roles: frozenset[Role]) -> StaffContext:
+    """For the API's writes: a staff member of ``roles`` whose request carries the session's
+    CSRF token (header ``X-CSRF-Token``)."""
+    staff = require_staff(request, roles)
+    check_csrf(request, None)
     return staff
 
 

@@ -9,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from server.actions.access import ADMIN_ROLES
 from server.actions.threats.categories import all_categories, do_save_category
 from server.db.models import ReportCategory
-from server.http.auth.access import require_staff
-from server.http.auth.csrf import check_csrf
+from server.http.auth.access import require_staff, require_staff_change
 from server.http.bodies import read_json
 from server.http.keys import SERVICES_KEY
 
@@ -36,8 +35,7 @@ async def admin_categories(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/admin/report-categories")
 async def admin_save_category(request: web.Request) -> web.StreamResponse:
-    staff = require_staff(request, ADMIN_ROLES)
-    check_csrf(request, None)
+    staff = require_staff_change(request, ADMIN_ROLES)
     body: CategoryBody = await read_json(request, CategoryBody)
     category = await do_save_category(
         request.app[SERVICES_KEY], staff=staff, code=body.code, active=body.active

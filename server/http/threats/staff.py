@@ -18,8 +18,7 @@ from server.actions.threats.fields import (
     MAX_PUBLIC_NOTE_CHARS,
 )
 from server.core.events import StaffReport
-from server.http.auth.access import require_staff
-from server.http.auth.csrf import check_csrf
+from server.http.auth.access import require_staff, require_staff_change
 from server.http.bodies import read_json
 from server.http.keys import SERVICES_KEY
 from server.http.threats.forms import report_id_of
@@ -72,8 +71,7 @@ async def staff_one(request: web.Request) -> web.StreamResponse:
 
 @routes.post(r"/api/staff/reports/{report_id:\d+}/status")
 async def staff_status(request: web.Request) -> web.StreamResponse:
-    staff = require_staff(request, REPORT_DESK_ROLES)
-    check_csrf(request, None)
+    staff = require_staff_change(request, REPORT_DESK_ROLES)
     body: StatusBody = await read_json(request, StatusBody)
     view = await desk.do_change_status(
         request.app[SERVICES_KEY],
@@ -89,8 +87,7 @@ async def staff_status(request: web.Request) -> web.StreamResponse:
 
 @routes.post(r"/api/staff/reports/{report_id:\d+}/forward")
 async def staff_forward(request: web.Request) -> web.StreamResponse:
-    staff = require_staff(request, REPORT_DESK_ROLES)
-    check_csrf(request, None)
+    staff = require_staff_change(request, REPORT_DESK_ROLES)
     body: ForwardBody = await read_json(request, ForwardBody)
     view = await desk.do_forward(
         request.app[SERVICES_KEY],
@@ -105,8 +102,7 @@ async def staff_forward(request: web.Request) -> web.StreamResponse:
 @routes.post(r"/api/staff/reports/{report_id:\d+}/invite")
 async def staff_invite(request: web.Request) -> web.StreamResponse:
     """Invite the report's author to a video call: their follow page then offers one."""
-    staff = require_staff(request, REPORT_DESK_ROLES)
-    check_csrf(request, None)
+    staff = require_staff_change(request, REPORT_DESK_ROLES)
     view = await desk.do_invite(
         request.app[SERVICES_KEY], report_id=report_id_of(request), staff=staff
     )
@@ -116,8 +112,7 @@ async def staff_invite(request: web.Request) -> web.StreamResponse:
 @routes.post(r"/api/staff/reports/from-call/{call_id}")
 async def staff_from_call(request: web.Request) -> web.StreamResponse:
     """A live call becomes a threat report at the caller's last known position."""
-    staff = require_staff(request, REPORT_DESK_ROLES)
-    check_csrf(request, None)
+    staff = require_staff_change(request, REPORT_DESK_ROLES)
     body: FromCallBody = await read_json(request, FromCallBody)
     view = await desk.do_report_from_call(
         request.app[SERVICES_KEY],

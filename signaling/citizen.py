@@ -14,7 +14,8 @@ from server.core.errors import AppError, ErrorCode
 from server.core.events import CallStateEvent
 from server.core.services import Services
 from server.db.models import Call, User
-from signaling.namespace import Ack, LifelineNamespace, connection_refused, dump, event
+from signaling import acks
+from signaling.namespace import LifelineNamespace, connection_refused, event
 from signaling.notifier import CITIZEN_NS, call_room
 from signaling.payloads import (
     ChatSend,
@@ -60,7 +61,7 @@ class CitizenNamespace(LifelineNamespace):
         await calls.do_citizen_left(self.services, call_id, sid)
 
     @event(Resume)
-    async def on_resume(self, sid: str, payload: Resume) -> Ack:
+    async def on_resume(self, sid: str, payload: Resume) -> acks.Ack:
         """The call's state and every chat message after ``last_seq``: what the page missed."""
         call_id, _ = await self._call_of(sid)
         services = self.services
@@ -78,10 +79,10 @@ class CitizenNamespace(LifelineNamespace):
         state = CallStateEvent(
             call_id=call_id, state=call.state, operator=operator, at=services.clock.now()
         )
-        return {"ok": True, "call": dump(state), "events": missed}
+        return acks.Resumed(call=state, events=missed)
 
     @event(Location)
-    async def on_location(self, sid: str, payload: Location) -> Ack:
+    async def on_location(self, sid: str, payload: Location) -> acks.Ack:
         call_id, channel = await self._call_of(sid)
         seq = await call_events.do_send_location(
             self.services,
@@ -94,32 +95,32 @@ class CitizenNamespace(LifelineNamespace):
             speed=payload.speed,
             measured_ms=payload.timestamp,
         )
-        return {"ok": True, "seq": seq}
+        return acks.Located(seq=seq)
 
     @event(ChatSend)
-    async def on_chat(self, sid: str, payload: ChatSend) -> Ack:
+    async def on_chat(self, sid: str, payload: ChatSend) -> acks.Ack:
         call_id, _ = await self._call_of(sid)
         stored = await call_events.do_send_chat(
             self.services, call_id=call_id, client_id=payload.client_id, body=payload.body
         )
-        return {"ok": True, "seq": stored.message.seq, "duplicate": stored.duplicate}
+        return acks.Stored(seq=stored.message.seq, duplicate=stored.duplicate)
 
     @event(SessionDescription)
-    async def on_media_offer(self, sid: str, payload: SessionDescription) -> Ack:
+    async def on_media_offer(self, sid: str, payload: SessionDescription) -> acks.Ack:
         call_id, _ = await self._call_of(sid)
         answer = await self.services.media.citizen_offer(call_id, payload.sdp)
-        return {"ok": True, "type": "answer", "sdp": answer}
+        return acks.Answer(sdp=answer)
 
     @event(IceCandidate)
-    async def on_media_ice(self, sid: str, payload: IceCandidate) -> Ack:
+    async def on_media_ice(self, sid: str, payload: IceCandidate) -> acks.Ack:
         call_id, _ = await self._call_of(sid)
         await self.services.media.add_candidate(
             call_id, "citizen", payload.candidate, payload.sdpMid, payload.sdpMLineIndex
         )
-        return {"ok": True}
+        return acks.Ack()
 
     @event(CitizenEnd)
-    async def on_end_call(self, sid: str, payload: CitizenEnd) -> Ack:
+    async def on_end_call(self, sid: str, payload: CitizenEnd) -> acks.Ack:
         call_id, _channel = await self._call_of(sid)
         state = await calls.do_finish(self.services, call_id=call_id, actor="citizen")
-        return {"ok": True, "state": state}
+        return acks.Ended(state=state)

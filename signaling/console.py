@@ -21,7 +21,8 @@ from server.actions.staff_sessions import SESSION_COOKIE, StaffContext, resolve_
 from server.core.errors import AppError, ErrorCode
 from server.core.services import Services
 from server.db.models import Call, CallState
-from signaling.namespace import Ack, LifelineNamespace, connection_refused, dump, event
+from signaling import acks
+from signaling.namespace import LifelineNamespace, connection_refused, event
 from signaling.notifier import CONSOLE_NS, REPORTS_ROOM, call_room, queue_room
 from signaling.payloads import (
     CallEnd,
@@ -74,37 +75,37 @@ class ConsoleNamespace(LifelineNamespace):
         return staff, call
 
     @event(Strict)
-    async def on_operators(self, sid: str, payload: Strict) -> Ack:
+    async def on_operators(self, sid: str, payload: Strict) -> acks.Ack:
         """For the wall: the operators of this role's channels, and what each is doing."""
         staff = await self.staff(sid)
         watched = check_sees_wall(staff.role)
         states = await queue.operator_states(self.services, watched)
-        return {"ok": True, "operators": states}
+        return acks.Operators(operators=states)
 
     @event(Strict)
-    async def on_queue(self, sid: str, payload: Strict) -> Ack:
+    async def on_queue(self, sid: str, payload: Strict) -> acks.Ack:
         staff = await self.staff(sid)
         live = await queue.live_calls(self.services, staff.role)
-        return {"ok": True, "calls": [dump(c) for c in live], "me": staff.username}
+        return acks.Queue(calls=live, me=staff.username)
 
     @event(CallRef)
-    async def on_accept(self, sid: str, payload: CallRef) -> Ack:
+    async def on_accept(self, sid: str, payload: CallRef) -> acks.Ack:
         staff = await self.staff(sid)
         summary = await calls.do_accept(self.services, call_id=payload.call_id, staff=staff)
         await self.enter_room(sid, call_room(summary.call_id))
-        return {"ok": True, "call": dump(summary)}
+        return acks.CallAck(call=summary)
 
     @event(CallTransfer)
-    async def on_transfer(self, sid: str, payload: CallTransfer) -> Ack:
+    async def on_transfer(self, sid: str, payload: CallTransfer) -> acks.Ack:
         staff = await self.staff(sid)
         summary = await calls.do_transfer(
             self.services, call_id=payload.call_id, staff=staff, note=payload.note
         )
         await self.leave_room(sid, call_room(summary.call_id))
-        return {"ok": True, "call": dump(summary)}
+        return acks.CallAck(call=summary)
 
     @event(CallJoin)
-    async def on_join(self, sid: str, payload: CallJoin) -> Ack:
+    async def on_join(self, sid: str, payload: CallJoin) -> acks.Ack:
         """Open a call (its operator after a reload, or a supervisor) and catch up from seq."""
         _staff, call = await self.own_call(sid, payload.call_id)
         await self.enter_room(sid, call_room(call.id))
@@ -112,10 +113,10 @@ class ConsoleNamespace(LifelineNamespace):
             self.services, call.id, payload.last_seq, locations=True
         )
         summary = await queue.summary_of(self.services, call)
-        return {"ok": True, "call": dump(summary), "events": events}
+        return acks.Joined(call=summary, events=events)
 
     @event(ConsoleChatSend)
-    async def on_chat(self, sid: str, payload: ConsoleChatSend) -> Ack:
+    async def on_chat(self, sid: str, payload: ConsoleChatSend) -> acks.Ack:
         staff, call = await self.own_call(sid, payload.call_id)
         stored = await call_events.do_send_chat(
             self.services,
@@ -124,10 +125,10 @@ class ConsoleNamespace(LifelineNamespace):
             body=payload.body,
             staff=staff,
         )
-        return {"ok": True, "seq": stored.message.seq, "duplicate": stored.duplicate}
+        return acks.Stored(seq=stored.message.seq, duplicate=stored.duplicate)
 
     @event(ConsoleOffer)
-    async def on_media_offer(self, sid: str, payload: ConsoleOffer) -> Ack:
+    async def on_media_offer(self, sid: str, payload: ConsoleOffer) -> acks.Ack:
         staff, call = await self.own_call(sid, payload.call_id)
         if call.state != CallState.ANSWERED:
             raise AppError(ErrorCode.CALL_NOT_LIVE, "The call is not live")
@@ -137,10 +138,10 @@ class ConsoleNamespace(LifelineNamespace):
             payload.sdp,
             talk=call.operator_id == staff.user_id,
         )
-        return {"ok": True, "type": "answer", "sdp": answer}
+        return acks.Answer(sdp=answer)
 
     @event(ConsoleIceCandidate)
-    async def on_media_ice(self, sid: str, payload: ConsoleIceCandidate) -> Ack:
+    async def on_media_ice(self, sid: str, payload: ConsoleIceCandidate) -> acks.Ack:
         staff, call = await self.own_call(sid, payload.call_id)
         await self.services.media.add_candidate(
             call.id,
@@ -149,21 +150,21 @@ class ConsoleNamespace(LifelineNamespace):
             payload.sdpMid,
             payload.sdpMLineIndex,
         )
-        return {"ok": True}
+        return acks.Ack()
 
     @event(CallRef)
-    async def on_snapshot(self, sid: str, payload: CallRef) -> Ack:
+    async def on_snapshot(self, sid: str, payload: CallRef) -> acks.Ack:
         staff, call = await self.own_call(sid, payload.call_id)
         snapshot = await call_events.do_take_snapshot(self.services, call, staff)
-        return {
-            "ok": True,
-            "snapshot_id": snapshot.id,
-            "sha256": snapshot.sha256,
-            "url": f"/api/calls/{call.id}/snapshots/{snapshot.id}",
-        }
+        assert snapshot.id is not None
+        return acks.SnapshotTaken(
+            snapshot_id=snapshot.id,
+            sha256=snapshot.sha256,
+            url=f"/api/calls/{call.id}/snapshots/{snapshot.id}",
+        )
 
     @event(CallEnd)
-    async def on_end_call(self, sid: str, payload: CallEnd) -> Ack:
+    async def on_end_call(self, sid: str, payload: CallEnd) -> acks.Ack:
         staff, call = await self.own_call(sid, payload.call_id)
         state = await calls.do_finish(
             self.services,
@@ -173,4 +174,4 @@ class ConsoleNamespace(LifelineNamespace):
             note=payload.note,
         )
         await self.leave_room(sid, call_room(call.id))
-        return {"ok": True, "state": state}
+        return acks.Ended(state=state)

@@ -17,10 +17,11 @@ from pydantic import BaseModel, ValidationError
 from server.core.errors import AppError, ErrorCode
 from server.core.events import ErrorEvent
 from server.core.services import Services
+from signaling.acks import Ack, Refusal, RefusalDetail
 
 log = logging.getLogger("lifeline.signaling")
 
-Ack = dict[str, Any]
+Reply = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
 N = TypeVar("N", bound="LifelineNamespace")
 
@@ -41,11 +42,11 @@ class LifelineNamespace(socketio.AsyncNamespace):
             )
         return await super().trigger_event(event, *args)
 
-    async def refuse(self, sid: str, event: str, code: ErrorCode, message: str) -> Ack:
+    async def refuse(self, sid: str, event: str, code: ErrorCode, message: str) -> Reply:
         error = ErrorEvent(code=code.value, message=message, event=event)
         log.info("event refused", extra={"event": event, "code": code, "reason": message})
         await self.emit("error", error.model_dump(), to=sid)
-        return {"ok": False, "error": {"code": code.value, "message": message}}
+        return Refusal(error=RefusalDetail(code=code.value, message=message)).model_dump()
 
     def check_origin(self, environ: dict[str, Any]) -> None:
         """engine.io refuses a foreign Origin; refuse a missing one too (no browser omits it)."""
@@ -66,16 +67,17 @@ class LifelineNamespace(socketio.AsyncNamespace):
 
 def event(
     model: type[M],
-) -> Callable[[Callable[[N, str, M], Awaitable[Ack]]], Callable[[N, str, Any], Awaitable[Ack]]]:
-    """Validate the payload into ``model``; turn refusals into an error event and ack."""
+) -> Callable[[Callable[[N, str, M], Awaitable[Ack]]], Callable[[N, str, Any], Awaitable[Reply]]]:
+    """Validate the payload into ``model``; answer with the handler's acknowledgement, or turn a
+    refusal into an error event and a refusal ack."""
 
     def wrap(
         handler: Callable[[N, str, M], Awaitable[Ack]],
-    ) -> Callable[[N, str, Any], Awaitable[Ack]]:
+    ) -> Callable[[N, str, Any], Awaitable[Reply]]:
         name = handler.__name__.removeprefix("on_")
 
         @functools.wraps(handler)
-        async def run(self: N, sid: str, data: Any = None, *_extra: Any) -> Ack:
+        async def run(self: N, sid: str, data: Any = None, *_extra: Any) -> Reply:
             try:
                 payload = model.model_validate(data if data is not None else {})
             except ValidationError as exc:
@@ -83,7 +85,7 @@ def event(
                 where = ".".join(str(p) for p in first["loc"]) or "payload"
                 return await self.refuse(sid, name, ErrorCode.INVALID, f"{where}: {first['msg']}")
             try:
-                return await handler(self, sid, payload)
+                return (await handler(self, sid, payload)).wire()
             except AppError as exc:
                 return await self.refuse(sid, name, exc.code, exc.message)
             except Exception:
@@ -95,10 +97,6 @@ def event(
         return run
 
     return wrap
-
-
-def dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")
 
 
 def connection_refused(

@@ -1,7 +1,8 @@
 """Real Socket.IO clients for the tests: a citizen by call token, a console by staff cookie.
 
 Every event a test client receives is validated against the one union of server events
-(``server.core.events.SERVER_EVENTS``): a test fails when the server sends anything else.
+(``server.core.events.SERVER_EVENTS``), and every acknowledgement against its event's model
+(``signaling.acks.ACKS``): a test fails when the server sends anything else.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import socketio
 from pydantic import ValidationError
 
 from server.core.events import SERVER_EVENTS, ErrorEvent
+from signaling.acks import ACKS, Refusal
 from tests.staff import Client
 
 EVENT_TIMEOUT_SECS = 10.0
@@ -35,9 +37,17 @@ class Peer:
     invalid: list[str] = field(default_factory=list)
 
     async def call(self, event: str, data: Any = None) -> Any:
-        return await self.sio.call(
+        """Send a request; its acknowledgement is checked against the event's ack model (or
+        the one refusal shape) before the test sees it."""
+        reply = await self.sio.call(
             event, data, namespace=self.namespace, timeout=EVENT_TIMEOUT_SECS
         )
+        answer = ACKS.get(self.namespace, {}).get(event)
+        if isinstance(reply, dict) and reply.get("ok") is True and answer is not None:
+            answer.model_validate(reply)
+        else:
+            Refusal.model_validate(reply)
+        return reply
 
     async def next_event(self, type_: str, **match: Any) -> dict[str, Any]:
         """Wait for the next event of ``type_`` (matching ``match``), keeping the others."""

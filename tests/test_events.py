@@ -11,6 +11,9 @@ from pydantic import BaseModel, ValidationError
 from server.core.errors import AppError, ErrorCode
 from server.core.events import SERVER_EVENTS, CallStateEvent, ServerEvent
 from server.http.keys import SERVICES_KEY
+from signaling.acks import ACKS
+from signaling.citizen import CitizenNamespace
+from signaling.console import ConsoleNamespace
 from tests.sockets import console
 from tests.staff import Client
 
@@ -56,3 +59,16 @@ async def test_a_test_client_catches_an_event_outside_the_union(
         await desk.next_event("bogus.event")
         assert desk.invalid and "bogus.event" in desk.invalid[0]
         desk.invalid.clear()  # seen: this test's own bad event must not fail the helper
+
+
+def test_every_request_of_each_namespace_has_its_ack_model() -> None:
+    """A new Socket.IO request cannot land without the model of its answer."""
+    handled = {
+        namespace: {
+            name.removeprefix("on_")
+            for name in dir(cls)
+            if name.startswith("on_") and name not in ("on_connect", "on_disconnect")
+        }
+        for namespace, cls in (("/citizen", CitizenNamespace), ("/console", ConsoleNamespace))
+    }
+    assert handled == {namespace: set(events) for namespace, events in ACKS.items()}

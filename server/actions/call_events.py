@@ -13,7 +13,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -325,7 +324,7 @@ async def view_snapshot(
 
 async def events_since(
     services: Services, call_id: str, last_seq: int, *, locations: bool
-) -> list[dict[str, Any]]:
+) -> list[ChatMessageEvent | LocationEvent | PhotoEvent]:
     """Every stored event of the call after ``last_seq``, in sequence order, as the pages get
     them live (the citizen's page does not get its own track back: ``locations=False``)."""
     async with services.db.session() as session:
@@ -363,4 +362,4 @@ async def events_since(
         *(photo_event(p) for p in photos),
     ]
     events.sort(key=lambda e: e.seq)
-    return [e.model_dump(mode="json") for e in events]
+    return events

@@ -3,12 +3,14 @@ and what each operator is doing (in a call, available on any node, offline)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.actions.access import channels_for
 from server.actions.staff_sessions import StaffContext
-from server.core.events import CallSummary
+from server.core.events import CallSummary, OperatorState
 from server.core.services import Services
 from server.db.models import Call, CallState, LocationSample, User
 
@@ -79,7 +81,7 @@ async def do_console_left(services: Services, user_id: int, connection: str) -> 
     await services.presence.leave(console_presence(user_id), connection)
 
 
-async def operator_states(services: Services, role: str) -> list[dict[str, str]]:
+async def operator_states(services: Services, role: str) -> list[OperatorState]:
     """Each active account of ``role``: ``in_call`` (answering one), ``available`` (a console
     open, on any node), or ``offline``."""
     async with services.db.session() as session:
@@ -97,13 +99,13 @@ async def operator_states(services: Services, role: str) -> list[dict[str, str]]
                 )
             ).all()
         )
-    states = []
+    states: list[OperatorState] = []
     for user in users:
         if user.id in busy:
-            state = "in_call"
+            state: Literal["in_call", "available", "offline"] = "in_call"
         elif await services.presence.count(console_presence(user.id or 0)) > 0:
             state = "available"
         else:
             state = "offline"
-        states.append({"username": user.username, "state": state})
+        states.append(OperatorState(username=user.username, state=state))
     return states

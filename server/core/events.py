@@ -40,6 +40,14 @@ class CallSummary(Model):
     accuracy: float | None = None
 
 
+class OperatorState(Model):
+    """The wall's view of one operator: answering a call, a console open (on any node), or
+    neither."""
+
+    username: str
+    state: Literal["in_call", "available", "offline"]
+
+
 class MediaLostEvent(Model):
     """The call's media node is gone: offer again at once (the server places it anew) rather
     than wait for the browser to notice the silence."""

@@ -1,7 +1,7 @@
 """Admission control: a node refuses NEW media sessions before its quality degrades.
 
 aiortc has no back-pressure: overload shows as growing latency, audio loss and memory, never as
-a refusal (MEDIA-NOTES.md). So the node watches three signals, the event loop's lag (every
+a refusal (docs/media.md). So the node watches three signals, the event loop's lag (every
 coroutine's latency, Socket.IO's included), the process's CPU, and the whole machine's CPU, and
 says no to a new call's media above any threshold. The machine's share matters when other
 processes (another media worker, a backup) starve this one: its own CPU then stays low while

@@ -1,7 +1,7 @@
 """Encoded-frame passthrough: take frames before aiortc decodes them, send them without encoding.
 
 aiortc (pinned 1.16.0) decodes every received frame in a thread and re-encodes it for every
-sender; that is what limits a naive aiortc server (MEDIA-NOTES). Everything this module knows
+sender; that is what limits a naive aiortc server (docs/media.md). Everything this module knows
 about aiortc's private insides is here and only here, checked by
 ``tests/test_media.py::test_aiortc_guard``:
 

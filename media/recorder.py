@@ -1,7 +1,7 @@
 """Stream-copy recording: the call's encoded frames muxed into Matroska segments, no encoding.
 
 MediaRecorder re-encodes on the event loop and dropped three quarters of the frames under load
-(MEDIA-NOTES); here every received frame is muxed as it is, by a thread per open segment fed
+(docs/media.md); here every received frame is muxed as it is, by a thread per open segment fed
 through a queue, so file IO never blocks the event loop. A segment starts on a video keyframe
 (it must play on its own) and closes after ``segment_secs``, at call end, and when the citizen's
 peer is replaced; then its SHA-256 goes to ``on_closed``.

@@ -170,7 +170,7 @@ class MediaSession:
             for transceiver in peer.pc.getTransceivers():
                 if transceiver.kind == "video":
                     passthrough.restrict_codecs(transceiver, "video/VP8")
-                    # An operator's camera is not forwarded (off by default, DESIGN.md); the
+                    # An operator's camera is not forwarded (off by default, docs/media.md); the
                     # tap still keeps aiortc from decoding it into a queue nobody reads.
                     passthrough.tap_receiver(transceiver.receiver, "video", _discard)
                     peer.video_out = PacketTrack(

@@ -1,5 +1,5 @@
 """A media worker process: one MediaHub on an event loop of its own, so DTLS, SRTP and the
-fan-out of its calls never delay the node's Socket.IO and HTTP (MEDIA-NOTES.md).
+fan-out of its calls never delay the node's Socket.IO and HTTP (docs/media.md).
 
 ``python -m media.worker --node URL --id ID``, started by the node (server/media_workers.py)
 with the node's environment plus ``MEDIA_WORKER_SECRET``. It stops on SIGTERM, closing its

@@ -1,4 +1,4 @@
-"""Where each call's media lives (DESIGN.md, "State and scale"): the placement rules, and what
+"""Where each call's media lives (docs/architecture.md, "Scale-out"): the placement rules, and what
 happens when media nodes come and go. The way to a media node is the ``MediaTransport`` port
 (signaling/media_bus.py); every refusal on the way is an ``AppError`` with a media code.
 

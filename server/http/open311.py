@@ -4,7 +4,7 @@ Service codes are the category codes; ``new``/``verifying``/``confirmed`` are ``
 other status ``closed``; ``status_notes`` is the police's public note. A POST goes through the
 same checks and the same daily limit as the map's form. It skips the "is it one of these?" step
 (GeoReport has no way to ask it): the police see near duplicates on their map.
-Errors keep Lifeline's shape (``{"error": {"code", "message"}}``, CONTRACT.md).
+Errors keep Lifeline's shape (``{"error": {"code", "message"}}``, docs/interfaces.md).
 """
 
 from __future__ import annotations

@@ -300,7 +300,11 @@ def check_recording(server: RunningServer, call_id: str) -> None:
     import av
 
     rows = call_media(server, call_id)["recordings"]
-    assert [row["segment"] for row in rows] == [1, 2], rows  # the reload started segment 2
+    # The reload started segment 2. On a loaded machine the page may also re-offer once by
+    # itself (a stalled link): a further segment, numbered on, never a file written twice.
+    segments = [row["segment"] for row in rows]
+    assert len(segments) >= 2 and segments == list(range(1, len(segments) + 1)), rows
+    assert len({row["path"] for row in rows}) == len(rows), rows
     for row in rows:
         path = Path(row["path"])
         assert hashlib.sha256(path.read_bytes()).hexdigest() == row["sha256"]

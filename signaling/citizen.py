@@ -10,10 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.actions import call_events, calls
-from server.core.errors import AppError, ErrorCode
-from server.core.events import CallStateEvent
+from server.core.errors import ErrorCode
 from server.core.services import Services
-from server.db.models import Call, User
 from signaling import acks
 from signaling.namespace import LifelineNamespace, connection_refused, event
 from signaling.notifier import CITIZEN_NS, call_room
@@ -64,20 +62,9 @@ class CitizenNamespace(LifelineNamespace):
     async def on_resume(self, sid: str, payload: Resume) -> acks.Ack:
         """The call's state and every chat message after ``last_seq``: what the page missed."""
         call_id, _ = await self._call_of(sid)
-        services = self.services
-        async with services.db.session() as session:
-            call = await session.get(Call, call_id)
-            if call is None:
-                raise AppError(ErrorCode.CALL_NOT_FOUND, "No such call")
-            operator = None
-            if call.operator_id is not None:
-                user = await session.get(User, call.operator_id)
-                operator = user.username if user else None
+        state = await calls.state_of(self.services, call_id)
         missed = await call_events.events_since(
-            services, call_id, payload.last_seq, locations=False
-        )
-        state = CallStateEvent(
-            call_id=call_id, state=call.state, operator=operator, at=services.clock.now()
+            self.services, call_id, payload.last_seq, locations=False
         )
         return acks.Resumed(call=state, events=missed)
 

@@ -30,7 +30,7 @@ from server.core.events import (
     QueueCallRemoved,
 )
 from server.core.services import Services
-from server.db.models import Call, CallState, CallTransition, Role
+from server.db.models import Call, CallState, CallTransition, Role, User
 from server.security.tokens import new_token, token_hash
 
 log = logging.getLogger("lifeline.calls")
@@ -117,6 +117,21 @@ async def check_call_for_staff(
     if must_own and staff.role != Role.SUPERVISOR and call.operator_id != staff.user_id:
         raise AppError(ErrorCode.NOT_YOUR_CALL, "This call is another operator's")
     return call
+
+
+async def state_of(services: Services, call_id: str) -> CallStateEvent:
+    """The call's state as the citizen's page shows it, with its operator's name."""
+    async with services.db.session() as session:
+        call = await session.get(Call, call_id)
+        if call is None:
+            raise AppError(ErrorCode.CALL_NOT_FOUND, "No such call")
+        operator = None
+        if call.operator_id is not None:
+            user = await session.get(User, call.operator_id)
+            operator = user.username if user else None
+    return CallStateEvent(
+        call_id=call_id, state=call.state, operator=operator, at=services.clock.now()
+    )
 
 
 # --- the life of a call --------------------------------------------------------------------------

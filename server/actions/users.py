@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
 from server.db.audit import AuditLog
+from server.db.engine import Database
 from server.db.models import Role, User
 from server.security.passwords import hash_password, one_time_password
 from server.security.totp import new_secret
@@ -171,8 +172,9 @@ async def do_update_user(
     return user
 
 
-async def list_users(session: AsyncSession) -> list[User]:
-    return list((await session.exec(select(User).order_by(col(User.username)))).all())
+async def list_users(db: Database) -> list[User]:
+    async with db.session() as session:
+        return list((await session.exec(select(User).order_by(col(User.username)))).all())
 
 
 async def any_admin(session: AsyncSession) -> bool:

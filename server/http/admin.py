@@ -58,8 +58,7 @@ async def _render(
     status: int = 200,
 ) -> web.Response:
     now = request.app[SERVICES_KEY].clock.now()
-    async with request.app[SERVICES_KEY].db.session() as session:
-        users = [_Row(public_user(u, now)) for u in await list_users(session)]
+    users = [_Row(public_user(u, now)) for u in await list_users(request.app[SERVICES_KEY].db)]
     shown = None
     if created is not None:
         shown = _Row({"username": created.user.username, "password": created.password})
@@ -172,10 +171,8 @@ class UpdateUserBody(BaseModel):
 async def api_list_users(request: web.Request) -> web.StreamResponse:
     require_staff(request, ADMIN_ROLES)
     now = request.app[SERVICES_KEY].clock.now()
-    async with request.app[SERVICES_KEY].db.session() as session:
-        return web.json_response(
-            {"users": [public_user(u, now) for u in await list_users(session)]}
-        )
+    users = await list_users(request.app[SERVICES_KEY].db)
+    return web.json_response({"users": [public_user(u, now) for u in users]})
 
 
 @routes.post("/api/users")

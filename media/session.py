@@ -48,6 +48,9 @@ class MediaConfig:
     segment_secs: float
 
 
+MAX_CANDIDATES_PER_PEER = 50
+
+
 @dataclass(eq=False)
 class _Peer:
     name: str
@@ -62,6 +65,7 @@ class _Peer:
     # Trickled candidates that arrive before the offer is applied wait here.
     remote_set: bool = False
     early_candidates: list[RTCIceCandidate] = field(default_factory=list)
+    candidates: int = 0  # trickled to this peer connection so far
 
     def stop_tracks(self) -> None:
         for track in (self.video_out, self.audio_out):
@@ -235,6 +239,14 @@ class MediaSession:
         if peer is None or peer.closed:
             logger.info("call %s: candidate for unknown peer %s dropped", self.call_id, peer_name)
             return
+        # A browser gathers a handful per interface; a thousand is someone making the node
+        # probe addresses (each one costs STUN checks).
+        peer.candidates += 1
+        if peer.candidates > MAX_CANDIDATES_PER_PEER:
+            raise AppError(
+                ErrorCode.INVALID_CANDIDATE,
+                f"More than {MAX_CANDIDATES_PER_PEER} candidates for one connection",
+            )
         parsed = candidate_from_sdp(value)
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index

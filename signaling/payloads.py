@@ -15,6 +15,13 @@ MAX_SDP_BYTES = 64 * 1024
 MAX_CHAT_CHARS = 2000
 MAX_NOTE_CHARS = 4000
 MAX_CANDIDATE_CHARS = 1024
+# A fix's time in ms since the epoch: up to the year 9999 (a float past it cannot be a date).
+MAX_TIMESTAMP_MS = 253_402_300_799_000.0
+# Sequence numbers are 64-bit integers in the database.
+MAX_SEQ = 2**63 - 1
+# Control characters a person does not type (NUL, which PostgreSQL text refuses, among them);
+# tab and newline are kept.
+_CONTROL = {chr(c) for c in range(0x20) if chr(c) not in "\t\n\r"} | {"\x7f"}
 
 
 class Strict(BaseModel):
@@ -32,7 +39,7 @@ class Location(Strict):
     accuracy: float | None = Field(default=None, ge=0, le=1_000_000)
     heading: float | None = Field(default=None, ge=0, le=360)
     speed: float | None = Field(default=None, ge=0, le=1000)
-    timestamp: float = Field(gt=0)
+    timestamp: float = Field(gt=0, le=MAX_TIMESTAMP_MS)
 
     @field_validator("lat", "lon", "accuracy", "heading", "speed", "timestamp")
     @classmethod
@@ -45,6 +52,13 @@ class Location(Strict):
 class ChatSend(Strict):
     client_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     body: str = Field(min_length=1, max_length=MAX_CHAT_CHARS)
+
+    @field_validator("body")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(ch in _CONTROL for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
 
 
 class ConsoleChatSend(ChatSend):
@@ -86,13 +100,13 @@ class CallRef(Strict):
 
 
 class CallJoin(CallRef):
-    last_seq: int = Field(default=0, ge=0)
+    last_seq: int = Field(default=0, ge=0, le=MAX_SEQ)
 
 
 class Resume(Strict):
     """After (re)connecting: the last sequence number this client saw."""
 
-    last_seq: int = Field(default=0, ge=0)
+    last_seq: int = Field(default=0, ge=0, le=MAX_SEQ)
 
 
 class CitizenEnd(Strict):
@@ -114,4 +128,4 @@ class CitizenHello(Strict):
     """The citizen's ``auth`` at connect: its call token and the last sequence number it saw."""
 
     token: str = Field(min_length=20, max_length=128)
-    last_seq: int = Field(default=0, ge=0)
+    last_seq: int = Field(default=0, ge=0, le=MAX_SEQ)

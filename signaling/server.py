@@ -18,6 +18,9 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from config import Settings
+from server.core.errors import ErrorCode
+from server.core.media_rpc import NAMESPACE as MEDIA_NAMESPACE
+from signaling.notifier import CITIZEN_NS, CONSOLE_NS
 
 log = logging.getLogger("lifeline.signaling")
 
@@ -103,6 +106,42 @@ async def close_manager(sio: socketio.AsyncServer) -> None:
         await sio.manager.close()
 
 
+class LifelineServer(socketio.AsyncServer):
+    """python-socketio hands a client's event named ``connect`` or ``disconnect`` to the same
+    handler as the real thing: a page could make the server believe it left (a caller's call
+    abandoned after the grace, an operator shown offline) while it stays connected. Those names
+    are refused as events, with the usual error event and refusal ack.
+
+    Written against python-socketio 5.18.1 (``_handle_event`` is private; tests/test_broadcast.py
+    pins the version)."""
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        if isinstance(data, list) and data and data[0] in self.reserved_events:
+            namespace = namespace or "/"
+            sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+            code, message = ErrorCode.UNKNOWN_EVENT, f"{data[0]!r} is not an event a client sends"
+            log.info("reserved event refused", extra={"event": data[0], "namespace": namespace})
+            if sid is not None:
+                await self.emit(
+                    "error",
+                    {"code": code.value, "message": message, "event": data[0]},
+                    to=sid,
+                    namespace=namespace,
+                )
+            if id is not None:
+                await self._send_packet(
+                    eio_sid,
+                    self.packet_class(
+                        packet.ACK,
+                        namespace=namespace,
+                        id=id,
+                        data=[{"ok": False, "error": {"code": code.value, "message": message}}],
+                    ),
+                )
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+
 def allowed_origins(settings: Settings) -> list[str] | None:
     """Only the deployment's own origin; None lets engine.io compare with the Host header."""
     return [settings.PUBLIC_URL] if settings.PUBLIC_URL else None
@@ -114,8 +153,10 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
         if settings.REDIS_URL
         else BroadcastManager()
     )
-    return socketio.AsyncServer(
+    return LifelineServer(
         async_mode="aiohttp",
+        # Only our namespaces: the default one ("/") would accept anyone, token or not.
+        namespaces=[CITIZEN_NS, CONSOLE_NS, MEDIA_NAMESPACE],
         client_manager=manager,
         cors_allowed_origins=allowed_origins(settings),
         transports=["websocket"],

@@ -281,3 +281,36 @@ async def test_an_admin_cannot_disable_themselves(client: Client, clock: FrozenC
     )
     assert response.status == 409
     assert (await response.json())["error"]["code"] == "cannot_disable_self"
+
+
+@pytest.mark.parametrize(
+    "next_path",
+    [
+        "//evil.example/",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "/%09/evil.example" + "x" * 600,
+        "javascript:alert(1)",
+    ],
+)
+async def test_sign_in_never_redirects_off_site(
+    client: Client, clock: FrozenClock, next_path: str
+) -> None:
+    """Browsers drop tabs and newlines in a URL and read a backslash as a slash: each of these
+    would leave the site; the sign-in sends the user to their home page instead."""
+    account = await add_account(client, "nina", "operator")
+    response = await post_login(
+        client, account.username, account.password, account.code(clock), next_path
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == "/console"
+
+
+async def test_sign_in_returns_to_a_path_on_the_site(client: Client, clock: FrozenClock) -> None:
+    account = await add_account(client, "nina", "operator")
+    response = await post_login(
+        client, account.username, account.password, account.code(clock), "/console?tab=threats"
+    )
+    assert response.headers["Location"] == "/console?tab=threats"

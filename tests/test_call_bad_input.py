@@ -40,6 +40,11 @@ BAD_CITIZEN_EVENTS = [
     ("chat", {"client_id": "c-12345678", "body": "x" * (MAX_CHAT_CHARS + 1)}, "invalid"),
     ("chat", {"client_id": "c-12345678", "body": ""}, "invalid"),
     ("chat", {"client_id": "bad id!", "body": "hi"}, "invalid"),
+    # Each of these was an "internal" error before: a date past the year 9999, a sequence number
+    # past 64 bits (the database's), a NUL byte (PostgreSQL text refuses it).
+    ("location", {"lat": 10.0, "lon": 10.0, "timestamp": 1e300}, "invalid"),
+    ("resume", {"last_seq": 2**63}, "invalid"),
+    ("chat", {"client_id": "c-12345678", "body": "nul \x00 byte"}, "invalid"),
     ("media_offer", {"type": "offer", "sdp": "hello, this is not SDP"}, "invalid"),
     (
         "media_offer",

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from sqlmodel import col, select
 
-from media.session import KEYFRAME_MIN_INTERVAL_SECS, MediaSession
+from media.session import KEYFRAME_MIN_INTERVAL_SECS, MAX_CANDIDATES_PER_PEER, MediaSession
 from server.core.clock import FrozenClock
 from server.db.models import AuditEntry, Recording
 from server.http.keys import SERVICES_KEY
@@ -212,5 +212,33 @@ async def test_a_bug_in_this_nodes_hub_is_media_failed_and_a_bad_offer_invalid_s
                 MEDIA_TIMEOUT_SECS,
                 "video after the failures",
             )
+        finally:
+            await peer.close()
+
+
+async def test_a_flood_of_candidates_is_refused_past_the_limit(client: Client) -> None:
+    """A browser trickles a handful of candidates; a page sending hundreds would make the media
+    node probe every address it names. Past the limit each is refused, and the call goes on."""
+    started = await start_call(client)
+    async with citizen(client, started["token"]) as phone:
+        peer = await citizen_peer(answer_via(phone))
+        try:
+            replies = [
+                await phone.call(
+                    "media_ice",
+                    {
+                        "candidate": f"candidate:{n} 1 udp 2122260223 127.0.0.1 {40000 + n} "
+                        "typ host",
+                        "sdpMid": "0",
+                        "sdpMLineIndex": 0,
+                    },
+                )
+                for n in range(MAX_CANDIDATES_PER_PEER + 2)
+            ]
+            assert all(r["ok"] for r in replies[:MAX_CANDIDATES_PER_PEER])
+            assert [r["error"]["code"] for r in replies[MAX_CANDIDATES_PER_PEER:]] == [
+                "invalid_candidate"
+            ] * 2
+            assert (await phone.call("resume", {}))["call"]["state"] == "queued"
         finally:
             await peer.close()

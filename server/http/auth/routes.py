@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
 from server.actions import account
@@ -31,11 +33,27 @@ def _t(request: web.Request, key: str, **values: object) -> str:
     return catalogs.gettext(request.get(LANG_KEY, "en"), key, **values)
 
 
+MAX_NEXT_CHARS = 512
+
+
 def safe_next(value: str) -> str:
-    """Only a local path: never an open redirect to another site."""
-    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value[:512]
-    return ""
+    """Only a path on this site: never an open redirect to another one.
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so "/", a tab,
+    then "/evil.example" is "//evil.example" to them: any control character, backslash or a
+    second leading slash refuses the value, as does anything with a scheme or a host.
+    """
+    if (
+        not value.startswith("/")
+        or len(value) > MAX_NEXT_CHARS
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
+        or "\\" in value
+    ):
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or value.startswith("//"):
+        return ""
+    return value
 
 
 async def _form(request: web.Request) -> dict[str, str]:

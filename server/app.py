@@ -130,15 +130,16 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             local=HubHandler(hub) if hub is not None else None,
         )
         app[MEDIA_SECRET_KEY] = secrets.token_urlsafe(32)
+        presence = RedisPresence(redis) if redis is not None else LocalPresence()
         services = Services(
             settings=settings,
             clock=clock,
             db=db,
             audit=AuditLog(db, clock),
-            notifier=SocketIONotifier(sio),
+            notifier=SocketIONotifier(sio, presence),
             media=MediaRouter(db=db, nodes=media_nodes, transport=media_bus, home=settings.NODE_ID),
             media_nodes=media_nodes,
-            presence=RedisPresence(redis) if redis is not None else LocalPresence(),
+            presence=presence,
             limits=limits,
             background=background,
         )

@@ -50,13 +50,18 @@ class CitizenNamespace(LifelineNamespace):
         await self.save_session(sid, {"call_id": call.id, "channel": call.channel})
         await self.enter_room(sid, call_room(call.id))
         await calls.do_citizen_connected(self.services, call, sid)
+        self.track(sid, call.id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self.untrack(sid)
         try:
             call_id, _channel = await self._call_of(sid)
         except KeyError:
             return
         await calls.do_citizen_left(self.services, call_id, sid)
+
+    async def recheck(self, sid: str, what: Any) -> None:
+        await calls.renew_citizen_presence(self.services, str(what), sid)
 
     @event(Resume)
     async def on_resume(self, sid: str, payload: Resume) -> acks.Ack:

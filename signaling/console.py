@@ -19,6 +19,7 @@ from server.actions.access import (
 )
 from server.actions.staff_sessions import SESSION_COOKIE, StaffContext, resolve_session
 from server.core.errors import AppError, ErrorCode
+from server.core.events import SessionEndedEvent
 from server.core.services import Services
 from server.db.models import Call, CallState
 from signaling import acks
@@ -47,17 +48,34 @@ class ConsoleNamespace(LifelineNamespace):
         staff, _expired = await resolve_session(self.services, token)
         if staff is None or not staff.active or staff.role not in CONSOLE_ROLES:
             raise connection_refused(ErrorCode.UNAUTHORIZED, "Sign in to the console first")
-        await self.save_session(sid, {"token": token, "user_id": staff.user_id})
+        await self.save_session(
+            sid, {"token": token, "user_id": staff.user_id, "session_id": staff.session_id}
+        )
         await queue.do_console_connected(self.services, staff, sid)
+        self.track(sid, token)
         for channel in channels_for(staff.role):
             await self.enter_room(sid, queue_room(channel))
         if staff.role in REPORT_DESK_ROLES:
             await self.enter_room(sid, REPORTS_ROOM)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self.untrack(sid)
         session = await self.get_session(sid)
         if "user_id" in session:
-            await queue.do_console_left(self.services, session["user_id"], sid)
+            await queue.do_console_left(
+                self.services, session["user_id"], session["session_id"], sid
+            )
+
+    async def recheck(self, sid: str, what: Any) -> None:
+        """A session that ran out (idle, too old, the account gone) closes its socket even if
+        the console sends nothing; a live one's presence is renewed."""
+        staff, _expired = await resolve_session(self.services, str(what))
+        if staff is None or not staff.active or staff.role not in CONSOLE_ROLES:
+            ended = SessionEndedEvent(reason="expired")
+            await self.emit("event", ended.model_dump(mode="json"), to=sid)
+            await self.disconnect(sid)
+            return
+        await queue.do_console_connected(self.services, staff, sid)
 
     async def staff(self, sid: str) -> StaffContext:
         """The console's staff member as of now; a dead session disconnects the socket."""

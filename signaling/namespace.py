@@ -26,12 +26,58 @@ M = TypeVar("M", bound=BaseModel)
 N = TypeVar("N", bound="LifelineNamespace")
 
 
+# Every socket of a namespace is looked at again this often (the node's clock): a staff session
+# that ran out is closed, and the presence of the live ones renewed well inside its TTL.
+RECHECK_SECS = 30.0
+
+
 class LifelineNamespace(socketio.AsyncNamespace):
-    """A namespace bound to one node's services (namespaces are singletons per server)."""
+    """A namespace bound to one node's services (namespaces are singletons per server).
+
+    It keeps its own connected sockets (``track``) and re-checks each every ``RECHECK_SECS``
+    (``recheck``), while any is connected.
+    """
 
     def __init__(self, namespace: str, services: Services) -> None:
         super().__init__(namespace)
         self.services = services
+        self._live: dict[str, Any] = {}
+        self._rechecking = False
+
+    def track(self, sid: str, what: Any) -> None:
+        self._live[sid] = what
+        if not self._rechecking:
+            self._schedule_recheck()
+
+    def untrack(self, sid: str) -> Any:
+        return self._live.pop(sid, None)
+
+    def _schedule_recheck(self) -> None:
+        self._rechecking = True
+        self.services.background.later(
+            self.services.clock,
+            RECHECK_SECS,
+            self._recheck_all,
+            name=f"recheck:{self.namespace}",
+        )
+
+    async def _recheck_all(self) -> None:
+        try:
+            for sid, what in list(self._live.items()):
+                if sid not in self._live:
+                    continue
+                try:
+                    await self.recheck(sid, what)
+                except Exception:
+                    log.exception("re-checking a socket failed", extra={"sid": sid})
+        finally:
+            if self._live:
+                self._schedule_recheck()
+            else:
+                self._rechecking = False
+
+    async def recheck(self, sid: str, what: Any) -> None:
+        """Look at one connected socket again (what ``track`` was given for it)."""
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Unknown events (a citizen trying a staff event, say) get an error, not silence."""

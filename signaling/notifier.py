@@ -9,10 +9,13 @@ failure is logged, never raised into the action that stored the event.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import socketio
 
-from server.core.events import ServerEvent
+from server.actions.queue import console_session_presence
+from server.core.events import ServerEvent, SessionEndedEvent, SessionEndReason
+from server.core.ports import Presence
 
 log = logging.getLogger("lifeline.signaling")
 
@@ -32,8 +35,9 @@ def queue_room(channel: str) -> str:
 class SocketIONotifier:
     """``server.core.ports.Notifier`` over the node's Socket.IO server (in-process or Redis)."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, presence: Presence) -> None:
         self._sio = sio
+        self._presence = presence
 
     async def _emit(self, event: ServerEvent, room: str, namespace: str) -> None:
         try:
@@ -58,3 +62,16 @@ class SocketIONotifier:
 
     async def to_report_desks(self, event: ServerEvent) -> None:
         await self._emit(event, REPORTS_ROOM, CONSOLE_NS)
+
+    async def end_staff_sessions(
+        self, session_ids: Sequence[int], reason: SessionEndReason
+    ) -> None:
+        """A socket on another node is told and closed through the manager (Redis) too."""
+        ended = SessionEndedEvent(reason=reason).model_dump(mode="json")
+        for session_id in session_ids:
+            for sid in await self._presence.members(console_session_presence(session_id)):
+                try:
+                    await self._sio.emit("event", ended, to=sid, namespace=CONSOLE_NS)
+                    await self._sio.disconnect(sid, namespace=CONSOLE_NS)
+                except Exception:
+                    log.exception("closing a revoked session's socket failed", extra={"sid": sid})

@@ -35,6 +35,8 @@ class Peer:
     seen: list[dict[str, Any]] = field(default_factory=list)
     # Events that are not in the one union (or carry a field it does not declare).
     invalid: list[str] = field(default_factory=list)
+    # Set when the server closes this client's namespace connection.
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def call(self, event: str, data: Any = None) -> Any:
         """Send a request; its acknowledgement is checked against the event's ack model (or
@@ -62,6 +64,10 @@ class Peer:
 
     async def next_error(self) -> dict[str, Any]:
         return await asyncio.wait_for(self.errors.get(), EVENT_TIMEOUT_SECS)
+
+    async def until_closed(self) -> None:
+        """Wait for the server to close this connection."""
+        await asyncio.wait_for(self.closed.wait(), EVENT_TIMEOUT_SECS)
 
     def received(self, type_: str) -> list[dict[str, Any]]:
         return [e for e in self.seen if e.get("type") == type_]
@@ -96,6 +102,7 @@ async def connect(
 
         sio.on("event", on_event, namespace=namespace)
         sio.on("error", on_error, namespace=namespace)
+        sio.on("disconnect", lambda *_reason: peer.closed.set(), namespace=namespace)
         await sio.connect(
             url,
             namespaces=[namespace],

@@ -139,7 +139,8 @@ async def test_a_page_that_leaves_is_abandoned_after_the_grace(
     started = await start_call(client)
     async with citizen(client, started["token"]):
         pass
-    await clock.until_pending()  # the server has seen the page go
+    background = client.app[SERVICES_KEY].background
+    await background.until_scheduled(f"abandon:{started['call_id']}")  # the page has gone
     clock.advance(grace - 1)
     await client.app[SERVICES_KEY].background.drain()
     assert await _transitions(client, started["call_id"]) == [(None, "queued")]
@@ -159,7 +160,7 @@ async def test_a_reload_inside_the_grace_keeps_the_call(client: Client, clock: F
     started = await start_call(client)
     async with citizen(client, started["token"]):
         pass
-    await clock.until_pending()
+    await client.app[SERVICES_KEY].background.until_scheduled(f"abandon:{started['call_id']}")
     async with citizen(client, started["token"]) as phone:
         clock.advance(grace + 1)
         await client.app[SERVICES_KEY].background.drain()

@@ -10,7 +10,6 @@ import pytest
 import socketio
 
 from server.actions.calls import citizen_presence
-from server.core.clock import FrozenClock
 from server.core.events import CallStateEvent
 from server.http.keys import SERVICES_KEY
 from server.node import SIO_KEY
@@ -56,22 +55,22 @@ async def test_the_default_namespace_is_refused(client: Client) -> None:
         await sio.eio.disconnect()  # the refused namespace leaves the Engine.IO link open
 
 
-async def test_a_client_sent_disconnect_event_changes_nothing(
-    client: Client, clock: FrozenClock
-) -> None:
+async def test_a_client_sent_disconnect_event_changes_nothing(client: Client) -> None:
     """A page emitting "disconnect" as an event is refused: the server does not take it for the
     caller leaving (no presence change, no abandon timer), and the socket goes on."""
     started = await start_call(client)
     assert client.app is not None
     presence = client.app[SERVICES_KEY].presence
+    background = client.app[SERVICES_KEY].background
+    abandon = f"abandon:{started['call_id']}"
     async with citizen(client, started["token"]) as phone:
         reply = await phone.call("disconnect", {})
         assert reply["error"]["code"] == "unknown_event"
         assert (await phone.next_error())["event"] == "disconnect"
         assert (await phone.call("resume", {}))["call"]["state"] == "queued"
         assert await presence.count(citizen_presence(started["call_id"])) == 1
-        assert clock.pending() == 0  # no abandon timer was started
-    await clock.until_pending()  # the real disconnect, by contrast, starts one
+        assert background.scheduled(abandon) == 0  # no abandon timer was started
+    await background.until_scheduled(abandon)  # the real disconnect, by contrast, starts one
 
 
 async def test_a_foreign_origin_is_refused(client: Client) -> None:

@@ -22,7 +22,7 @@ from server.security.totp import accepted_step, new_secret
 
 async def do_log_out(services: Services, staff: StaffContext | None, token: str) -> None:
     if token:
-        await do_end_session(services, token)
+        await do_end_session(services, token, reason="signed_out")
     if staff is not None:
         await services.audit.append(
             actor=staff.username, action="logout", subject=f"user:{staff.username}"
@@ -69,7 +69,9 @@ async def do_change_password(
         totp_confirmed = user.totp_confirmed
     if problem is not None:
         return PasswordChange(problem)
-    await do_end_user_sessions(services, staff.user_id, keep=staff.session_id)
+    await do_end_user_sessions(
+        services, staff.user_id, reason="password_changed", keep=staff.session_id
+    )
     if not forced:
         return PasswordChange(None)
     stage = (

@@ -325,6 +325,11 @@ async def do_citizen_connected(services: Services, call: Call, connection: str) 
         )
 
 
+async def renew_citizen_presence(services: Services, call_id: str, connection: str) -> None:
+    """Still connected: kept present on every node (a Redis TTL would otherwise lapse)."""
+    await services.presence.join(citizen_presence(call_id), connection)
+
+
 async def do_citizen_left(services: Services, call_id: str, connection: str) -> None:
     """The last of the citizen's connections went: the watchers are told, and a queued call
     whose citizen stays away past the grace period is abandoned (a reload is back in a second;

@@ -21,6 +21,11 @@ def console_presence(user_id: int) -> str:
     return f"console:{user_id}"
 
 
+def console_session_presence(session_id: int) -> str:
+    """The console sockets of one staff session, on every node: what a revocation closes."""
+    return f"console-session:{session_id}"
+
+
 async def last_location(session: AsyncSession, call_id: str) -> LocationSample | None:
     return (
         await session.exec(
@@ -74,11 +79,16 @@ async def live_calls(services: Services, role: str) -> list[CallSummary]:
 
 
 async def do_console_connected(services: Services, staff: StaffContext, connection: str) -> None:
+    """Also each time the node renews its sockets' presence (a TTL in Redis)."""
     await services.presence.join(console_presence(staff.user_id), connection)
+    await services.presence.join(console_session_presence(staff.session_id), connection)
 
 
-async def do_console_left(services: Services, user_id: int, connection: str) -> None:
+async def do_console_left(
+    services: Services, user_id: int, session_id: int, connection: str
+) -> None:
     await services.presence.leave(console_presence(user_id), connection)
+    await services.presence.leave(console_session_presence(session_id), connection)
 
 
 async def operator_states(services: Services, role: str) -> list[OperatorState]:

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from sqlmodel import col, delete, select
 
+from server.core.events import SessionEndReason
 from server.core.services import Services
 from server.db.models import SessionStage, StaffSession, User
 from server.security.tokens import new_token, token_hash
@@ -88,22 +89,48 @@ async def do_set_stage(services: Services, session_id: int, stage: str) -> None:
             await session.commit()
 
 
-async def do_end_session(services: Services, token: str) -> None:
+async def do_end_session(services: Services, token: str, *, reason: SessionEndReason) -> None:
+    """End one session (signing out): its row, and its open console sockets on every node."""
     async with services.db.session() as session:
+        ids = list(
+            (
+                await session.exec(
+                    select(StaffSession.id).where(col(StaffSession.token_hash) == token_hash(token))
+                )
+            ).all()
+        )
         await session.exec(
             delete(StaffSession).where(col(StaffSession.token_hash) == token_hash(token))
         )
         await session.commit()
+    await services.notifier.end_staff_sessions([i for i in ids if i is not None], reason)
 
 
-async def do_end_user_sessions(services: Services, user_id: int, keep: int | None = None) -> None:
-    """Sign a user out everywhere (but ``keep``): after a password change or a disable."""
+async def do_end_user_sessions(
+    services: Services, user_id: int, *, reason: SessionEndReason, keep: int | None = None
+) -> None:
+    """Sign a user out everywhere (but ``keep``), sockets included: after a password change,
+    a disable or a role change."""
     async with services.db.session() as session:
+        chosen = select(StaffSession.id).where(col(StaffSession.user_id) == user_id)
         statement = delete(StaffSession).where(col(StaffSession.user_id) == user_id)
         if keep is not None:
+            chosen = chosen.where(col(StaffSession.id) != keep)
             statement = statement.where(col(StaffSession.id) != keep)
+        ids = [i for i in (await session.exec(chosen)).all() if i is not None]
         await session.exec(statement)
         await session.commit()
+    await services.notifier.end_staff_sessions(ids, reason)
+
+
+async def close_user_sockets(services: Services, user_id: int, *, reason: SessionEndReason) -> None:
+    """Close a user's open consoles on every node but keep their sessions: after a role
+    change the page reloads and connects again, seeing what the new role may see."""
+    async with services.db.session() as session:
+        ids = (
+            await session.exec(select(StaffSession.id).where(col(StaffSession.user_id) == user_id))
+        ).all()
+    await services.notifier.end_staff_sessions([i for i in ids if i is not None], reason)
 
 
 async def resolve_session(services: Services, token: str) -> tuple[StaffContext | None, bool]:

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.actions.staff_sessions import close_user_sockets, do_end_user_sessions
 from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
+from server.core.services import Services
 from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.db.models import Role, User
@@ -169,6 +171,30 @@ async def do_update_user(
     if disabled is not None:
         user = await do_set_disabled(audit, clock, actor=actor, user_id=user_id, disabled=disabled)
     assert user is not None
+    return user
+
+
+async def do_change_account(
+    services: Services,
+    *,
+    actor: str,
+    user_id: int,
+    role: str | None = None,
+    disabled: bool | None = None,
+) -> User:
+    """An admin's change to an account. A disabled account is signed out everywhere at once,
+    its open consoles included. A role change keeps the sessions but closes the consoles: what
+    a console receives was decided by its role when it connected (its queue rooms)."""
+    async with services.db.session() as session:
+        before = await session.get(User, user_id)
+        was = (before.role, before.disabled) if before is not None else None
+    user = await do_update_user(
+        services.audit, services.clock, actor=actor, user_id=user_id, role=role, disabled=disabled
+    )
+    if was is not None and user.disabled and not was[1]:
+        await do_end_user_sessions(services, user_id, reason="disabled")
+    elif was is not None and user.role != was[0]:
+        await close_user_sockets(services, user_id, reason="role_changed")
     return user
 
 

@@ -16,7 +16,8 @@ log = logging.getLogger("lifeline.background")
 class Background:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: dict[int, Timer] = {}
+        self._timers: dict[int, tuple[str, Timer]] = {}
+        self._scheduled = asyncio.Event()
         self._closed = False
 
     def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
@@ -42,8 +43,20 @@ class Background:
 
         timer = clock.call_later(seconds, fire)
         key = id(timer)
-        self._timers[key] = timer
+        self._timers[key] = (name, timer)
+        self._scheduled.set()
         return timer
+
+    def scheduled(self, name: str) -> int:
+        """How many timers of this name wait to fire (tests: one was set, or none)."""
+        return sum(1 for timer_name, _ in self._timers.values() if timer_name == name)
+
+    async def until_scheduled(self, name: str) -> None:
+        """Wait until a timer of this name is set (by another task: a server handling a
+        disconnect), so a test can move the clock past it."""
+        while not self.scheduled(name):
+            self._scheduled.clear()
+            await self._scheduled.wait()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -52,7 +65,7 @@ class Background:
 
     async def close(self) -> None:
         self._closed = True
-        for timer in list(self._timers.values()):
+        for _name, timer in list(self._timers.values()):
             timer.cancel()
         self._timers.clear()
         for task in list(self._tasks):

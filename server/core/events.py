@@ -48,6 +48,17 @@ class OperatorState(Model):
     state: Literal["in_call", "available", "offline"]
 
 
+SessionEndReason = Literal["signed_out", "disabled", "role_changed", "password_changed", "expired"]
+
+
+class SessionEndedEvent(Model):
+    """The console's staff session has ended (signed out, the account disabled or its role
+    changed, the password changed elsewhere, idle too long): the socket is closed after this."""
+
+    type: Literal["session.ended"] = "session.ended"
+    reason: SessionEndReason
+
+
 class MediaLostEvent(Model):
     """The call's media node is gone: offer again at once (the server places it anew) rather
     than wait for the browser to notice the silence."""
@@ -189,6 +200,7 @@ ServerEvent = (
     | CitizenPresenceEvent
     | IceCandidateEvent
     | MediaLostEvent
+    | SessionEndedEvent
     | ReportNewEvent
     | ReportUpdatedEvent
 )

@@ -7,10 +7,11 @@ registry, in-process for the embedded mode and in Redis for scale-out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from server.core.events import ServerEvent
+from server.core.events import ServerEvent, SessionEndReason
 from server.core.media_rpc import MediaRequest, R
 
 
@@ -38,13 +39,24 @@ class Notifier(Protocol):
         """Every operator's and supervisor's console: the threat reports list."""
         ...
 
+    async def end_staff_sessions(
+        self, session_ids: Sequence[int], reason: SessionEndReason
+    ) -> None:
+        """Every console socket of these staff sessions, on any node, is told why and
+        disconnected: a revoked session receives nothing more."""
+        ...
+
 
 class Presence(Protocol):
     """Who is connected, by key, across every node (a Redis set with a TTL in scale-out)."""
 
-    async def join(self, key: str, member: str) -> None: ...
+    async def join(self, key: str, member: str) -> None:
+        """Add ``member``; joining again keeps it alive (renews its TTL in Redis)."""
+        ...
+
     async def leave(self, key: str, member: str) -> None: ...
     async def count(self, key: str) -> int: ...
+    async def members(self, key: str) -> set[str]: ...
 
 
 @dataclass(frozen=True)

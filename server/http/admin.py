@@ -10,10 +10,8 @@ from pydantic import BaseModel, ConfigDict
 
 from server.actions.users import (
     NewUser,
+    do_change_account,
     do_create_user,
-    do_set_disabled,
-    do_set_role,
-    do_update_user,
     list_users,
 )
 from server.core.errors import AppError, ErrorCode
@@ -115,9 +113,8 @@ def _user_id(request: web.Request) -> int:
 async def admin_set_role(request: web.Request) -> web.StreamResponse:
     actor, form = await _admin_form(request)
     try:
-        await do_set_role(
-            request.app[SERVICES_KEY].audit,
-            request.app[SERVICES_KEY].clock,
+        await do_change_account(
+            request.app[SERVICES_KEY],
             actor=actor,
             user_id=_user_id(request),
             role=form.get("role", ""),
@@ -130,12 +127,8 @@ async def admin_set_role(request: web.Request) -> web.StreamResponse:
 async def _toggle(request: web.Request, disabled: bool) -> web.StreamResponse:
     actor, _form = await _admin_form(request)
     try:
-        await do_set_disabled(
-            request.app[SERVICES_KEY].audit,
-            request.app[SERVICES_KEY].clock,
-            actor=actor,
-            user_id=_user_id(request),
-            disabled=disabled,
+        await do_change_account(
+            request.app[SERVICES_KEY], actor=actor, user_id=_user_id(request), disabled=disabled
         )
     except AppError as exc:
         return await _render(request, error=exc.message, status=exc.status)
@@ -195,9 +188,8 @@ async def api_update_user(request: web.Request) -> web.StreamResponse:
     staff = require_staff_change(request, ADMIN_ROLES)
     body: UpdateUserBody = await read_json(request, UpdateUserBody)
     services = request.app[SERVICES_KEY]
-    user = await do_update_user(
-        services.audit,
-        services.clock,
+    user = await do_change_account(
+        services,
         actor=staff.username,
         user_id=_user_id(request),
         role=body.role,

@@ -10,6 +10,8 @@ from collections import defaultdict
 
 from redis.asyncio import Redis
 
+# A dead node's members vanish after this; a live node re-joins its sockets well within it
+# (every PRESENCE_REFRESH_SECS of the clock), so a connected member never expires.
 PRESENCE_TTL_SECS = 120
 
 
@@ -30,6 +32,9 @@ class LocalPresence:
     async def count(self, key: str) -> int:
         return len(self._members.get(key, ()))
 
+    async def members(self, key: str) -> set[str]:
+        return set(self._members.get(key, ()))
+
 
 class RedisPresence:
     """A Redis set per key; its TTL is renewed on every join, so a dead node's members expire."""
@@ -49,3 +54,7 @@ class RedisPresence:
 
     async def count(self, key: str) -> int:
         return int(await self._redis.scard(f"lifeline:presence:{key}"))
+
+    async def members(self, key: str) -> set[str]:
+        raw = await self._redis.smembers(f"lifeline:presence:{key}")
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in raw}

@@ -96,3 +96,24 @@ def test_the_wall_follows_the_queue(
     operator.close()
     expect(state).to_have_attribute("data-state", "in_call")  # still holds the call
     helper.close()
+
+
+def test_signing_out_in_another_tab_takes_the_wall_to_the_sign_in_page(
+    browser: Browser, wall_server: RunningServer
+) -> None:
+    """The server closes a revoked session's socket and says why: the page goes to the sign-in
+    page instead of sitting on a dead feed."""
+    secret = add_staff(wall_server, "sup2", "supervisor")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        wall = context.new_page()
+        sign_in(wall, wall_server.base, "sup2", secret, "/wall")
+        expect(wall.locator("body")).to_have_attribute("data-live", "true")
+        other = context.new_page()  # the same session, in a second tab
+        other.goto(f"{wall_server.base}/wall")
+        other.get_by_test_id("logout").click()
+        other.wait_for_url(f"{wall_server.base}/login**")
+        wall.wait_for_url(f"{wall_server.base}/login?expired=1&next=%2Fwall")
+    finally:
+        context.close()

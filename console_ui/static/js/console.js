@@ -10,7 +10,7 @@ import { allowSound, bindQueue, onQueueEvent, refreshQueue, renderQueue, startWa
 import { bindShortcuts } from './console_shortcuts.js';
 import { initThreats } from './console_threats.js';
 import { loadCatalog, t } from './i18n.js';
-import { connect } from './socket.js';
+import { connect, followSessionEnd } from './socket.js';
 
 let onShift = false;
 
@@ -62,6 +62,7 @@ function bind() {
 function openSocket() {
   const socket = connect('/console');
   live.socket = socket;
+  followSessionEnd(socket);
   socket.on('connect', () => {
     setConnection('connected');
     refreshQueue();

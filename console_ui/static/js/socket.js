@@ -64,3 +64,24 @@ export function newClientId() {
     .replace(/\//g, '_')
     .replace(/=+$/, '');
 }
+
+/**
+ * When the server ends this page's staff session (signed out elsewhere, the account disabled,
+ * idle too long) it says so and closes the socket, which then never comes back by itself: go
+ * to the sign-in page. A role change keeps the session: reload, so the page (and what its
+ * socket may see) is the new role's.
+ * @param {import('/static/vendor/socket.io-client/socket.io.esm.min.js').Socket} socket
+ */
+export function followSessionEnd(socket) {
+  socket.on('event', (event) => {
+    if (!event || event.type !== 'session.ended') {
+      return;
+    }
+    if (event.reason === 'role_changed') {
+      window.location.reload();
+      return;
+    }
+    const back = encodeURIComponent(window.location.pathname);
+    window.location.assign(`/login?expired=1&next=${back}`);
+  });
+}

@@ -3,7 +3,7 @@
 // tick, and the operators' states (asked every few seconds). The SLA figure needs answer-time
 // statistics the server does not send yet: it shows a dash rather than a made-up number.
 import { formatDuration, loadCatalog, t } from './i18n.js';
-import { connect, request } from './socket.js';
+import { connect, followSessionEnd, request } from './socket.js';
 
 const clock = document.querySelector('[data-testid="wall-clock"]');
 const grid = document.querySelector('[data-testid="wall-calls"]');
@@ -139,6 +139,7 @@ async function main() {
   window.setInterval(tickClock, 15_000);
   await loadCatalog(document.documentElement.lang);
   const socket = connect('/console');
+  followSessionEnd(socket);
   socket.on('event', (event) => {
     onEvent(event);
     if (event && event.type && event.type.startsWith('queue.')) {

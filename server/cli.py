@@ -10,9 +10,10 @@ import sys
 from collections.abc import Sequence
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
 from config import Settings, SettingsError, load_settings
-from server.actions.users import any_admin, do_create_user
+from server.actions.users import do_create_first_admin, do_create_user
 from server.core.clock import SystemClock
 from server.core.logs import setup_logging
 from server.db.audit import AuditLog
@@ -76,9 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         upgrade(settings.database_url)
         return asyncio.run(_run(settings))
-    if args.command == "users":
-        return asyncio.run(_users_add(settings, args.name, args.role, args.password_stdin))
-    return asyncio.run(_verify(settings))
+    try:
+        if args.command == "users":
+            return asyncio.run(_users_add(settings, args.name, args.role, args.password_stdin))
+        return asyncio.run(_verify(settings))
+    except DBAPIError as exc:
+        # No database there, or one that was never migrated: say so in one line.
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+        print(
+            f"error: the database at {_redacted(settings.database_url)} is not ready "
+            f"(run `python -m server migrate` first?): {reason}",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _redacted(url: str) -> str:
@@ -92,17 +103,10 @@ async def _first_admin(settings: Settings) -> str | None:
     """Create the first admin when there is none; return its one-time password."""
     db = Database(settings.database_url)
     try:
-        async with db.session() as session:
-            if await any_admin(session):
-                return None
-        created = await do_create_user(
-            AuditLog(db, SystemClock()),
-            SystemClock(),
-            actor="system",
-            username=FIRST_ADMIN,
-            role="admin",
+        created = await do_create_first_admin(
+            AuditLog(db, SystemClock()), SystemClock(), username=FIRST_ADMIN
         )
-        return created.password
+        return created.password if created is not None else None
     finally:
         await db.close()
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pyotp
 import pytest
+from sqlmodel import col, select
 
-from server.actions.users import do_create_user
+from server.actions.users import do_create_first_admin, do_create_user
 from server.core.clock import FrozenClock
+from server.db.models import User
 from server.http.keys import SERVICES_KEY
 from tests.staff import (
     PASSWORD,
@@ -314,3 +322,37 @@ async def test_sign_in_returns_to_a_path_on_the_site(client: Client, clock: Froz
         client, account.username, account.password, account.code(clock), "/console?tab=threats"
     )
     assert response.headers["Location"] == "/console?tab=threats"
+
+
+async def test_two_nodes_starting_at_once_make_one_first_admin(client: Client) -> None:
+    """Two nodes on an empty database race to create the first admin: one does, the other
+    finds it (no crash, no second admin)."""
+    assert client.app is not None
+    services = client.app[SERVICES_KEY]
+    made = await asyncio.gather(
+        *(do_create_first_admin(services.audit, services.clock, username="admin") for _ in range(2))
+    )
+    assert sum(1 for m in made if m is not None) == 1
+    async with services.db.session() as session:
+        admins = (await session.exec(select(User).where(col(User.role) == "admin"))).all()
+    assert [a.username for a in admins] == ["admin"]
+
+
+def test_users_add_on_an_unmigrated_database_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "LIFELINE_DATA_DIR": str(tmp_path),
+        "LIFELINE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "users", "add", "bob", "--role", "operator"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "not ready" in done.stderr and "migrate" in done.stderr
+    assert "Traceback" not in done.stderr

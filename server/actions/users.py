@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
@@ -67,18 +68,64 @@ async def do_create_user(
     with_totp_secret: bool = False,
 ) -> NewUser:
     """Create a staff account; without ``password`` a one-time one is made and returned."""
+    created = await _create_user(
+        audit,
+        clock,
+        actor=actor,
+        username=username,
+        role=role,
+        password=password,
+        with_totp_secret=with_totp_secret,
+        unless_an_admin_exists=False,
+    )
+    assert created is not None
+    return created
+
+
+async def do_create_first_admin(audit: AuditLog, clock: Clock, *, username: str) -> NewUser | None:
+    """The first admin, when there is no admin yet; None when there is one. Two nodes starting
+    at once on an empty database make one: the check and the insert are one transaction under
+    the audit chain's lock."""
+    return await _create_user(
+        audit,
+        clock,
+        actor="system",
+        username=username,
+        role=Role.ADMIN,
+        password=None,
+        with_totp_secret=False,
+        unless_an_admin_exists=True,
+    )
+
+
+async def _create_user(
+    audit: AuditLog,
+    clock: Clock,
+    *,
+    actor: str,
+    username: str,
+    role: str,
+    password: str | None,
+    with_totp_secret: bool,
+    unless_an_admin_exists: bool,
+) -> NewUser | None:
     name = check_username(username)
     checked_role = check_role(role)
     made = None if password else one_time_password()
+    # argon2 takes tens of milliseconds of CPU: off the event loop, and before the transaction
+    # (which holds the chain's lock) begins.
+    password_hash = await asyncio.to_thread(hash_password, password or made or "")
     now = clock.now()
     async with audit.transaction() as session:
+        if unless_an_admin_exists and await any_admin(session):
+            return None
         exists = (await session.exec(select(User).where(col(User.username) == name))).first()
         if exists is not None:
             raise AppError(ErrorCode.USER_EXISTS, f"User {name!r} exists already")
         user = User(
             username=name,
             role=checked_role,
-            password_hash=hash_password(password or made or ""),
+            password_hash=password_hash,
             must_change_password=made is not None,
             totp_secret=new_secret() if with_totp_secret else None,
             totp_confirmed=with_totp_secret,

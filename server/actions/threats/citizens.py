@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
@@ -61,10 +60,9 @@ class PossibleDuplicates:
 async def check_room(services: Services, setting: str, scope: str, keys: Iterable[str]) -> None:
     """Refuse (429) if any key is over the limit, without counting this request: a refused
     report must not use up the day's one report."""
-    limiter = MovingWindowRateLimiter(services.limits.storage)
     for rule in parse_rules(setting):
         for key in keys:
-            if not await limiter.test(rule, scope, key):
+            if not await services.limits.has_room(rule, scope, key):
                 raise AppError(
                     ErrorCode.RATE_LIMITED,
                     f"Too many: at most {rule} from one client. Call 112 if this is an emergency.",

@@ -6,6 +6,7 @@ catalogue key (the page says it in the user's language).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from server.actions.staff_sessions import (
@@ -48,15 +49,23 @@ async def do_change_password(
     other sessions end; a forced change moves the session on to TOTP enrolment or to work."""
     audit, clock = services.audit, services.clock
     problem = password_problem(new, confirm, staff.username)
+    # argon2 work off the event loop and before the transaction (which holds the chain's lock).
+    async with services.db.session() as session:
+        found = await session.get(User, staff.user_id)
+        assert found is not None
+        old_hash = found.password_hash
+    if not forced and not await asyncio.to_thread(verify_password, old_hash, current):
+        problem = "password.error.current"
+    elif await asyncio.to_thread(verify_password, old_hash, new):
+        problem = problem or "password.error.same"
+    new_hash = await asyncio.to_thread(hash_password, new) if problem is None else ""
     async with audit.transaction() as session:
         user = await session.get(User, staff.user_id)
         assert user is not None
-        if not forced and not verify_password(user.password_hash, current):
-            problem = "password.error.current"
-        elif verify_password(user.password_hash, new):
-            problem = problem or "password.error.same"
+        if problem is None and user.password_hash != old_hash:
+            problem = "password.error.current"  # changed meanwhile, elsewhere
         if problem is None:
-            user.password_hash = hash_password(new)
+            user.password_hash = new_hash
             user.must_change_password = False
             user.updated_at = clock.now()
             session.add(user)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import math
@@ -45,8 +46,17 @@ async def authenticate(
     totp: str,
     remote: str,
 ) -> LoginResult:
-    """Decide a sign-in attempt and record it in the audit chain, in one transaction."""
+    """Decide a sign-in attempt and record it in the audit chain, in one transaction.
+
+    The password is checked first, in a thread and outside the transaction: argon2 costs tens of
+    milliseconds of CPU, and a flood of tries must neither stall the event loop (and the calls
+    on it) nor hold the chain's write lock while it hashes.
+    """
     name = username.strip().lower()[:64]
+    async with audit.db.session() as session:
+        found = (await session.exec(select(User).where(col(User.username) == name))).first()
+    checked_hash = found.password_hash if found is not None else None
+    password_matches = await asyncio.to_thread(verify_password, checked_hash, password)
     now = clock.now()
     async with audit.transaction() as session:
         user = (await session.exec(select(User).where(col(User.username) == name))).first()
@@ -60,8 +70,7 @@ async def authenticate(
                 data={"remote": remote, **data},
             )
 
-        if user is None:
-            verify_password(None, password)  # same work as for a real user
+        if user is None:  # the same argon2 work was done as for a real user
             await record("login_failed", reason="unknown_user")
             log.info("login failed", extra={"user": name, "reason": "unknown_user"})
             return LoginResult(Outcome.BAD_CREDENTIALS)
@@ -73,7 +82,8 @@ async def authenticate(
             await record("login_refused", reason="disabled")
             return LoginResult(Outcome.DISABLED)
 
-        password_ok = verify_password(user.password_hash, password)
+        # A password changed between the check and now was not the one checked.
+        password_ok = password_matches and user.password_hash == checked_hash
         step = None
         if password_ok and user.totp_confirmed and user.totp_secret:
             step = accepted_step(user.totp_secret, totp, now, user.totp_last_step)

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 
 from config import Settings
 from server.actions.threats.categories import DEFAULT_CATEGORY_CODES
+from server.actions.threats.queries import SENSITIVE_DISTANCE_GRAIN_M
 from server.app import create_app
 from server.core.clock import FrozenClock
 from server.core.events import ReportNewEvent, ReportUpdatedEvent
@@ -349,6 +350,22 @@ async def test_sensitive_reports_are_public_only_at_about_100_m(
     assert geo["features"][0]["geometry"]["coordinates"] == [21.012, 52.23]
     staff = await (await officer.get("/api/staff/reports")).json()
     assert (staff["reports"][0]["lat"], staff["reports"][0]["lon"]) == (lat, lon)
+
+    # "Nearby" answers start from the public point and are no finer than it: asking at the
+    # exact point and at the rounded one cannot be told apart (no locating it by distances).
+    async def distances(at_lat: float, at_lon: float) -> list[float]:
+        near = await client.get(
+            "/api/reports/nearby",
+            params={"lat": str(at_lat), "lon": str(at_lon), "category": "vandalism"},
+        )
+        assert near.status == 200, await near.text()
+        return [n["distance_m"] for n in (await near.json())["nearby"]]
+
+    assert await distances(lat, lon) == await distances(52.23, 21.012) == [0]
+    for metres in (10, 20, 30, 40):
+        assert all(
+            d % SENSITIVE_DISTANCE_GRAIN_M == 0 for d in await distances(north_of(lat, metres), lon)
+        )
 
 
 async def test_overdue_targets_follow_the_clock(client: Client, clock: FrozenClock) -> None:

@@ -17,7 +17,8 @@ from aiohttp import web
 from server.actions.threats import open311 as georeport
 from server.actions.threats.categories import active_codes
 from server.actions.threats.citizens import PossibleDuplicates, do_submit_report
-from server.actions.threats.views import photo_urls, public_description, public_position
+from server.actions.threats.queries import public_position
+from server.actions.threats.views import photo_urls, public_description
 from server.core.errors import AppError, ErrorCode
 from server.db.models import ThreatReport
 from server.http.keys import CATALOGS_KEY, SERVICES_KEY

@@ -14,13 +14,14 @@ from typing import Any
 from sqlmodel import col, select
 
 from server.actions.threats.lifecycle import check_statuses
-from server.actions.threats.queries import history_of, photo_row, photos_of, report_by_token
-from server.actions.threats.views import (
-    follow_view,
-    public_feature,
+from server.actions.threats.queries import (
+    history_of,
+    photo_row,
+    photos_of,
     public_position,
-    public_properties,
+    report_by_token,
 )
+from server.actions.threats.views import follow_view, public_feature, public_properties
 from server.core.errors import AppError, ErrorCode
 from server.core.services import Services
 from server.db.models import ReportPhoto, ThreatReport

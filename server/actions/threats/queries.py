@@ -117,6 +117,21 @@ async def has_confirmed(services: Services, report_id: int, client_key: str) -> 
     return found is not None
 
 
+# Three decimals of a degree: ~111 m of latitude, less of longitude away from the equator.
+SENSITIVE_DECIMALS = 3
+SENSITIVE_DISTANCE_GRAIN_M = 100
+# Half the rounding step, in degrees: how far a public point may be from the exact one.
+_ROUNDING_SLACK_DEG = 0.5 * 10**-SENSITIVE_DECIMALS
+
+
+def public_position(report: ThreatReport) -> tuple[float, float]:
+    """Where the public may know a report is: a sensitive one's point is rounded, and every
+    public answer about it (the map, nearby reports, their distances) starts from there."""
+    if report.sensitive:
+        return round(report.lat, SENSITIVE_DECIMALS), round(report.lon, SENSITIVE_DECIMALS)
+    return report.lat, report.lon
+
+
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -131,10 +146,12 @@ async def nearby_open(
     lon: float,
     radius_m: float = DUPLICATE_RADIUS_M,
 ) -> list[Nearby]:
-    """Open reports of ``category`` within ``radius_m``, nearest first: a bounding box in SQL,
-    the exact distance in Python."""
-    dlat = radius_m / METRES_PER_DEGREE_LAT
-    dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
+    """Open reports of ``category`` within ``radius_m`` of their public point, nearest first: a
+    bounding box in SQL (widened by the rounding of sensitive points), the distance in Python.
+    Whether a sensitive report is "near" is decided from its rounded point too, or enough
+    queries around it would locate it exactly."""
+    dlat = radius_m / METRES_PER_DEGREE_LAT + _ROUNDING_SLACK_DEG
+    dlon = dlat / max(math.cos(math.radians(lat)), 0.01) + _ROUNDING_SLACK_DEG
     async with services.db.session() as session:
         rows = (
             await session.exec(
@@ -146,7 +163,7 @@ async def nearby_open(
                 )
             )
         ).all()
-    found = [Nearby(r, haversine_m(lat, lon, r.lat, r.lon)) for r in rows]
+    found = [Nearby(r, haversine_m(lat, lon, *public_position(r))) for r in rows]
     found = [n for n in found if n.distance_m <= radius_m]
     found.sort(key=lambda n: n.distance_m)
     return found[:NEARBY_LIMIT]

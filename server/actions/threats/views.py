@@ -12,23 +12,20 @@ from datetime import datetime
 from typing import Any
 
 from server.actions.threats.lifecycle import overdue_read, overdue_verify
-from server.actions.threats.queries import Nearby, history_of, photos_of
+from server.actions.threats.queries import (
+    SENSITIVE_DISTANCE_GRAIN_M,
+    Nearby,
+    history_of,
+    photos_of,
+    public_position,
+)
 from server.core.events import HistoryItem, StaffReport
 from server.core.services import Services
 from server.db.models import ReportHistory, ReportStatus, ThreatReport
 
-# Three decimals of a degree: ~111 m of latitude, less of longitude away from the equator.
-SENSITIVE_DECIMALS = 3
-
 
 def photo_urls(report_id: int, numbers: list[int]) -> list[str]:
     return [f"/api/reports/{report_id}/photos/{n}" for n in numbers]
-
-
-def public_position(report: ThreatReport) -> tuple[float, float]:
-    if report.sensitive:
-        return round(report.lat, SENSITIVE_DECIMALS), round(report.lon, SENSITIVE_DECIMALS)
-    return report.lat, report.lon
 
 
 def public_description(report: ThreatReport) -> str:
@@ -107,7 +104,12 @@ def nearby_item(found: Nearby) -> dict[str, Any]:
         "description": public_description(report),
         "created_at": report.created_at.isoformat(),
         "confirmations": report.confirmations,
-        "distance_m": round(found.distance_m, 1),
+        # A sensitive report's distance is no finer than its public point.
+        "distance_m": (
+            round(found.distance_m / SENSITIVE_DISTANCE_GRAIN_M) * SENSITIVE_DISTANCE_GRAIN_M
+            if report.sensitive
+            else round(found.distance_m, 1)
+        ),
         "lat": lat,
         "lon": lon,
     }

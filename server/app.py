@@ -71,13 +71,16 @@ def _content_security_policy(settings: Settings) -> str:
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
         f"img-src 'self' data: blob:{tiles}; media-src 'self' blob:; "
-        "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; "
+        # 'self' covers the page's own ws:/wss: origin (CSP 3): Socket.IO reaches no other host.
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
         "form-action 'self'"
     )
 
 
 def _headers_middleware(settings: Settings) -> Middleware:
     csp = _content_security_policy(settings)
+    # Behind TLS, browsers are told to come back only over TLS (a year; subdomains are not ours).
+    hsts = "max-age=31536000" if settings.PUBLIC_URL.startswith("https://") else None
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -88,6 +91,8 @@ def _headers_middleware(settings: Settings) -> Middleware:
         response.headers.setdefault(
             "Permissions-Policy", "camera=(self), microphone=(self), geolocation=(self)"
         )
+        if hsts is not None:
+            response.headers.setdefault("Strict-Transport-Security", hsts)
         if request.path.startswith(("/login", "/account", "/admin", "/api/")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -52,8 +52,20 @@ async def test_security_headers_on_pages(client: Client) -> None:
     csp = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp
     assert "frame-ancestors 'none'" in csp
+    # Sockets reach our own origin only ('self' covers ws:/wss: to it), no other host.
+    assert "connect-src 'self';" in csp and "ws:" not in csp
+    assert "Strict-Transport-Security" not in page.headers  # plain HTTP here
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     login = await client.get("/login")
     assert login.headers["Cache-Control"] == "no-store"
     cookie = login.headers.getall("Set-Cookie")
     assert any("lifeline_csrf=" in c and "HttpOnly" in c and "SameSite=Strict" in c for c in cookie)
+
+
+async def test_behind_tls_browsers_are_told_to_stay_on_it(
+    aiohttp_client: ClientFactory, settings: Settings
+) -> None:
+    secure = settings.model_copy(update={"PUBLIC_URL": "https://lifeline.example"})
+    client = await aiohttp_client(create_app(secure))
+    page = await client.get("/")
+    assert page.headers["Strict-Transport-Security"] == "max-age=31536000"

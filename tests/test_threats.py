@@ -119,6 +119,39 @@ async def test_polyglot_is_accepted_but_its_public_copy_is_only_the_picture(
     assert row.sha256 == hashlib.sha256(polyglot).hexdigest()
 
 
+async def test_an_original_is_a_sandboxed_download_never_a_page_of_ours(
+    client: Client, operator_desk: tuple[Client, str]
+) -> None:
+    """A polyglot opened from our origin would run as our page: the original is served as an
+    attachment under a sandbox policy, and the public copy under the same policy."""
+    officer, _csrf = operator_desk
+    tail = b"<html><script>alert(1)</script></html>"
+    body = await created(await post_report(client, [jpeg_with_gps() + tail]))
+    original = await officer.get(f"/api/staff/reports/{body['id']}/photos/1/original")
+    assert original.status == 200
+    assert original.headers["Content-Disposition"].startswith("attachment;")
+    assert original.headers["Content-Security-Policy"].startswith("sandbox")
+    assert original.headers["X-Content-Type-Options"] == "nosniff"
+    public = await client.get(f"/api/reports/{body['id']}/photos/1")
+    assert public.headers["Content-Security-Policy"].startswith("sandbox")
+
+
+async def test_a_report_posted_from_another_site_is_refused(client: Client) -> None:
+    """A page elsewhere must not post threat reports in its visitors' names; a client with no
+    Origin (a script, an Open311 app) is no browser acting for someone and is not refused."""
+    base = str(client.make_url("/")).rstrip("/")
+    refused_post = await client.post(
+        "/api/reports", data=report_form(fields_at()), headers={"Origin": "https://evil.example"}
+    )
+    await refused(refused_post, 403, "foreign_origin")
+    assert await report_count(client) == 0
+    ours = await client.post(
+        "/api/reports", data=report_form(fields_at()), headers={"Origin": base}
+    )
+    await created(ours)
+    assert await report_count(client) == 1
+
+
 async def test_duplicate_offered_then_me_too_counts_once(client: Client) -> None:
     first = await created(await post_report(client))
     neighbour = await another_browser(client)

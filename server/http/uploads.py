@@ -27,13 +27,27 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
     return await handler(request)
 
 
+# A stored file is what someone uploaded: were it opened as a page of our origin (a polyglot
+# that is also HTML), it must run nothing and reach nothing.
+STORED_FILE_CSP = "sandbox; default-src 'none'"
+
+
 async def stored_file_response(
-    path: str, content_type: str, sha256: str, cache: str = "no-store"
+    path: str,
+    content_type: str,
+    sha256: str,
+    cache: str = "no-store",
+    *,
+    download_as: str | None = None,
 ) -> web.Response:
-    """A stored image or recording, read off the event loop, with the hash it was stored with."""
+    """A stored image or recording, read off the event loop, with the hash it was stored with;
+    ``download_as`` serves it as an attachment of that name (an original, never shown inline)."""
     data = await asyncio.to_thread(Path(path).read_bytes)
-    return web.Response(
-        body=data,
-        content_type=content_type,
-        headers={"Cache-Control": cache, "X-Content-SHA256": sha256},
-    )
+    headers = {
+        "Cache-Control": cache,
+        "X-Content-SHA256": sha256,
+        "Content-Security-Policy": STORED_FILE_CSP,
+    }
+    if download_as is not None:
+        headers["Content-Disposition"] = f'attachment; filename="{download_as}"'
+    return web.Response(body=data, content_type=content_type, headers=headers)

@@ -14,6 +14,7 @@ from server.actions.threats.queries import DUPLICATE_RADIUS_M
 from server.actions.threats.stats import compute_stats
 from server.core.errors import ErrorCode
 from server.http.keys import PAGES_KEY, SERVICES_KEY
+from server.http.origin import check_same_origin
 from server.http.threats.forms import read_report_form, report_id_of, reporter_of, with_cookie
 from server.http.uploads import stored_file_response
 
@@ -36,6 +37,7 @@ async def categories(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/reports")
 async def create_report(request: web.Request) -> web.StreamResponse:
+    check_same_origin(request)
     services = request.app[SERVICES_KEY]
     reporter = reporter_of(request)
     fields, files = await read_report_form(request, services.settings.MAX_REPORT_PHOTOS_BYTES)
@@ -81,6 +83,7 @@ async def nearby(request: web.Request) -> web.StreamResponse:
 
 @routes.post(r"/api/reports/{report_id:\d+}/confirm")
 async def confirm(request: web.Request) -> web.StreamResponse:
+    check_same_origin(request)
     reporter = reporter_of(request)
     report_id = report_id_of(request)
     count = await citizens.do_confirm(

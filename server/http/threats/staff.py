@@ -135,4 +135,10 @@ async def staff_original_photo(request: web.Request) -> web.StreamResponse:
         n=int(request.match_info["n"]),
         staff=staff,
     )
-    return await stored_file_response(photo.original_path, photo.content_type, photo.sha256)
+    extension = photo.content_type.rsplit("/", 1)[-1].replace("jpeg", "jpg")
+    return await stored_file_response(
+        photo.original_path,
+        photo.content_type,
+        photo.sha256,
+        download_as=f"report-{report_id_of(request)}-photo-{request.match_info['n']}.{extension}",
+    )

@@ -26,6 +26,14 @@ M = TypeVar("M", bound=BaseModel)
 N = TypeVar("N", bound="LifelineNamespace")
 
 
+# How many requests of one kind a socket may send at once, and how fast that allowance comes
+# back: a person chats, a phone sends a fix a second, a browser trickles a few dozen candidates
+# at the start. A page that sends hundreds is flooding: its excess is refused (``rate_limited``)
+# before any work, so other calls' events stay quick.
+EVENT_BURST = 30
+EVENT_BURST_BY_NAME = {"media_ice": 64}
+EVENT_REFILL_PER_SEC = 5.0
+
 # Every socket of a namespace is looked at again this often (the node's clock): a staff session
 # that ran out is closed, and the presence of the live ones renewed well inside its TTL.
 RECHECK_SECS = 30.0
@@ -43,6 +51,8 @@ class LifelineNamespace(socketio.AsyncNamespace):
         self.services = services
         self._live: dict[str, Any] = {}
         self._rechecking = False
+        # Per socket, per request name: (tokens left, the clock's monotonic time of the count).
+        self._allowance: dict[str, dict[str, tuple[float, float]]] = {}
 
     def track(self, sid: str, what: Any) -> None:
         self._live[sid] = what
@@ -50,7 +60,21 @@ class LifelineNamespace(socketio.AsyncNamespace):
             self._schedule_recheck()
 
     def untrack(self, sid: str) -> Any:
+        self._allowance.pop(sid, None)
         return self._live.pop(sid, None)
+
+    def allow(self, sid: str, name: str) -> bool:
+        """One more request ``name`` from ``sid``, within its token bucket?"""
+        burst = float(EVENT_BURST_BY_NAME.get(name, EVENT_BURST))
+        now = self.services.clock.monotonic()
+        buckets = self._allowance.setdefault(sid, {})
+        tokens, then = buckets.get(name, (burst, now))
+        tokens = min(burst, tokens + (now - then) * EVENT_REFILL_PER_SEC)
+        if tokens < 1.0:
+            buckets[name] = (tokens, now)
+            return False
+        buckets[name] = (tokens - 1.0, now)
+        return True
 
     def _schedule_recheck(self) -> None:
         self._rechecking = True
@@ -124,6 +148,10 @@ def event(
 
         @functools.wraps(handler)
         async def run(self: N, sid: str, data: Any = None, *_extra: Any) -> Reply:
+            if not self.allow(sid, name):
+                return await self.refuse(
+                    sid, name, ErrorCode.RATE_LIMITED, f"Too many {name!r} at once: slow down"
+                )
             try:
                 payload = model.model_validate(data if data is not None else {})
             except ValidationError as exc:

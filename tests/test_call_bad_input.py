@@ -8,11 +8,12 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
-from sqlmodel import select
+from sqlmodel import col, select
 
 from server.core.clock import FrozenClock
 from server.db.models import Call, ChatMessage, LocationSample
 from server.http.keys import SERVICES_KEY
+from signaling.namespace import EVENT_BURST
 from signaling.payloads import MAX_CHAT_CHARS, MAX_SDP_BYTES
 from tests.sockets import base_url, citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
@@ -172,3 +173,30 @@ async def test_bad_call_requests(client: Client, body: dict[str, Any]) -> None:
     assert 400 <= response.status < 500
     assert (await response.json())["error"]["code"] in ("invalid", "invalid_language")
     assert await _stored(client) == before
+
+
+async def test_a_flooding_page_is_slowed_and_other_calls_are_not(
+    client: Client, clock: FrozenClock
+) -> None:
+    """Past its burst, a socket's requests of one kind are refused before any work until the
+    allowance comes back with time; another caller's chat is untouched meanwhile."""
+    flooder, other = await start_call(client), await start_call(client)
+    async with citizen(client, flooder["token"]) as phone, citizen(client, other["token"]) as calm:
+        replies = [
+            await phone.call("chat", {"client_id": f"flood-{n:04d}", "body": "spam"})
+            for n in range(EVENT_BURST + 5)
+        ]
+        assert all(r["ok"] for r in replies[:EVENT_BURST])
+        assert {r["error"]["code"] for r in replies[EVENT_BURST:]} == {"rate_limited"}
+        assert (await calm.call("chat", {"client_id": "calm-0001", "body": "help"}))["ok"]
+        assert (await phone.call("location", GOOD_FIX))["ok"]  # another kind: its own allowance
+        clock.advance(1.0)  # five more come back
+        assert (await phone.call("chat", {"client_id": "flood-late", "body": "ok now"}))["ok"]
+    assert client.app is not None
+    async with client.app[SERVICES_KEY].db.session() as session:
+        stored = (
+            await session.exec(
+                select(ChatMessage).where(col(ChatMessage.call_id) == flooder["call_id"])
+            )
+        ).all()
+    assert len(stored) == EVENT_BURST + 1  # the refused ones were never stored

@@ -322,6 +322,8 @@ async def test_bad_input_is_refused_and_changes_nothing(client: Client, settings
         (report_form(fields_at(), [b"<html><body>hi</body></html>"]), 400, "not_an_image"),
         (report_form(fields_at(), [b"%PDF-1.4 not a picture"]), 400, "not_an_image"),
         (report_form(fields_at(), [png_bomb()]), 413, "image_too_large"),
+        # 88 megapixels in a few hundred bytes: under Pillow's own limit, over ours.
+        (report_form(fields_at(), [png_bomb(9_400, 9_400)]), 413, "image_too_large"),
         (report_form(fields_at(), [photo] * 4), 400, "too_many_photos"),
         (report_form(fields_at(), [big, big, big]), 413, "photos_too_large"),
     ]

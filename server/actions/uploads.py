@@ -29,6 +29,12 @@ class SniffedImage:
     sha256: str
 
 
+# The most pixels an uploaded image may declare, read from its header before anything is
+# decoded: a 50-megapixel phone photo passes; an 88-megapixel PNG of 277 KB (Pillow's own limit
+# lets it through) would take ~350 MB to decode, and a few at once took a node to 4 GB.
+MAX_IMAGE_PIXELS = 52_000_000
+
+
 def sniff_image(data: bytes) -> SniffedImage:
     """Accept only a whole, real JPEG/PNG/WebP of sane dimensions; otherwise a clear 4xx."""
     try:
@@ -37,6 +43,8 @@ def sniff_image(data: bytes) -> SniffedImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 found, size = image.format, image.size
+                if size[0] * size[1] > MAX_IMAGE_PIXELS:
+                    raise Image.DecompressionBombError(f"{size[0]}x{size[1]} pixels")
                 image.verify()
             with Image.open(io.BytesIO(data)) as image:
                 image.load()  # verify() does not decode; a truncated file fails here

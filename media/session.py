@@ -102,6 +102,7 @@ class MediaSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._keyframe_loop: asyncio.Task[None] | None = None
         self._last_pli = float("-inf")  # the clock's monotonic time of the last PLI sent
+        self._plis_sent = 0
         self._last_keyframe: EncodedFrame | None = None
         self._keyframe_waiters: list[asyncio.Future[EncodedFrame]] = []
         self._keyframes = 0
@@ -328,6 +329,7 @@ class MediaSession:
         if now - self._last_pli < KEYFRAME_MIN_INTERVAL_SECS:
             return
         self._last_pli = now
+        self._plis_sent += 1
         self._spawn(passthrough.request_keyframe(citizen.video_receiver))
 
     def _someone_waits_for_keyframe(self) -> bool:
@@ -473,6 +475,9 @@ class MediaSession:
                 "video_received": self.recording.counts["video_received"],
                 "audio_received": self.recording.counts["audio_received"],
                 "keyframes_received": self._keyframes,
+                # Keyframe requests (PLIs) sent to the caller's camera, and when the last went.
+                "plis_sent": self._plis_sent,
+                "last_pli_at": self._last_pli if self._plis_sent else None,
                 "operator_audio_forwarded": (
                     citizen.audio_out.forwarded if citizen and citizen.audio_out else 0
                 ),

@@ -150,12 +150,26 @@ def answer_via(socket: Peer, **extra: str) -> Callable[[str], Awaitable[str]]:
     return answer
 
 
-def refused_offer(socket: Peer, refusals: list[dict[str, Any]]) -> Callable[[str], Awaitable[str]]:
-    """A test peer's offer that the server must refuse: the refusal is kept in ``refusals`` and
-    the peer's negotiation stops with ``RuntimeError("refused as expected")``."""
+def without_dtls_setup(sdp: str) -> str:
+    """A real peer's offer less its ``a=setup`` lines: it passes the media node's checks and then
+    fails deep inside aiortc (an AttributeError while applying it), the kind of fault the node
+    cannot name: what the tests use for "a bug inside a media node", with no code replaced."""
+    return "".join(
+        line for line in sdp.splitlines(keepends=True) if not line.startswith("a=setup:")
+    )
+
+
+def refused_offer(
+    socket: Peer,
+    refusals: list[dict[str, Any]],
+    rewrite: Callable[[str], str] = lambda sdp: sdp,
+) -> Callable[[str], Awaitable[str]]:
+    """A test peer's offer (as ``rewrite`` leaves it) that the server must refuse: the refusal
+    is kept in ``refusals`` and the peer's negotiation stops with ``RuntimeError("refused as
+    expected")``."""
 
     async def offer(sdp: str) -> str:
-        reply = await socket.call("media_offer", {"type": "offer", "sdp": sdp})
+        reply = await socket.call("media_offer", {"type": "offer", "sdp": rewrite(sdp)})
         assert reply["ok"] is False, reply
         refusals.append(reply["error"])
         raise RuntimeError("refused as expected")

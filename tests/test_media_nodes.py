@@ -33,7 +33,15 @@ from server.state.media_nodes import STALE_SECS
 from tests import stores
 from tests.conftest import ClientFactory
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
-from tests.sockets import answer_via, base_url, citizen, console, refused_offer, start_call
+from tests.sockets import (
+    answer_via,
+    base_url,
+    citizen,
+    console,
+    refused_offer,
+    start_call,
+    without_dtls_setup,
+)
 from tests.staff import Client, add_account, sign_in
 
 MEDIA_TIMEOUT_SECS = 20.0
@@ -310,31 +318,28 @@ async def test_a_media_node_that_stops_reporting_is_stale_on_the_clock(
 
 
 async def test_a_bug_in_a_media_node_reaches_the_caller_as_media_failed(
-    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A real hub behind the real /media namespace raises KeyError inside its offer handling:
-    the media node logs the bug with its traceback, and the caller's ``media_offer`` (a real
-    Socket.IO citizen) is refused ``media_failed``, never ``invalid_sdp``. A genuinely unusable
-    offer, once the bug is gone, still gets ``invalid_sdp``."""
+    """A real hub behind the real /media namespace fails inside aiortc on an offer that passed
+    its checks (no ``a=setup``): the media node logs the bug with its traceback, and the
+    caller's ``media_offer`` (a real Socket.IO citizen) is refused ``media_failed``, never
+    ``invalid_sdp``. A genuinely unusable offer still gets ``invalid_sdp``."""
     started = await start_call(client)
     async with media_node(client, "test.m1") as node, citizen(client, started["token"]) as phone:
-
-        async def broken(*args: object, **kwargs: object) -> str:
-            raise KeyError("deep inside aiortc")
-
         refusals: list[dict[str, object]] = []
 
-        offer = refused_offer(phone, refusals)
+        offer = refused_offer(phone, refusals, without_dtls_setup)
 
-        with monkeypatch.context() as patched, caplog.at_level(logging.ERROR, "media.rpc"):
-            patched.setattr(node.hub, "citizen_offer", broken)
-            with pytest.raises(RuntimeError, match="refused as expected"):
-                await citizen_peer(offer)
+        with (
+            caplog.at_level(logging.ERROR, "media.rpc"),
+            pytest.raises(RuntimeError, match="refused as expected"),
+        ):
+            await citizen_peer(offer)
         assert [r["code"] for r in refusals] == ["media_failed"], refusals
         assert (await phone.next_error())["code"] == "media_failed"
         bugs = [r for r in caplog.records if r.name == "media.rpc" and r.levelno >= logging.ERROR]
         assert len(bugs) == 1
-        assert bugs[0].exc_info is not None and isinstance(bugs[0].exc_info[1], KeyError)
+        assert bugs[0].exc_info is not None and isinstance(bugs[0].exc_info[1], AttributeError)
         assert not node.hub.has_session(started["call_id"])
 
         unusable = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video abc\r\n"

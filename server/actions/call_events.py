@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.actions.queue import LIVE_STATES
 from server.actions.staff_sessions import StaffContext
 from server.actions.uploads import sniff_image
 from server.core.clock import Clock
@@ -28,7 +29,6 @@ from server.core.services import Services
 from server.db.engine import Database
 from server.db.models import Call, CallPhoto, CallState, ChatMessage, LocationSample, Snapshot
 
-LIVE_STATES = (CallState.QUEUED, CallState.ANSWERED)
 REPLAY_LIMIT = 500
 
 

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import LANGUAGES
 from server.actions.access import channels_for, check_may_answer
-from server.actions.queue import summary_of
+from server.actions.queue import LIVE_STATES, summary_of
 from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
 from server.core.events import (
@@ -35,7 +35,6 @@ from server.security.tokens import new_token, token_hash
 
 log = logging.getLogger("lifeline.calls")
 
-LIVE_STATES = (CallState.QUEUED, CallState.ANSWERED)
 SYSTEM_CITIZEN_LEFT = "system:citizen-left"
 
 

@@ -14,6 +14,7 @@ from server.core.events import CallSummary, OperatorState
 from server.core.services import Services
 from server.db.models import Call, CallState, LocationSample, User
 
+# The states of a call still going on: in the queue or answered.
 LIVE_STATES = (CallState.QUEUED, CallState.ANSWERED)
 
 

@@ -9,11 +9,11 @@ from server.actions import call_events, calls
 from server.actions.access import CONSOLE_ROLES
 from server.core.errors import AppError, ErrorCode
 from server.http.auth.access import require_staff
+from server.http.calls import CALL_TOKEN_HEADER
 from server.http.keys import SERVICES_KEY
 from server.http.uploads import stored_file_response
 
 routes = web.RouteTableDef()
-CALL_TOKEN_HEADER = "X-Call-Token"
 
 
 @routes.post(r"/api/calls/{call_id}/photos")

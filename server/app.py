@@ -20,6 +20,7 @@ from server.actions.recordings import record_segment
 from server.core.background import Background
 from server.core.clock import Clock, SystemClock
 from server.core.media_rpc import ClosedSegment
+from server.core.outages import Outages
 from server.core.services import Services
 from server.db.audit import AuditLog
 from server.db.engine import Database
@@ -35,6 +36,7 @@ from server.http.keys import (
     ERROR_PAGE_KEY,
     LANG_KEY,
     METRICS_KEY,
+    OUTAGES_KEY,
     PAGES_KEY,
     REDIS_KEY,
     REGISTRY_KEY,
@@ -50,7 +52,7 @@ from server.http.uploads import body_limit_middleware
 from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY, SIO_KEY
 from server.state.media_nodes import LocalMediaNodes, RedisMediaNodes
 from server.state.presence import LocalPresence, RedisPresence
-from server.state.ratelimit import RateLimits
+from server.state.ratelimit import REDIS_TIMEOUT_SECS, RateLimits
 from signaling.citizen import CitizenNamespace
 from signaling.console import ConsoleNamespace
 from signaling.media_bus import SocketIOMediaBus
@@ -112,10 +114,22 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
 
     async def node(app: web.Application) -> AsyncIterator[None]:
         db = Database(settings.database_url)
-        redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+        # A Redis that stops answering must cost a request a second at most, never hang it.
+        redis = (
+            Redis.from_url(
+                settings.REDIS_URL,
+                socket_timeout=REDIS_TIMEOUT_SECS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECS,
+            )
+            if settings.REDIS_URL
+            else None
+        )
         app[REDIS_KEY] = redis
-        media_nodes = RedisMediaNodes(redis, clock) if redis is not None else LocalMediaNodes(clock)
-        limits = RateLimits(settings.REDIS_URL)
+        outages = app[OUTAGES_KEY]
+        media_nodes = (
+            RedisMediaNodes(redis, clock, outages) if redis is not None else LocalMediaNodes(clock)
+        )
+        limits = RateLimits(settings.REDIS_URL, outages)
         background = Background()
         services_box: list[Services] = []
 
@@ -135,7 +149,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             local=HubHandler(hub) if hub is not None else None,
         )
         app[MEDIA_SECRET_KEY] = secrets.token_urlsafe(32)
-        presence = RedisPresence(redis) if redis is not None else LocalPresence()
+        presence = RedisPresence(redis, outages) if redis is not None else LocalPresence()
         services = Services(
             settings=settings,
             clock=clock,
@@ -172,7 +186,8 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     """Build one Lifeline node. Nothing is opened until the app starts."""
     registry = CollectorRegistry()
-    app_metrics = Metrics(registry)
+    outages = Outages()
+    app_metrics = Metrics(registry, outages)
     app = web.Application(
         # The largest body any route takes; body_limit_middleware holds the others to less.
         client_max_size=max(settings.MAX_BODY_BYTES, settings.MAX_UPLOAD_BYTES),
@@ -186,6 +201,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         ],
     )
     app[REGISTRY_KEY] = registry
+    app[OUTAGES_KEY] = outages
     app[METRICS_KEY] = app_metrics
     catalogs = Catalogs()
     app[CATALOGS_KEY] = catalogs
@@ -194,7 +210,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app[ERROR_PAGE_KEY] = lambda request, status, code, message: pages.render(
         request, "error.html", http_status=status, status=status, code=code, message=message
     )
-    sio = create_sio(settings)
+    sio = create_sio(settings, outages)
     app[SIO_KEY] = sio
     attach(sio, app)
     app.cleanup_ctx.append(_node(settings, clock or SystemClock(), sio))

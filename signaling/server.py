@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
@@ -20,9 +21,14 @@ from socketio import packet
 from config import Settings
 from server.core.errors import ErrorCode
 from server.core.media_rpc import NAMESPACE as MEDIA_NAMESPACE
+from server.core.outages import Outages
 from signaling.notifier import CITIZEN_NS, CONSOLE_NS
 
 log = logging.getLogger("lifeline.signaling")
+
+PART = "Socket.IO fan-out"
+REDIS_CONNECT_SECS = 1.0
+LISTEN_RETRY_MAX_SECS = 5.0
 
 
 class BroadcastManager(socketio.AsyncManager):
@@ -78,6 +84,54 @@ class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
     """python-socketio's Redis manager leaves its listener task and connections open at
     shutdown; a node that stops (and every test) must close them. Its local deliveries go
     through BroadcastManager (next in the method order after the pub/sub manager)."""
+
+    def __init__(self, url: str, *, channel: str, outages: Outages) -> None:
+        # Only a connect timeout: the listener blocks reading between messages by design.
+        super().__init__(
+            url, channel=channel, redis_options={"socket_connect_timeout": REDIS_CONNECT_SECS}
+        )
+        self._outages = outages
+        self.connected: bool = False
+
+    async def _publish(self, data: Any) -> None:
+        """One try, and the outage said once, not two ERROR lines per emit: while Redis is
+        away every emit reaches this node's own sockets (delivered before publishing) and the
+        consoles on other nodes catch up when they resync."""
+        try:
+            if not self.connected:
+                self._redis_connect()
+            assert self.redis is not None
+            await self.redis.publish(self.channel, self.json.dumps(data))
+        except Exception as exc:  # noqa: BLE001 - whatever the client raises, the emit went out here
+            self.connected = False
+            self._outages.failed("redis", PART, repr(exc))
+        else:
+            self._outages.answered("redis", PART)
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """The library's listener doubles its wait after every failure without a bound: after
+        ten minutes without Redis a node would hear the others only minutes after it returned.
+        Here the wait stays under ``LISTEN_RETRY_MAX_SECS``."""
+        wait = 0.5
+        subscribed = False
+        while True:
+            try:
+                if not subscribed:
+                    self._redis_connect()
+                    assert self.pubsub is not None
+                    await self.pubsub.subscribe(self.channel)
+                    subscribed, wait = True, 0.5
+                    self._outages.answered("redis", PART)
+                assert self.pubsub is not None
+                async for message in self.pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: listen again shortly
+                self._outages.failed("redis", PART, repr(exc))
+                subscribed = False
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, LISTEN_RETRY_MAX_SECS)
 
     def _redis_connect(self) -> None:
         if self.redis is None:
@@ -147,9 +201,9 @@ def allowed_origins(settings: Settings) -> list[str] | None:
     return [settings.PUBLIC_URL] if settings.PUBLIC_URL else None
 
 
-def create_sio(settings: Settings) -> socketio.AsyncServer:
+def create_sio(settings: Settings, outages: Outages) -> socketio.AsyncServer:
     manager: socketio.AsyncManager = (
-        ClosingRedisManager(settings.REDIS_URL, channel="lifeline-socketio")
+        ClosingRedisManager(settings.REDIS_URL, channel="lifeline-socketio", outages=outages)
         if settings.REDIS_URL
         else BroadcastManager()
     )

@@ -42,7 +42,7 @@ async def test_readyz_names_what_is_down(tmp_path: Path, aiohttp_client: ClientF
     client = await aiohttp_client(app)
     ready = await client.get("/readyz")
     assert ready.status == 503
-    assert await ready.json() == {"status": "unavailable", "down": ["database", "redis"]}
+    assert await ready.json() == {"status": "unavailable", "down": ["database"]}
     assert (await client.get("/healthz")).status == 200
 
 

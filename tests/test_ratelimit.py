@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from server.core.errors import AppError
+from server.core.outages import Outages
 from server.state.ratelimit import RateLimits, parse_rules
 
 
@@ -21,15 +22,15 @@ def _dead_redis_url() -> str:
 
 
 async def test_with_redis_away_the_limits_count_in_memory(caplog: pytest.LogCaptureFixture) -> None:
-    limits = RateLimits(_dead_redis_url())
+    limits = RateLimits(_dead_redis_url(), Outages())
     rules = parse_rules("2/minute")
     try:
-        with caplog.at_level(logging.WARNING, "lifeline.limits"):
+        with caplog.at_level(logging.WARNING, "lifeline.outages"):
             await limits.hit(rules, "calls", "10.0.0.1")
             await limits.hit(rules, "calls", "10.0.0.1")
         assert limits.degraded
         assert [r.message for r in caplog.records].count(
-            "rate limits fall back to this node's memory: Redis does not answer"
+            "rate limits fall back to this node's own view: redis does not answer"
         ) == 1  # said once, not per request
         with pytest.raises(AppError) as refused:
             await limits.hit(rules, "calls", "10.0.0.1")

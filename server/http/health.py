@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from server.http import metrics
-from server.http.keys import REDIS_KEY, REGISTRY_KEY, SERVICES_KEY
+from server.http.keys import OUTAGES_KEY, REDIS_KEY, REGISTRY_KEY, SERVICES_KEY
 
 log = logging.getLogger("lifeline.health")
 routes = web.RouteTableDef()
@@ -22,28 +22,33 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.StreamResponse:
-    """Ready when every store this node depends on answers; 503 names the ones that do not."""
-    down: list[str] = []
+    """503 without the database (nothing could be stored); with Redis away, still ready.
+
+    Without Redis a node takes calls on its own view (limits, presence and media placement in
+    its memory): a load balancer that took every node out whenever Redis blinked would stop
+    call-taking altogether. ``degraded`` names the shared stores it works without.
+    """
+    services = request.app[SERVICES_KEY]
     try:
-        await asyncio.wait_for(request.app[SERVICES_KEY].db.ping(), PROBE_TIMEOUT_SECS)
+        await asyncio.wait_for(services.db.ping(), PROBE_TIMEOUT_SECS)
     except Exception as exc:  # noqa: BLE001  (any failure means: not ready)
         log.warning("database not ready", extra={"reason": repr(exc)})
-        down.append("database")
+        return web.json_response({"status": "unavailable", "down": ["database"]}, status=503)
+    # Informational (a node without media still queues calls and chats): its media nodes.
+    home = services.settings.NODE_ID
+    nodes = sorted(n.id for n in await services.media_nodes.alive() if n.home == home)
+    degraded = set(request.app[OUTAGES_KEY].stores())
     redis = request.app[REDIS_KEY]
     if redis is not None:
         try:
             await asyncio.wait_for(redis.ping(), PROBE_TIMEOUT_SECS)
         except Exception as exc:  # noqa: BLE001
-            log.warning("redis not ready", extra={"reason": repr(exc)})
-            down.append("redis")
-    if down:
-        return web.json_response({"status": "unavailable", "down": down}, status=503)
-    # Informational (a node without media still queues calls and chats): its media nodes.
-    home = request.app[SERVICES_KEY].settings.NODE_ID
-    nodes = sorted(
-        n.id for n in await request.app[SERVICES_KEY].media_nodes.alive() if n.home == home
-    )
-    return web.json_response({"status": "ok", "media_nodes": nodes})
+            log.warning("redis does not answer", extra={"reason": repr(exc)})
+            degraded.add("redis")
+    body: dict[str, object] = {"status": "degraded" if degraded else "ok", "media_nodes": nodes}
+    if degraded:
+        body["degraded"] = sorted(degraded)
+    return web.json_response(body)
 
 
 @routes.get("/metrics")

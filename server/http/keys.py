@@ -11,6 +11,7 @@ from aiohttp import web
 
 from config import Settings
 from server.core.clock import Clock
+from server.core.outages import Outages
 from server.core.services import Services
 
 if TYPE_CHECKING:  # the keys name these types as strings: importing them would be circular
@@ -30,6 +31,7 @@ CONFIG_KEY = web.AppKey("config", Settings)
 START_CLOCK_KEY = web.AppKey[Clock]("start_clock")
 SERVICES_KEY = web.AppKey("services", Services)
 REDIS_KEY = web.AppKey["Redis | None"]("redis")
+OUTAGES_KEY = web.AppKey("outages", Outages)
 CATALOGS_KEY = web.AppKey["Catalogs"]("catalogs")
 PAGES_KEY = web.AppKey["Pages"]("pages")
 METRICS_KEY = web.AppKey["Metrics"]("metrics")

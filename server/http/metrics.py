@@ -10,15 +10,20 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
 
+from server.core.outages import Outages
 from server.http.keys import Handler
+
+# The shared stores a node can work without for a while (server/core/outages.py).
+SHARED_STORES = ("redis",)
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, outages: Outages) -> None:
         self.requests = Counter(
             "lifeline_http_requests",
             "HTTP requests by route and status",
@@ -31,6 +36,16 @@ class Metrics:
             ["route"],
             registry=registry,
         )
+        self.degraded = Gauge(
+            "lifeline_degraded",
+            "1 while some part of this node works without the shared store (its own view only)",
+            ["store"],
+            registry=registry,
+        )
+        for store in SHARED_STORES:
+            self.degraded.labels(store).set_function(
+                lambda store=store: float(outages.is_down(store))  # type: ignore[misc]
+            )
 
 
 def metrics_middleware(metrics: Metrics) -> Middleware:

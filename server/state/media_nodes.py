@@ -13,12 +13,15 @@ import json
 from dataclasses import asdict
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from server.core.clock import Clock
+from server.core.outages import Outages
 from server.core.ports import MediaNode
 
 STALE_SECS = 5.0
 REDIS_KEY = "lifeline:media-nodes"
+PART = "media-node registry"
 
 
 def _fresh(node: MediaNode, now: float) -> bool:
@@ -42,21 +45,47 @@ class LocalMediaNodes:
 
 
 class RedisMediaNodes:
-    def __init__(self, redis: Redis, clock: Clock) -> None:
+    """The registry in Redis; this node's own media nodes also in memory, which is what calls
+    are placed on while Redis does not answer (video keeps starting, on this node's workers)."""
+
+    def __init__(self, redis: Redis, clock: Clock, outages: Outages) -> None:
         self._redis = redis
         self._clock = clock
+        self._outages = outages
+        self._local = LocalMediaNodes(clock)
+
+    def _failed(self, exc: Exception) -> None:
+        self._outages.failed("redis", PART, repr(exc))
 
     async def report(self, node: MediaNode) -> None:
-        await self._redis.hset(REDIS_KEY, node.id, json.dumps(asdict(node)))
+        await self._local.report(node)
+        try:
+            await self._redis.hset(REDIS_KEY, node.id, json.dumps(asdict(node)))
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+        else:
+            self._outages.answered("redis", PART)
 
     async def remove(self, node_id: str) -> None:
-        await self._redis.hdel(REDIS_KEY, node_id)
+        await self._local.remove(node_id)
+        try:
+            await self._redis.hdel(REDIS_KEY, node_id)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
 
     async def alive(self) -> list[MediaNode]:
-        raw = await self._redis.hgetall(REDIS_KEY)
+        try:
+            raw = await self._redis.hgetall(REDIS_KEY)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return await self._local.alive()
+        self._outages.answered("redis", PART)
         nodes = [MediaNode(**json.loads(value)) for value in raw.values()]
         now = self._clock.now().timestamp()
         stale = [node.id for node in nodes if not _fresh(node, now)]
         if stale:  # a media node that died without saying goodbye
-            await self._redis.hdel(REDIS_KEY, *stale)
+            try:
+                await self._redis.hdel(REDIS_KEY, *stale)
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
         return [node for node in nodes if _fresh(node, now)]

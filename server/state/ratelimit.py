@@ -2,12 +2,11 @@
 
 A limit must never be what stops an emergency call: when Redis does not answer, the limits fall
 back to this node's own memory (each node then counts only what it sees, which is looser, not
-stricter), say so in the log and in ``degraded``, and go back to Redis once it answers again.
+stricter), report the outage (server/core/outages.py), and go back to Redis once it answers.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from limits import RateLimitItem, parse_many
@@ -16,16 +15,25 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
 from server.core.errors import AppError, ErrorCode
+from server.core.outages import Outages
 
-log = logging.getLogger("lifeline.limits")
+PART = "rate limits"
+# A Redis that hangs (a dead host, not a refused port) must not hold a call's start for long.
+REDIS_TIMEOUT_SECS = 1.0
 
 Check = Callable[[MovingWindowRateLimiter, RateLimitItem, str, str], Awaitable[bool]]
 
 
 class RateLimits:
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, outages: Outages) -> None:
         self._shared: Storage | None = (
-            RedisStorage(f"async+{redis_url}", implementation="redispy", wrap_exceptions=True)
+            RedisStorage(
+                f"async+{redis_url}",
+                implementation="redispy",
+                wrap_exceptions=True,
+                socket_timeout=REDIS_TIMEOUT_SECS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECS,
+            )
             if redis_url
             else None
         )
@@ -34,23 +42,21 @@ class RateLimits:
             MovingWindowRateLimiter(self._shared) if self._shared is not None else None
         )
         self._local_limiter = MovingWindowRateLimiter(self._local)
-        self.degraded = False
+        self._outages = outages
+
+    @property
+    def degraded(self) -> bool:
+        """Counting in this node's memory because Redis does not answer."""
+        return self._outages.is_down("redis", PART)
 
     async def _apply(self, check: Check, rule: RateLimitItem, scope: str, key: str) -> bool:
         if self._shared_limiter is not None:
             try:
                 allowed = await check(self._shared_limiter, rule, scope, key)
             except StorageError as exc:
-                if not self.degraded:
-                    log.warning(
-                        "rate limits fall back to this node's memory: Redis does not answer",
-                        extra={"reason": str(exc.storage_error)},
-                    )
-                self.degraded = True
+                self._outages.failed("redis", PART, repr(exc.storage_error))
             else:
-                if self.degraded:
-                    log.info("rate limits are shared again: Redis answers")
-                self.degraded = False
+                self._outages.answered("redis", PART)
                 return allowed
         return await check(self._local_limiter, rule, scope, key)
 

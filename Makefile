@@ -41,8 +41,13 @@ vendor: node_modules/.package-lock.json
 migrate: install
 	$(BIN)/python -m server migrate
 
+# A demo on this machine or its LAN: callers' candidates on loopback and private ranges are
+# accepted (a deployment's default is public addresses only; docs/operations.md).
+DEMO_PEER_NETWORKS := 127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,::1/128,fc00::/7
 run: install
-	LIFELINE_LOG_FORMAT=$${LIFELINE_LOG_FORMAT:-text} $(BIN)/python -m server run
+	LIFELINE_LOG_FORMAT=$${LIFELINE_LOG_FORMAT:-text} \
+	  LIFELINE_MEDIA_PEER_NETWORKS=$${LIFELINE_MEDIA_PEER_NETWORKS:-$(DEMO_PEER_NETWORKS)} \
+	  $(BIN)/python -m server run
 
 # Every suite twice where storage matters: embedded (SQLite, in-process) and scale-out
 # (PostgreSQL + Redis). The same tests; the settings choose.

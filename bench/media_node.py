@@ -58,7 +58,7 @@ class OurNode:
             recordings_dir=recordings_dir,
             ice_servers=[],
             media_addresses=[LOOPBACK],
-            peer_networks=[],
+            peer_networks=[f"{LOOPBACK}/32"],
             on_segment_closed=self._segment_closed,
             segment_secs=segment_secs,
             clock=SystemClock(),

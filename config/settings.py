@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     REDIS_URL: str = ""
     REQUIRE_TOTP: bool = True
     PUBLIC_URL: str = ""
+    # Other origins whose pages may connect (another name of the same deployment, say). With
+    # neither this nor PUBLIC_URL, only the address a connection reached counts as ours.
+    ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ICE_SERVERS: list[dict[str, Any]] = Field(default_factory=list)
     TURN_SECRET: str = ""
     MAP_TILE_URL: str = ""
@@ -76,10 +79,18 @@ class Settings(BaseSettings):
     REPORT_AREA: str = "-180,-90,180,90"
     MAX_REPORT_PHOTOS_BYTES: int = Field(default=5 * 1_048_576, ge=1024)
 
-    @field_validator("MEDIA_ADDRESSES", "MEDIA_PEER_NETWORKS", mode="before")
+    @field_validator("MEDIA_ADDRESSES", "MEDIA_PEER_NETWORKS", "ALLOWED_ORIGINS", mode="before")
     @classmethod
     def _commas(cls, value: Any) -> Any:
         return _split_commas(value)
+
+    @field_validator("ALLOWED_ORIGINS")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"https?://[^/\s]+", item.rstrip("/")):
+                raise ValueError(f"{item!r} is not an origin (scheme://host[:port])")
+        return value
 
     @field_validator("MEDIA_ADDRESSES")
     @classmethod

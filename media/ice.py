@@ -70,12 +70,23 @@ def parse_networks(networks: Iterable[str]) -> list[Network]:
 
 
 def address_allowed(address: str, networks: Sequence[Network]) -> bool:
-    """An empty network list admits every IP address; a hostname (mDNS) is never admitted."""
+    """An empty network list admits public addresses only; a hostname (mDNS) is never admitted.
+
+    Every remote candidate is an address the node will send STUN checks to: a caller naming
+    10.0.0.5 or 127.0.0.1 would make it probe the centre's own network. Loopback and private
+    ranges are admitted only where a deployment (or a test) names them.
+    """
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return not networks or any(ip in network for network in networks)
+    if not networks:
+        return ip.is_global and not ip.is_multicast
+    return any(ip in network for network in networks)
+
+
+def count_candidates(sdp: str) -> int:
+    return sum(1 for line in sdp.splitlines() if line.startswith("a=candidate:"))
 
 
 def parse_candidate(candidate: str) -> tuple[str, str]:
@@ -128,7 +139,8 @@ def filter_sdp_candidates(sdp: str, networks: Sequence[Network]) -> str:
                 logger.info("dropped malformed candidate line in SDP")
                 continue
             if not address_allowed(address, networks):
-                logger.info("dropped SDP candidate outside peer networks: %s", address)
+                # Not the address: it is the caller's, and logs are read by many.
+                logger.info("dropped an SDP candidate outside the peer networks")
                 continue
         kept.append(line)
     return "\r\n".join(kept) + "\r\n"

@@ -225,11 +225,9 @@ class MediaSession:
         except ValueError as exc:  # the browser's text, parsed here and nowhere deeper
             raise AppError(ErrorCode.INVALID_CANDIDATE, f"Unusable candidate: {exc}") from None
         if not ice.address_allowed(address, self._config.peer_networks):
+            # Not the address: it is the caller's, and logs are read by many.
             logger.info(
-                "call %s: dropped %s candidate outside peer networks: %s",
-                self.call_id,
-                peer_name,
-                address,
+                "call %s: dropped %s candidate outside peer networks", self.call_id, peer_name
             )
             return
         # The browser trickles as soon as it has sent its offer: the newest peer of that name,
@@ -391,6 +389,13 @@ class MediaSession:
         """Apply the browser's offer. What makes an offer unusable is checked first, on the text
         (``ice.check_offer``) and by aiortc's own refusals; anything else aiortc raises while
         applying it is a bug, not the caller's offer."""
+        # Candidates in the offer count as trickled ones do: each costs the node STUN checks.
+        peer.candidates += ice.count_candidates(sdp)
+        if peer.candidates > MAX_CANDIDATES_PER_PEER:
+            raise AppError(
+                ErrorCode.INVALID_SDP,
+                f"More than {MAX_CANDIDATES_PER_PEER} candidates in one offer",
+            )
         filtered = ice.filter_sdp_candidates(sdp, self._config.peer_networks)
         ice.check_offer(filtered)
         try:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from server.core.errors import AppError, ErrorCode
 from server.core.events import ErrorEvent
 from server.core.services import Services
+from server.security.origins import is_own_origin
 from signaling.acks import Ack, Refusal, RefusalDetail
 
 log = logging.getLogger("lifeline.signaling")
@@ -119,19 +120,15 @@ class LifelineNamespace(socketio.AsyncNamespace):
         return Refusal(error=RefusalDetail(code=code.value, message=message)).model_dump()
 
     def check_origin(self, environ: dict[str, Any]) -> None:
-        """engine.io refuses a foreign Origin; refuse a missing one too (no browser omits it)."""
+        """Only our own pages connect (server/security/origins.py); a missing Origin is refused
+        too (no browser omits it)."""
         request = environ.get("aiohttp.request")
         origin = request.headers.get("Origin", "") if request is not None else ""
         if not origin:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {
-                    "code": ErrorCode.ORIGIN_REQUIRED.value,
-                    "message": "Connect from the Lifeline pages",
-                }
-            )
-        public = self.services.settings.PUBLIC_URL
-        host = request.headers.get("Host", "") if request is not None else ""
-        if origin not in {public, f"http://{host}", f"https://{host}"} - {""}:
+            raise connection_refused(ErrorCode.ORIGIN_REQUIRED, "Connect from the Lifeline pages")
+        transport = request.transport if request is not None else None
+        local = transport.get_extra_info("sockname") if transport is not None else None
+        if not is_own_origin(self.services.settings, origin, local):
             raise connection_refused(ErrorCode.FOREIGN_ORIGIN, "Foreign origin")
 
 
@@ -176,7 +173,6 @@ def event(
 def connection_refused(
     code: ErrorCode, message: str, **data: str
 ) -> socketio.exceptions.ConnectionRefusedError:
-    """What a client refused at connect receives (its ``connect_error`` data)."""
-    return socketio.exceptions.ConnectionRefusedError(
-        {"code": code.value, "message": message, **data}
-    )
+    """What a client refused at connect receives: its ``connect_error`` carries ``message`` and
+    ``data`` (``{"code": ..., ...}``), as the pages read it (``error.data.code``)."""
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code.value, **data})

@@ -22,9 +22,19 @@ from config import Settings
 from server.core.errors import ErrorCode
 from server.core.media_rpc import NAMESPACE as MEDIA_NAMESPACE
 from server.core.outages import Outages
+from signaling.frames import (
+    CheckedPacket,
+    MalformedFrames,
+    MalformedPacket,
+    checked_engineio_drivers,
+)
 from signaling.notifier import CITIZEN_NS, CONSOLE_NS
 
 log = logging.getLogger("lifeline.signaling")
+
+_LIBRARY_REFUSALS = frozenset(
+    {"Unexpected binary packet", "Unexpected CONNECT_ERROR packet.", "Unknown packet type."}
+)
 
 PART = "Socket.IO fan-out"
 REDIS_CONNECT_SECS = 1.0
@@ -166,10 +176,40 @@ class LifelineServer(socketio.AsyncServer):
     abandoned after the grace, an operator shown offline) while it stays connected. Those names
     are refused as events, with the usual error event and refusal ack.
 
+    Frames that do not decode are dropped and said once per connection (signaling/frames.py).
+
     Written against python-socketio 5.18.1 (``_handle_event`` is private; tests/test_broadcast.py
     pins the version)."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(serializer=CheckedPacket, **kwargs)
+        self._malformed_frames = MalformedFrames()
+        self.eio._async = checked_engineio_drivers(self.eio._async, self._malformed_frames)
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except MalformedPacket as exc:
+            self._malformed(eio_sid, str(exc))
+        except ValueError as exc:
+            # The library's own refusals of a decodable but impossible packet.
+            if str(exc) not in _LIBRARY_REFUSALS:
+                raise
+            self._malformed(eio_sid, str(exc))
+
+    def _malformed(self, eio_sid: str, reason: str) -> None:
+        request = self.environ.get(eio_sid, {}).get("aiohttp.request")
+        remote = request.remote if request is not None else None
+        self._malformed_frames.dropped(eio_sid, "socket.io", reason, remote)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        self._malformed_frames.forget(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        if not (isinstance(data, list) and data and isinstance(data[0], str)):
+            self._malformed(eio_sid, "an event without a name")
+            return
         if isinstance(data, list) and data and data[0] in self.reserved_events:
             namespace = namespace or "/"
             sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
@@ -197,8 +237,11 @@ class LifelineServer(socketio.AsyncServer):
 
 
 def allowed_origins(settings: Settings) -> list[str] | None:
-    """Only the deployment's own origin; None lets engine.io compare with the Host header."""
-    return [settings.PUBLIC_URL] if settings.PUBLIC_URL else None
+    """The deployment's named origins. None lets engine.io compare with the Host header, which
+    proves nothing; the namespaces then check against the address the connection reached
+    (server/security/origins.py), and the default namespace is refused."""
+    named = [o.rstrip("/") for o in (settings.PUBLIC_URL, *settings.ALLOWED_ORIGINS) if o]
+    return named or None
 
 
 def create_sio(settings: Settings, outages: Outages) -> socketio.AsyncServer:

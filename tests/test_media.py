@@ -204,6 +204,34 @@ def test_sdp_candidates_outside_peer_networks_are_removed() -> None:
     assert "abc.local" not in kept
 
 
+def test_without_peer_networks_only_public_addresses_are_probed() -> None:
+    """Unset, a caller cannot make the node send STUN checks into the centre's own network."""
+    for inside in ("127.0.0.1", "10.0.0.5", "192.168.1.9", "172.16.0.1", "169.254.1.1", "::1",
+                   "fd00::1", "100.64.0.1", "0.0.0.0", "224.0.0.1"):  # fmt: skip
+        assert not ice.address_allowed(inside, []), inside
+    assert ice.address_allowed("8.8.8.8", [])
+    assert ice.address_allowed("2a00:1450:4001::1", [])
+    assert ice.address_allowed("10.0.0.5", ice.parse_networks(["10.0.0.0/8"]))  # where named
+
+
+async def test_an_offer_with_more_than_50_candidates_is_refused(hub: MediaHub) -> None:
+    """Candidates in the offer count as trickled ones do: each costs the node STUN checks."""
+    pc = RTCPeerConnection(ice.rtc_configuration([]))
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        ice.restrict_gathering(pc, LOOPBACK)
+        await pc.setLocalDescription(await pc.createOffer())
+        lines = pc.localDescription.sdp.rstrip("\r\n").split("\r\n")
+        extra = [f"a=candidate:{n} 1 udp 2122260223 127.0.0.{n} {40000 + n} typ host"
+                 for n in range(1, 52)]  # fmt: skip
+        with pytest.raises(AppError, match="More than 50 candidates") as refused:
+            await hub.citizen_offer(CALL, "\r\n".join(lines + extra) + "\r\n")
+        assert refused.value.code is ErrorCode.INVALID_SDP
+        assert not hub.has_session(CALL)
+    finally:
+        await pc.close()
+
+
 # -- passthrough units ------------------------------------------------------------------------
 
 
@@ -440,7 +468,7 @@ async def test_segments_rotate_on_a_keyframe(
         recordings_dir=tmp_path,
         ice_servers=[],
         media_addresses=LOOPBACK,
-        peer_networks=[],
+        peer_networks=["127.0.0.0/8"],
         on_segment_closed=segments,
         segment_secs=5.0,
         clock=clock,
@@ -542,7 +570,8 @@ async def test_candidates_outside_peer_networks_are_dropped(
     caplog.set_level(logging.INFO, logger="media.session")
     outside = "candidate:1 1 udp 2122260223 192.0.2.7 50000 typ host"
     await hub.add_candidate(CALL, "citizen", outside, "0", 0)
-    assert any("outside peer networks: 192.0.2.7" in r.getMessage() for r in caplog.records)
+    assert any("outside peer networks" in r.getMessage() for r in caplog.records)
+    assert not any("192.0.2.7" in r.getMessage() for r in caplog.records)  # a caller's address
     caplog.clear()
     inside = "candidate:2 1 udp 2122260223 127.0.0.1 50001 typ host"
     await hub.add_candidate(CALL, "citizen", inside, "0", 0)

@@ -3,18 +3,24 @@ default namespace and events that pose as its own."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 import socketio
 
+from config import Settings
 from server.actions.calls import citizen_presence
+from server.app import create_app
 from server.core.events import CallStateEvent
 from server.http.keys import SERVICES_KEY
 from server.node import SIO_KEY
 from tests import stores
-from tests.sockets import citizen, start_call
+from tests.conftest import ClientFactory
+from tests.sockets import citizen, connect, start_call
 from tests.staff import Client
 
 EVENT_TIMEOUT_SECS = 5.0
@@ -81,6 +87,78 @@ async def test_a_foreign_origin_is_refused(client: Client) -> None:
                 _url(client), transports=["websocket"], headers={"Origin": "https://evil.example"}
             )
         assert not sio.connected
+
+
+async def test_a_spoofed_host_does_not_make_a_foreign_origin_ours(client: Client) -> None:
+    """Without PUBLIC_URL, the origin must be the address the connection reached: a page at
+    evil.example that sends ``Host: evil.example`` (DNS rebinding does) is still refused."""
+    started = await start_call(client)
+    spoofed = {"Origin": "http://evil.example", "Host": "evil.example"}
+    async with aiohttp.ClientSession() as http:
+        sio = socketio.AsyncClient(reconnection=False, http_session=http)
+        refusals: list[object] = []
+        sio.on("connect_error", refusals.append, namespace="/citizen")
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await sio.connect(
+                _url(client),
+                namespaces=["/citizen"],
+                transports=["websocket"],
+                auth={"token": started["token"], "last_seq": 0},
+                headers=spoofed,
+                wait_timeout=EVENT_TIMEOUT_SECS,
+            )
+        assert not sio.connected
+        await sio.eio.disconnect()
+    assert refusals == [{"message": "Foreign origin", "data": {"code": "foreign_origin"}}]
+    async with citizen(client, started["token"]) as phone:  # our own address: accepted
+        assert (await phone.call("resume", {}))["ok"]
+
+
+async def test_a_named_origin_may_connect(
+    aiohttp_client: ClientFactory, settings: Settings
+) -> None:
+    named = settings.model_copy(update={"ALLOWED_ORIGINS": ["https://lifeline.example"]})
+    other = await aiohttp_client(create_app(named))
+    started = await start_call(other)
+    auth = {"token": started["token"], "last_seq": 0}
+    async with connect(
+        _url(other), "/citizen", auth=auth, headers={"Origin": "https://lifeline.example"}
+    ) as phone:
+        assert (await phone.call("resume", {}))["ok"]
+    with pytest.raises(socketio.exceptions.ConnectionError):  # its own address is not named
+        async with connect(_url(other), "/citizen", auth=auth):
+            pass
+
+
+async def test_malformed_frames_are_dropped_and_said_once(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Garbage written into the websocket before any token: no ERROR, no traceback, one warning
+    for the connection, and the connection still works (it can join a namespace after)."""
+    started = await start_call(client)
+    garbage = ["", "zz", "\x00\x01", "9", "4", "4zzz", "42[", "40/citizen,{bad json", "45-[]",
+               "44/citizen,{}", "42", "42[]", "42{}", "42[1]", "4" + "a" * 100]  # fmt: skip
+    with caplog.at_level(logging.DEBUG):
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(
+                f"{_url(client)}/socket.io/?EIO=4&transport=websocket",
+                headers={"Origin": _url(client)},
+            )
+            assert (await ws.receive_str()).startswith("0{")  # Engine.IO open
+            for frame in garbage:
+                await ws.send_str(frame)
+            auth = json.dumps({"token": started["token"], "last_seq": 0})
+            await ws.send_str(f"40/citizen,{auth}")
+            while True:  # events may come first; the namespace's connect answer must come
+                reply = await asyncio.wait_for(ws.receive_str(), EVENT_TIMEOUT_SECS)
+                if reply.startswith("40/citizen,"):
+                    break
+            assert '"sid"' in reply
+            await ws.close()
+    dropped = [r for r in caplog.records if "malformed frame" in r.getMessage()]
+    assert len(dropped) == 1 and dropped[0].levelno == logging.WARNING
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 async def test_long_polling_is_not_offered(client: Client) -> None:

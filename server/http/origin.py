@@ -11,15 +11,14 @@ from aiohttp import web
 
 from server.core.errors import AppError, ErrorCode
 from server.http.keys import SERVICES_KEY
+from server.security.origins import is_own_origin
 
 
 def check_same_origin(request: web.Request) -> None:
     origin = request.headers.get("Origin")
     if origin is None:
         return
-    public = request.app[SERVICES_KEY].settings.PUBLIC_URL.rstrip("/")
-    # Without PUBLIC_URL, the host the browser asked for, by either scheme: behind a TLS proxy
-    # the request reaches us as http while the page's origin is https.
-    own = {public} if public else {f"http://{request.host}", f"https://{request.host}"}
-    if origin not in own:
+    transport = request.transport
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    if not is_own_origin(request.app[SERVICES_KEY].settings, origin, local):
         raise AppError(ErrorCode.FOREIGN_ORIGIN, "Send this from the Lifeline pages")

@@ -24,7 +24,7 @@ from server.core.outages import Outages
 from server.core.services import Services
 from server.db.audit import AuditLog
 from server.db.engine import Database
-from server.http import admin, health, open311, page_routes
+from server.http import admin, health, open311, page_routes, security
 from server.http import calls as call_routes
 from server.http import photos as call_photos
 from server.http.auth import routes as auth_routes
@@ -95,7 +95,7 @@ def _headers_middleware(settings: Settings) -> Middleware:
         )
         if hsts is not None:
             response.headers.setdefault("Strict-Transport-Security", hsts)
-        if request.path.startswith(("/login", "/account", "/admin", "/api/")):
+        if request.path.startswith(("/login", "/account", "/admin", "/security", "/api/")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
@@ -219,6 +219,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         health.routes,
         auth_routes.routes,
         admin.routes,
+        security.routes,
         page_routes.routes,
         call_routes.routes,
         threat_public.routes,

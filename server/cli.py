@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
 from config import Settings, SettingsError, load_settings
-from server.actions.users import do_create_first_admin, do_create_user
+from server.actions.users import Actor, do_create_first_admin, do_create_user
 from server.core.clock import SystemClock
 from server.core.logs import setup_logging
 from server.db.audit import AuditLog
@@ -174,7 +174,7 @@ async def _users_add(settings: Settings, name: str, role: str, password_stdin: b
             created = await do_create_user(
                 AuditLog(db, SystemClock()),
                 SystemClock(),
-                actor="cli",
+                actor=Actor.command_line(),
                 username=name,
                 role=role,
                 password=password,

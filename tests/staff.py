@@ -9,7 +9,7 @@ import pyotp
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from server.actions.users import do_create_user
+from server.actions.users import Actor, do_create_user
 from server.core.clock import FrozenClock
 from server.http.keys import SERVICES_KEY
 
@@ -42,7 +42,7 @@ async def add_account(client: Client, username: str, role: str) -> Account:
     created = await do_create_user(
         app[SERVICES_KEY].audit,
         app[SERVICES_KEY].clock,
-        actor="test",
+        actor=Actor.command_line("test"),
         username=username,
         role=role,
         password=PASSWORD,

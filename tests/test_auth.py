@@ -12,7 +12,7 @@ import pyotp
 import pytest
 from sqlmodel import col, select
 
-from server.actions.users import do_create_first_admin, do_create_user
+from server.actions.users import Actor, do_create_first_admin, do_create_user
 from server.core.clock import FrozenClock
 from server.db.models import User
 from server.http.keys import SERVICES_KEY
@@ -34,7 +34,11 @@ async def test_first_login_forces_password_change_then_totp(
 ) -> None:
     assert client.app is not None
     created = await do_create_user(
-        client.app[SERVICES_KEY].audit, clock, actor="test", username="anna", role="operator"
+        client.app[SERVICES_KEY].audit,
+        clock,
+        actor=Actor.command_line("test"),
+        username="anna",
+        role="operator",
     )
     assert created.password
     response = await post_login(client, "anna", created.password)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -152,7 +153,30 @@ def user(user_id: int, role: str, *, flags: bool) -> SimpleNamespace:
 def page_cases() -> list[tuple[str, dict[str, Any]]]:
     """Each page with the values its handler passes, in the states that change its markup."""
     created = SimpleNamespace(username="new-operator", password="one-time-secret")
-    users = [user(1, "admin", flags=False), user(2, "operator", flags=True)]
+    users = [
+        user(1, "admin", flags=False),
+        user(2, "operator", flags=True),
+        user(3, "internal_security", flags=False),
+    ]
+    officers = [user(3, "internal_security", flags=False), user(4, "internal_security", flags=True)]
+    changes = [
+        SimpleNamespace(
+            seq=seq,
+            at=datetime(2026, 11, 2, 10, 0, tzinfo=UTC),
+            actor="adam",
+            attempt=attempt,
+            username="user3",
+            before=before,
+            after="internal_security",
+            outcome=outcome,
+        )
+        for seq, attempt, before, outcome in (
+            (9, "create", None, "done"),
+            (10, "role", "operator", "refused"),
+            (11, "disable", "internal_security", "refused"),
+            (12, "enable", "internal_security", "done"),
+        )
+    ]
     return [
         ("login.html", {"error": "x", "notice": "y", "next": "/console", "username": ""}),
         ("login.html", {"error": None, "notice": None, "next": "", "username": "someone"}),
@@ -173,6 +197,37 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
             {"staff": staff("admin"), "users": users, "roles": list(ROLES), "created": created},
         ),
         ("admin.html", {"staff": staff("admin"), "users": [], "roles": [], "created": None}),
+        (
+            "admin.html",
+            {
+                "staff": staff("admin"),
+                "users": users,
+                "roles": list(ROLES),
+                "created": None,
+                "error": "x",
+                "error_code": "internal_security_only",
+            },
+        ),
+        (
+            "security.html",
+            {
+                "staff": staff("internal_security"),
+                "officers": officers,
+                "changes": changes,
+                "created": created,
+            },
+        ),
+        (
+            "security.html",
+            {
+                "staff": staff("internal_security"),
+                "officers": [],
+                "changes": [],
+                "created": None,
+                "error": "x",
+                "error_code": "user_exists",
+            },
+        ),
         ("citizen.html", {}),
         ("console.html", {"staff": staff("operator")}),
         ("console.html", {"staff": staff("internal_security")}),

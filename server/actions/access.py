@@ -1,7 +1,9 @@
 """Who may see and do what: the few rules every path (HTTP, Socket.IO, CLI) calls.
 
 The internal-security channel is enforced here, in the queries that use ``channels_for``, not
-only hidden in the UI: for every other role its calls do not exist.
+only hidden in the UI: for every other role its calls do not exist. Nor may any other role make,
+re-role or unlock an internal-security account (``check_account_change``), which would let it
+sign in as one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from server.db.models import Channel, Role
 CONSOLE_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.INTERNAL_SECURITY})
 WALL_ROLES = frozenset({Role.SUPERVISOR, Role.INTERNAL_SECURITY})
 ADMIN_ROLES = frozenset({Role.ADMIN})
+# Roles that open /security: the unit's officers and the changes to its access.
+SECURITY_ROLES = frozenset({Role.INTERNAL_SECURITY})
 # Roles whose consoles see the threat reports list.
 REPORT_DESK_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR})
 
@@ -22,6 +26,11 @@ CHANNELS_BY_ROLE: dict[str, frozenset[str]] = {
     Role.INTERNAL_SECURITY: frozenset({Channel.INTERNAL_SECURITY}),
     Role.ADMIN: frozenset(),
 }
+
+
+# The command line on the server, an authority above the roles: whoever can run it can read the
+# database itself. It alone makes the first internal-security account.
+COMMAND_LINE = "command_line"
 
 
 def channels_for(role: str) -> frozenset[str]:
@@ -38,3 +47,25 @@ def check_sees_wall(role: str) -> str:
     if role not in WALL_ROLES:
         raise AppError(ErrorCode.ROLE_FORBIDDEN, "Only the wall's roles see operator states")
     return Role.INTERNAL_SECURITY if role == Role.INTERNAL_SECURITY else Role.OPERATOR
+
+
+def check_account_change(authority: str, *, before: str | None, after: str) -> None:
+    """May ``authority`` (a role, or ``COMMAND_LINE``) turn an account of role ``before`` (None:
+    a new one) into one of role ``after`` (for disabling or enabling, its own role)?
+
+    Internal-security accounts are the unit's own business: an admin who could make one, give
+    the role, or re-enable one could sign in as it and read the misconduct channel. Between
+    internal security and admin only the command line moves an account.
+    """
+    if authority == COMMAND_LINE:
+        return
+    roles = {before, after}
+    if Role.INTERNAL_SECURITY in roles and authority != Role.INTERNAL_SECURITY:
+        raise AppError(
+            ErrorCode.INTERNAL_SECURITY_ONLY,
+            "Only internal security makes, changes or unlocks internal-security accounts",
+        )
+    if Role.ADMIN in roles and authority != Role.ADMIN:
+        raise AppError(ErrorCode.ROLE_FORBIDDEN, "Only admins make or change admin accounts")
+    if Role.INTERNAL_SECURITY not in roles and authority not in ADMIN_ROLES:
+        raise AppError(ErrorCode.ROLE_FORBIDDEN, "Only admins manage these accounts")

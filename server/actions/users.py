@@ -1,15 +1,22 @@
-"""Staff accounts: ``check_*`` validates, ``do_*`` writes and audits in one transaction."""
+"""Staff accounts: ``check_*`` validates, ``do_*`` writes and audits in one transaction.
+
+Every change is authorised by ``access.check_account_change`` against the actor's role as the
+change's own transaction reads it; a refused change is still written to the audit chain (the
+internal-security unit reviews those touching its accounts: actions/access_changes.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.actions.staff_sessions import close_user_sockets, do_end_user_sessions
+from server.actions.access import COMMAND_LINE, check_account_change
+from server.actions.staff_sessions import StaffContext, close_user_sockets, do_end_user_sessions
 from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
 from server.core.services import Services
@@ -20,6 +27,23 @@ from server.security.passwords import hash_password, one_time_password
 from server.security.totp import new_secret
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for an account change: a signed-in staff member, whose role the change's
+    transaction reads afresh, or the command line on the server (``user_id`` None)."""
+
+    name: str
+    user_id: int | None
+
+    @classmethod
+    def command_line(cls, name: str = "cli") -> Actor:
+        return cls(name, None)
+
+    @classmethod
+    def staff(cls, staff: StaffContext) -> Actor:
+        return cls(staff.username, staff.user_id)
 
 
 @dataclass(frozen=True)
@@ -57,11 +81,45 @@ async def _active_admins(session: AsyncSession) -> int:
     return int(result.one())
 
 
+async def _authority(session: AsyncSession, actor: Actor) -> str:
+    """The actor's role now ("" for an account gone or disabled since it signed in)."""
+    if actor.user_id is None:
+        return COMMAND_LINE
+    user = await session.get(User, actor.user_id)
+    return "" if user is None or user.disabled else str(user.role)
+
+
+async def _refusal(
+    session: AsyncSession,
+    audit: AuditLog,
+    actor: Actor,
+    *,
+    attempt: str,
+    username: str,
+    before: str | None,
+    after: str,
+) -> AppError | None:
+    """None when ``actor`` may make this change; else its refusal, recorded in ``session``
+    (the caller commits the transaction, then raises it)."""
+    try:
+        check_account_change(await _authority(session, actor), before=before, after=after)
+    except AppError as refused:
+        await audit.record(
+            session,
+            actor=actor.name,
+            action="account_change_refused",
+            subject=f"user:{username}",
+            data={"attempt": attempt, "from": before, "to": after, "code": refused.code.value},
+        )
+        return refused
+    return None
+
+
 async def do_create_user(
     audit: AuditLog,
     clock: Clock,
     *,
-    actor: str,
+    actor: Actor,
     username: str,
     role: str,
     password: str | None = None,
@@ -89,7 +147,7 @@ async def do_create_first_admin(audit: AuditLog, clock: Clock, *, username: str)
     return await _create_user(
         audit,
         clock,
-        actor="system",
+        actor=Actor.command_line("system"),
         username=username,
         role=Role.ADMIN,
         password=None,
@@ -102,7 +160,7 @@ async def _create_user(
     audit: AuditLog,
     clock: Clock,
     *,
-    actor: str,
+    actor: Actor,
     username: str,
     role: str,
     password: str | None,
@@ -119,33 +177,74 @@ async def _create_user(
     async with audit.transaction() as session:
         if unless_an_admin_exists and await any_admin(session):
             return None
-        exists = (await session.exec(select(User).where(col(User.username) == name))).first()
-        if exists is not None:
-            raise AppError(ErrorCode.USER_EXISTS, f"User {name!r} exists already")
-        user = User(
-            username=name,
-            role=checked_role,
-            password_hash=password_hash,
-            must_change_password=made is not None,
-            totp_secret=new_secret() if with_totp_secret else None,
-            totp_confirmed=with_totp_secret,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(user)
-        await session.flush()
-        await audit.record(
+        refused = await _refusal(
             session,
-            actor=actor,
-            action="user_created",
-            subject=f"user:{name}",
-            data={"role": checked_role.value, "one_time_password": made is not None},
+            audit,
+            actor,
+            attempt="create",
+            username=name,
+            before=None,
+            after=checked_role,
         )
     return NewUser(user, made)
 
+        if refused is not None:
+            user = None
+        else:
+            user = await _insert_user(
+                session,
+                audit,
+                actor=actor,
+                name=name,
+                role=checked_role,
+                password_hash=password_hash,
+                one_time=made is not None,
+                with_totp_secret=with_totp_secret,
+                now=now,
+            )
+    if user is None:
+        assert refused is not None
+        raise refused
 
 async def do_set_role(
-    audit: AuditLog, clock: Clock, *, actor: str, user_id: int, role: str
+    audit: AuditLog, clock: Clock, *, actor: Actor, user_id: int, role: str
+async def _insert_user(
+    session: AsyncSession,
+    audit: AuditLog,
+    *,
+    actor: Actor,
+    name: str,
+    role: Role,
+    password_hash: str,
+    one_time: bool,
+    with_totp_secret: bool,
+    now: datetime,
+) -> User:
+    exists = (await session.exec(select(User).where(col(User.username) == name))).first()
+    if exists is not None:
+        raise AppError(ErrorCode.USER_EXISTS, f"User {name!r} exists already")
+    user = User(
+        username=name,
+        role=role,
+        password_hash=password_hash,
+        must_change_password=one_time,
+        totp_secret=new_secret() if with_totp_secret else None,
+        totp_confirmed=with_totp_secret,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    await audit.record(
+        session,
+        actor=actor.name,
+        action="user_created",
+        subject=f"user:{name}",
+        data={"role": role.value, "one_time_password": one_time},
+    )
+    return user
+
+
 ) -> User:
     new_role = check_role(role)
     async with audit.transaction() as session:
@@ -155,23 +254,35 @@ async def do_set_role(
         old = user.role
         if old == new_role:
             return user
-        if old == Role.ADMIN and not user.disabled and await _active_admins(session) <= 1:
-            raise AppError(ErrorCode.LAST_ADMIN, "The last active admin keeps the admin role")
-        user.role = new_role
-        user.updated_at = clock.now()
-        session.add(user)
-        await audit.record(
+        refused = await _refusal(
             session,
-            actor=actor,
-            action="user_role_changed",
-            subject=f"user:{user.username}",
-            data={"from": old, "to": new_role.value},
+            audit,
+            actor,
+            attempt="role",
+            username=user.username,
+            before=old,
+            after=new_role,
         )
     return user
 
+        if refused is None:
+            if old == Role.ADMIN and not user.disabled and await _active_admins(session) <= 1:
+                raise AppError(ErrorCode.LAST_ADMIN, "The last active admin keeps the admin role")
+            user.role = new_role
+            user.updated_at = clock.now()
+            session.add(user)
+            await audit.record(
+                session,
+                actor=actor.name,
+                action="user_role_changed",
+                subject=f"user:{user.username}",
+                data={"from": old, "to": new_role.value},
+            )
+    if refused is not None:
+        raise refused
 
 async def do_set_disabled(
-    audit: AuditLog, clock: Clock, *, actor: str, user_id: int, disabled: bool
+    audit: AuditLog, clock: Clock, *, actor: Actor, user_id: int, disabled: bool
 ) -> User:
     async with audit.transaction() as session:
         user = await session.get(User, user_id)
@@ -179,29 +290,42 @@ async def do_set_disabled(
             raise AppError(ErrorCode.USER_NOT_FOUND, "No such user")
         if user.disabled == disabled:
             return user
-        if disabled and user.role == Role.ADMIN and await _active_admins(session) <= 1:
-            raise AppError(ErrorCode.LAST_ADMIN, "The last active admin cannot be disabled")
-        if disabled and user.username == actor:
-            raise AppError(ErrorCode.CANNOT_DISABLE_SELF, "You cannot disable your own account")
-        user.disabled = disabled
-        if not disabled:
-            user.failed_logins, user.locked_until = 0, None
-        user.updated_at = clock.now()
-        session.add(user)
-        await audit.record(
+        refused = await _refusal(
             session,
-            actor=actor,
-            action="user_disabled" if disabled else "user_enabled",
-            subject=f"user:{user.username}",
+            audit,
+            actor,
+            attempt="disable" if disabled else "enable",
+            username=user.username,
+            before=user.role,
+            after=user.role,
         )
     return user
 
+        if refused is None:
+            if disabled and user.role == Role.ADMIN and await _active_admins(session) <= 1:
+                raise AppError(ErrorCode.LAST_ADMIN, "The last active admin cannot be disabled")
+            if disabled and user.id == actor.user_id:
+                raise AppError(ErrorCode.CANNOT_DISABLE_SELF, "You cannot disable your own account")
+            user.disabled = disabled
+            if not disabled:
+                user.failed_logins, user.locked_until = 0, None
+            user.updated_at = clock.now()
+            session.add(user)
+            await audit.record(
+                session,
+                actor=actor.name,
+                action="user_disabled" if disabled else "user_enabled",
+                subject=f"user:{user.username}",
+                data={"role": user.role},
+            )
+    if refused is not None:
+        raise refused
 
 async def do_update_user(
     audit: AuditLog,
     clock: Clock,
     *,
-    actor: str,
+    actor: Actor,
     user_id: int,
     role: str | None,
     disabled: bool | None,
@@ -224,14 +348,15 @@ async def do_update_user(
 async def do_change_account(
     services: Services,
     *,
-    actor: str,
+    actor: Actor,
     user_id: int,
     role: str | None = None,
     disabled: bool | None = None,
 ) -> User:
-    """An admin's change to an account. A disabled account is signed out everywhere at once,
-    its open consoles included. A role change keeps the sessions but closes the consoles: what
-    a console receives was decided by its role when it connected (its queue rooms)."""
+    """A change to an account (an admin's, or internal security's to its own). A disabled
+    account is signed out everywhere at once, its open consoles included. A role change keeps
+    the sessions but closes the consoles: what a console receives was decided by its role when
+    it connected (its queue rooms)."""
     async with services.db.session() as session:
         before = await session.get(User, user_id)
         was = (before.role, before.disabled) if before is not None else None
@@ -245,9 +370,13 @@ async def do_change_account(
     return user
 
 
-async def list_users(db: Database) -> list[User]:
+async def list_users(db: Database, role: str | None = None) -> list[User]:
+    """Every account (or those of ``role``), by name."""
+    query = select(User).order_by(col(User.username))
+    if role is not None:
+        query = query.where(col(User.role) == role)
     async with db.session() as session:
-        return list((await session.exec(select(User).order_by(col(User.username)))).all())
+        return list((await session.exec(query)).all())
 
 
 async def any_admin(session: AsyncSession) -> bool:

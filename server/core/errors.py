@@ -67,6 +67,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_ROLE = "invalid_role", 400
     LAST_ADMIN = "last_admin", 409
     CANNOT_DISABLE_SELF = "cannot_disable_self", 409
+    INTERNAL_SECURITY_ONLY = "internal_security_only", 403
 
     # Calls.
     TOKEN_REQUIRED = "token_required", 401

@@ -1,4 +1,5 @@
-"""The admin page and the users API: add, disable and re-role staff accounts."""
+"""The admin page and the users API: add, disable and re-role staff accounts (internal-security
+accounts excepted: those are the unit's own, on /security)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from server.actions.users import (
+    Actor,
     NewUser,
     do_change_account,
     do_create_user,
@@ -25,7 +27,7 @@ from server.http.auth.access import (
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.routes import see_other
 from server.http.bodies import read_json
-from server.http.keys import PAGES_KEY, SERVICES_KEY
+from server.http.keys import CATALOGS_KEY, LANG_KEY, PAGES_KEY, SERVICES_KEY
 
 routes = web.RouteTableDef()
 
@@ -43,31 +45,47 @@ def public_user(user: User, now: datetime) -> dict[str, Any]:
     }
 
 
-class _Row:
+class Row:
+    """A dict's values as attributes, for a template."""
+
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
+
+
+# Refusals a staff page says in the reader's language rather than in the API's English.
+PAGE_MESSAGES = {ErrorCode.INTERNAL_SECURITY_ONLY: "admin.error.internal_security_only"}
+# The roles an admin may give: internal security gives its own (docs/operations.md).
+ADMIN_GIVES = [r.value for r in Role if r != Role.INTERNAL_SECURITY]
+
+
+def page_error(request: web.Request, exc: AppError) -> str:
+    key = PAGE_MESSAGES.get(exc.code)
+    if key is None:
+        return exc.message
+    return request.app[CATALOGS_KEY].gettext(request.get(LANG_KEY, "en"), key)
 
 
 async def _render(
     request: web.Request,
     *,
     created: NewUser | None = None,
-    error: str | None = None,
+    error: AppError | None = None,
     status: int = 200,
 ) -> web.Response:
     now = request.app[SERVICES_KEY].clock.now()
-    users = [_Row(public_user(u, now)) for u in await list_users(request.app[SERVICES_KEY].db)]
+    users = [Row(public_user(u, now)) for u in await list_users(request.app[SERVICES_KEY].db)]
     shown = None
     if created is not None:
-        shown = _Row({"username": created.user.username, "password": created.password})
+        shown = Row({"username": created.user.username, "password": created.password})
     return request.app[PAGES_KEY].render(
         request,
         "admin.html",
         http_status=status,
         users=users,
-        roles=[r.value for r in Role],
+        roles=ADMIN_GIVES,
         created=shown,
-        error=error,
+        error=page_error(request, error) if error is not None else None,
+        error_code=error.code.value if error is not None else "",
     )
 
 
@@ -77,12 +95,12 @@ async def admin_page(request: web.Request) -> web.StreamResponse:
     return await _render(request)
 
 
-async def _admin_form(request: web.Request) -> tuple[str, dict[str, str]]:
+async def _admin_form(request: web.Request) -> tuple[Actor, dict[str, str]]:
     staff = require_page_staff(request, ADMIN_ROLES)
     data = await request.post()
     form = {key: value for key, value in data.items() if isinstance(value, str)}
     check_csrf(request, form.get(CSRF_FIELD))
-    return staff.username, form
+    return Actor.staff(staff), form
 
 
 @routes.post("/admin/users")
@@ -97,12 +115,12 @@ async def admin_add_user(request: web.Request) -> web.StreamResponse:
             role=form.get("role", ""),
         )
     except AppError as exc:
-        return await _render(request, error=exc.message, status=exc.status)
+        return await _render(request, error=exc, status=exc.status)
     # Rendered, not redirected: the one-time password is shown this once and never stored.
     return await _render(request, created=created, status=201)
 
 
-def _user_id(request: web.Request) -> int:
+def user_id_of(request: web.Request) -> int:
     try:
         return int(request.match_info["user_id"])
     except ValueError:
@@ -116,11 +134,11 @@ async def admin_set_role(request: web.Request) -> web.StreamResponse:
         await do_change_account(
             request.app[SERVICES_KEY],
             actor=actor,
-            user_id=_user_id(request),
+            user_id=user_id_of(request),
             role=form.get("role", ""),
         )
     except AppError as exc:
-        return await _render(request, error=exc.message, status=exc.status)
+        return await _render(request, error=exc, status=exc.status)
     return see_other("/admin")
 
 
@@ -128,10 +146,10 @@ async def _toggle(request: web.Request, disabled: bool) -> web.StreamResponse:
     actor, _form = await _admin_form(request)
     try:
         await do_change_account(
-            request.app[SERVICES_KEY], actor=actor, user_id=_user_id(request), disabled=disabled
+            request.app[SERVICES_KEY], actor=actor, user_id=user_id_of(request), disabled=disabled
         )
     except AppError as exc:
-        return await _render(request, error=exc.message, status=exc.status)
+        return await _render(request, error=exc, status=exc.status)
     return see_other("/admin")
 
 
@@ -175,7 +193,7 @@ async def api_create_user(request: web.Request) -> web.StreamResponse:
     created = await do_create_user(
         request.app[SERVICES_KEY].audit,
         request.app[SERVICES_KEY].clock,
-        actor=staff.username,
+        actor=Actor.staff(staff),
         username=body.username,
         role=body.role,
     )
@@ -190,8 +208,8 @@ async def api_update_user(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     user = await do_change_account(
         services,
-        actor=staff.username,
-        user_id=_user_id(request),
+        actor=Actor.staff(staff),
+        user_id=user_id_of(request),
         role=body.role,
         disabled=body.disabled,
     )

@@ -186,8 +186,6 @@ async def _create_user(
             before=None,
             after=checked_role,
         )
-    return NewUser(user, made)
-
         if refused is not None:
             user = None
         else:
@@ -205,9 +203,9 @@ async def _create_user(
     if user is None:
         assert refused is not None
         raise refused
+    return NewUser(user, made)
 
-async def do_set_role(
-    audit: AuditLog, clock: Clock, *, actor: Actor, user_id: int, role: str
+
 async def _insert_user(
     session: AsyncSession,
     audit: AuditLog,
@@ -245,6 +243,8 @@ async def _insert_user(
     return user
 
 
+async def do_set_role(
+    audit: AuditLog, clock: Clock, *, actor: Actor, user_id: int, role: str
 ) -> User:
     new_role = check_role(role)
     async with audit.transaction() as session:
@@ -263,8 +263,6 @@ async def _insert_user(
             before=old,
             after=new_role,
         )
-    return user
-
         if refused is None:
             if old == Role.ADMIN and not user.disabled and await _active_admins(session) <= 1:
                 raise AppError(ErrorCode.LAST_ADMIN, "The last active admin keeps the admin role")
@@ -280,6 +278,8 @@ async def _insert_user(
             )
     if refused is not None:
         raise refused
+    return user
+
 
 async def do_set_disabled(
     audit: AuditLog, clock: Clock, *, actor: Actor, user_id: int, disabled: bool
@@ -299,8 +299,6 @@ async def do_set_disabled(
             before=user.role,
             after=user.role,
         )
-    return user
-
         if refused is None:
             if disabled and user.role == Role.ADMIN and await _active_admins(session) <= 1:
                 raise AppError(ErrorCode.LAST_ADMIN, "The last active admin cannot be disabled")
@@ -320,6 +318,8 @@ async def do_set_disabled(
             )
     if refused is not None:
         raise refused
+    return user
+
 
 async def do_update_user(
     audit: AuditLog,

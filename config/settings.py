@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     # The deployment's area, "min_lon,min_lat,max_lon,max_lat"; reports outside it are refused.
     REPORT_AREA: str = "-180,-90,180,90"
     MAX_REPORT_PHOTOS_BYTES: int = Field(default=5 * 1_048_576, ge=1024)
+    # All photos of one report together, as their headers declare them, read before decoding.
+    MAX_REPORT_PIXELS: int = Field(default=80_000_000, ge=1)
+    # Uploaded images are decoded on this many threads of the node (each holds up to ~260 MB
+    # while it decodes an image at the 52-megapixel limit; one leaves the other cores to the
+    # calls' media); the rest wait in a line this long, at most this many seconds, and beyond
+    # either get 503.
+    IMAGE_WORKERS: int = Field(default=1, ge=1, le=32)
+    IMAGE_QUEUE_MAX: int = Field(default=16, ge=0)
+    IMAGE_QUEUE_WAIT_SECS: float = Field(default=15.0, gt=0)
+    # A call's photos: how many, and how many megabytes, per call (its token opens only it).
+    CALL_PHOTO_RATE_LIMIT: str = "10/minute;40/hour"
+    CALL_PHOTO_MEGABYTES_LIMIT: str = "50/10 minutes;150/hour"
 
     @field_validator("MEDIA_ADDRESSES", "MEDIA_PEER_NETWORKS", "ALLOWED_ORIGINS", mode="before")
     @classmethod
@@ -147,7 +159,12 @@ class Settings(BaseSettings):
         parse_many(value)
         return value
 
-    @field_validator("REPORT_RATE_LIMIT", "CONFIRM_RATE_LIMIT")
+    @field_validator(
+        "REPORT_RATE_LIMIT",
+        "CONFIRM_RATE_LIMIT",
+        "CALL_PHOTO_RATE_LIMIT",
+        "CALL_PHOTO_MEGABYTES_LIMIT",
+    )
     @classmethod
     def _report_rates(cls, value: str) -> str:
         from limits import parse_many

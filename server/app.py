@@ -17,11 +17,13 @@ from media.hub import hub_from_settings
 from media.rpc import HubHandler
 from server.actions.media import MediaRouter
 from server.actions.recordings import record_segment
+from server.actions.uploads import return_decoded_memory
 from server.core.background import Background
 from server.core.clock import Clock, SystemClock
 from server.core.media_rpc import ClosedSegment
 from server.core.outages import Outages
 from server.core.services import Services
+from server.core.work_pool import WorkPool
 from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.http import admin, health, open311, page_routes, security
@@ -131,6 +133,15 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
         )
         limits = RateLimits(settings.REDIS_URL, outages)
         background = Background()
+        # One pool for the node: a burst of uploads waits in its line instead of decoding at once.
+        return_decoded_memory()
+        image_pool = WorkPool(
+            clock,
+            workers=settings.IMAGE_WORKERS,
+            max_waiting=settings.IMAGE_QUEUE_MAX,
+            max_wait_secs=settings.IMAGE_QUEUE_WAIT_SECS,
+            name="images",
+        )
         services_box: list[Services] = []
 
         async def on_segment_closed(segment: ClosedSegment) -> None:
@@ -161,6 +172,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             presence=presence,
             limits=limits,
             background=background,
+            image_pool=image_pool,
         )
         services_box.append(services)
         app[SERVICES_KEY] = services
@@ -171,6 +183,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             yield
         finally:
             await background.close()
+            image_pool.close()
             if hub is not None:
                 await hub.close()
             await sio.shutdown()

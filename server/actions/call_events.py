@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import update
@@ -28,8 +29,10 @@ from server.core.events import ChatMessageEvent, LocationEvent, PhotoEvent
 from server.core.services import Services
 from server.db.engine import Database
 from server.db.models import Call, CallPhoto, CallState, ChatMessage, LocationSample, Snapshot
+from server.state.ratelimit import Exceeded, parse_rules
 
 REPLAY_LIMIT = 500
+MEGABYTE = 1_048_576
 
 
 @dataclass(frozen=True)
@@ -214,10 +217,40 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def _photo_limit(reason: str, over: Exceeded) -> AppError:
+    return AppError(
+        ErrorCode.PHOTO_LIMIT,
+        f"{reason}. The call goes on: send the photo again in {over.retry_after_secs} s, or "
+        "describe it in the chat.",
+        data={"headers": {"Retry-After": str(over.retry_after_secs)}},
+    )
+
+
+async def check_photo_quota(services: Services, call: Call, size: int) -> None:
+    """How many photos, and how many megabytes of them, a call may send per window (counted
+    per call: its token opens only that call, on any node). Only the photo over it is refused
+    (429, with Retry-After); the call itself goes on. A photo refused for its megabytes has
+    used one of the count."""
+    settings = services.settings
+    over = await services.limits.take(
+        parse_rules(settings.CALL_PHOTO_RATE_LIMIT), "call_photos", call.id
+    )
+    if over is not None:
+        raise _photo_limit(f"Too many photos in this call: at most {over.rule}", over)
+    megabytes = parse_rules(settings.CALL_PHOTO_MEGABYTES_LIMIT)
+    in_bytes = [type(r)(r.amount * MEGABYTE, r.multiples, r.namespace) for r in megabytes]
+    over = await services.limits.take_amount(in_bytes, "call_photo_bytes", call.id, size)
+    if over is not None:
+        rule = megabytes[in_bytes.index(over.rule)]
+        raise _photo_limit(f"Too many megabytes of photos in this call: at most {rule}", over)
+
+
 async def do_store_photo(services: Services, call: Call, data: bytes) -> PhotoEvent:
-    """A photo the caller sent: kept byte for byte (EXIF location included: it may matter to
-    the case), hashed, numbered in the call's sequence and entered in the audit chain."""
-    image = await asyncio.to_thread(sniff_image, data)
+    """A photo the caller sent: within the call's quota, kept byte for byte (EXIF location
+    included: it may matter to the case), hashed, numbered in the call's sequence and entered
+    in the audit chain. Sniffed on the node's image pool, ahead of report photos."""
+    await check_photo_quota(services, call, len(data))
+    image = await services.image_pool.run(partial(sniff_image, data), urgent=True)
     directory = services.settings.DATA_DIR / "photos" / call.id
     audit = services.audit
     async with audit.transaction() as session:

@@ -14,6 +14,7 @@ from config import Settings
 from server.core.background import Background
 from server.core.clock import Clock
 from server.core.ports import Media, MediaNodes, Notifier, Presence
+from server.core.work_pool import WorkPool
 
 if TYPE_CHECKING:  # the store sits above the core: the core names its types, never imports them
     from server.db.audit import AuditLog
@@ -33,3 +34,5 @@ class Services:
     presence: Presence
     limits: RateLimits
     background: Background
+    # Decoding and re-encoding uploaded images: a few threads of the node and a bounded line.
+    image_pool: WorkPool

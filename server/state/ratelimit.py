@@ -7,11 +7,14 @@ stricter), report the outage (server/core/outages.py), and go back to Redis once
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 
 from server.core.errors import AppError, ErrorCode
@@ -22,6 +25,14 @@ PART = "rate limits"
 REDIS_TIMEOUT_SECS = 1.0
 
 Check = Callable[[MovingWindowRateLimiter, RateLimitItem, str, str], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Exceeded:
+    """The rule a request would go over, and the seconds until it is worth trying again."""
+
+    rule: RateLimitItem
+    retry_after_secs: int
 
 
 class RateLimits:
@@ -75,6 +86,44 @@ class RateLimits:
         """Whether one more request of ``key`` would pass ``rule``, without counting it."""
         return await self._apply(_test, rule, scope, key)
 
+    async def take(self, rules: list[RateLimitItem], scope: str, key: str) -> Exceeded | None:
+        """Count one request of ``key`` against every rule, unless it would exceed one: then
+        nothing is counted, and the rule comes back with the seconds until it has room again
+        (its oldest request leaves the window). The caller words the refusal."""
+        for rule in rules:
+            if not await self.has_room(rule, scope, key):
+                reset = [time.time() + rule.get_expiry()]
+                await self._apply(_reset_into(reset), rule, scope, key)
+                return Exceeded(rule, max(1, math.ceil(reset[0] - time.time())))
+        await self.hit(rules, scope, key)
+        return None
+
+    async def take_amount(
+        self, rules: list[RateLimitItem], scope: str, key: str, amount: int
+    ) -> Exceeded | None:
+        """``take`` for an amount (bytes): counted in a sliding-window counter, one counter
+        however large the amount (a moving window keeps an entry per unit); an amount that
+        would exceed a rule is not counted, and the wait given is the rule's window."""
+
+        def check(amount: int, test: bool) -> Check:
+            async def apply(
+                limiter: MovingWindowRateLimiter, rule: RateLimitItem, scope: str, key: str
+            ) -> bool:
+                counter = SlidingWindowCounterRateLimiter(limiter.storage)
+                if test:
+                    return await counter.test(rule, scope, key, cost=amount)
+                return await counter.hit(rule, scope, key, cost=amount)
+
+            return apply
+
+        for rule in rules:
+            if not await self._apply(check(amount, test=True), rule, scope, key):
+                return Exceeded(rule, rule.get_expiry())
+        for rule in rules:
+            if not await self._apply(check(amount, test=False), rule, scope, key):
+                return Exceeded(rule, rule.get_expiry())  # another request took the room
+        return None
+
     async def close(self) -> None:
         """Close the Redis connection pool (the library has no close of its own)."""
         if isinstance(self._shared, RedisStorage):
@@ -91,6 +140,18 @@ async def _test(
     limiter: MovingWindowRateLimiter, rule: RateLimitItem, scope: str, key: str
 ) -> bool:
     return await limiter.test(rule, scope, key)
+
+
+def _reset_into(box: list[float]) -> Check:
+    """A check that reads when the rule's window next has room into ``box``."""
+
+    async def stats(
+        limiter: MovingWindowRateLimiter, rule: RateLimitItem, scope: str, key: str
+    ) -> bool:
+        box[0] = (await limiter.get_window_stats(rule, scope, key)).reset_time
+        return True
+
+    return stats
 
 
 def parse_rules(text: str) -> list[RateLimitItem]:

@@ -752,10 +752,25 @@ Object.assign(hooks, {
     } catch (error) {
       console.warn('citizen: photo not sent', error);
       line.remove();
-      systemLine(t('chat.photo_failed'));
+      systemLine(photoRefusal(error instanceof Error ? error.message : ''));
     }
   },
 });
+
+/**
+ * What the caller reads when a photo was not sent: over the call's photo quota and a busy
+ * server say the call goes on and when to try again; anything else, the plain failure.
+ * @param {string} code the refusal's error code
+ */
+function photoRefusal(code) {
+  if (code === 'photo_limit') {
+    return t('chat.photo_limit');
+  }
+  if (code === 'uploads_busy') {
+    return t('chat.photo_busy');
+  }
+  return t('chat.photo_failed');
+}
 
 /** @param {{channel: string, mode: string}} request */
 function startCall(request) {

@@ -545,8 +545,14 @@ function errorText(error) {
     if (error.status === 0) {
       return t('map.error.network');
     }
+    if (error.code === 'photos_too_many_pixels' || error.code === 'image_too_large') {
+      return t('map.error.photos_too_many_pixels');
+    }
     if (error.status === 413) {
       return t('map.error.photos_too_large', { mb: PHOTOS_MAX_BYTES / 1024 / 1024 });
+    }
+    if (error.code === 'uploads_busy') {
+      return t('map.error.busy');
     }
     return t('map.error.refused', { reason: error.message });
   }

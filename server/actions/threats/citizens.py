@@ -93,7 +93,7 @@ async def do_submit_report(
     report = check_report_fields(fields, settings.report_area)
     await check_category(services, report.category)
     await check_room(services, settings.REPORT_RATE_LIMIT, "reports", reporter.keys)
-    prepared = await prepare_photos(photos)
+    prepared = await prepare_photos(services, photos)
     if check_duplicates:
         nearby = await nearby_open(services, report.category, report.lat, report.lon)
         if nearby:

@@ -14,11 +14,18 @@ import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from server.actions.uploads import SniffedImage, sniff_image
+from server.actions.uploads import (
+    SniffedImage,
+    check_pixels_together,
+    decode_image,
+    read_header,
+)
+from server.core.services import Services
 
 # The public copy is for a map popup and a phone screen; the original keeps every pixel.
 PUBLIC_MAX_SIDE_PX = 2048
@@ -35,31 +42,36 @@ class PreparedPhoto:
         return hashlib.sha256(self.public).hexdigest()
 
 
-def public_copy(data: bytes) -> bytes:
-    """Decode and re-encode as a plain JPEG: turned upright, no metadata at all."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (PUBLIC_MAX_SIDE_PX, PUBLIC_MAX_SIDE_PX))  # JPEG: decode smaller
-        upright = ImageOps.exif_transpose(image)
-        upright.thumbnail((PUBLIC_MAX_SIDE_PX, PUBLIC_MAX_SIDE_PX))
-        # A new image holds only pixels: nothing of the original's info (EXIF, XMP, ICC) follows.
-        clean = Image.new("RGB", upright.size, "white")
-        rgba = upright.convert("RGBA")
-        clean.paste(rgba, mask=rgba.getchannel("A"))
+def public_copy(image: Image.Image) -> bytes:
+    """Shrink a decoded picture in place, then write it anew as a plain JPEG: turned upright,
+    no metadata at all. Shrunk before it is turned, so no second full-size copy is made."""
+    image.thumbnail((PUBLIC_MAX_SIDE_PX, PUBLIC_MAX_SIDE_PX))  # a square box: same either way
+    upright = ImageOps.exif_transpose(image)
+    # A new image holds only pixels: nothing of the original's info (EXIF, XMP, ICC) follows.
+    clean = Image.new("RGB", upright.size, "white")
+    rgba = upright.convert("RGBA")
+    clean.paste(rgba, mask=rgba.getchannel("A"))
     out = io.BytesIO()
     clean.save(out, "JPEG", quality=PUBLIC_JPEG_QUALITY, optimize=True)
     return out.getvalue()
 
 
 def prepare_photo(data: bytes) -> PreparedPhoto:
-    """Sniff (a clear 4xx for anything but a sane JPEG/PNG/WebP) and make the public copy.
-    CPU-bound: run it in a thread."""
-    sniffed = sniff_image(data)
-    return PreparedPhoto(sniffed, public_copy(data))
+    """Sniff (a clear 4xx for anything but a sane JPEG/PNG/WebP) and make the public copy from
+    the one decoding (a JPEG decoded no larger than the copy needs). Blocking and heavy: run it
+    on the node's image pool."""
+    sniffed, image = decode_image(data, at_least_px=PUBLIC_MAX_SIDE_PX)
+    with image:
+        return PreparedPhoto(sniffed, public_copy(image))
 
 
-async def prepare_photos(files: Sequence[bytes]) -> list[PreparedPhoto]:
-    """Every photo of a report, each off the event loop, refused at the first bad one."""
-    return [await asyncio.to_thread(prepare_photo, data) for data in files]
+async def prepare_photos(services: Services, files: Sequence[bytes]) -> list[PreparedPhoto]:
+    """Every photo of a report: first all their headers (each under the per-image limit, all
+    together under ``MAX_REPORT_PIXELS``), so that nothing is decoded for a report refused on
+    size; then each decoded on the node's image pool, refused at the first bad one."""
+    headers = await asyncio.to_thread(lambda: [read_header(data) for data in files])
+    check_pixels_together(headers, services.settings.MAX_REPORT_PIXELS)
+    return [await services.image_pool.run(partial(prepare_photo, data)) for data in files]
 
 
 def report_dir(data_dir: Path, report_id: int) -> Path:

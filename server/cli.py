@@ -19,7 +19,7 @@ from server.core.logs import setup_logging
 from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.db.migrate import upgrade
-from server.security.passwords import password_problem
+from server.security.passwords import PROBLEM_TEXTS, password_problem
 from server.security.totp import provisioning_uri
 
 PAGES = (
@@ -164,7 +164,7 @@ async def _users_add(settings: Settings, name: str, role: str, password_stdin: b
         password = sys.stdin.readline().rstrip("\n")
         problem = password_problem(password, password, name)
         if problem:
-            print(f"error: password refused ({problem})", file=sys.stderr)
+            print(f"error: password refused ({PROBLEM_TEXTS[problem]})", file=sys.stderr)
             return 2
     db = Database(settings.database_url)
     try:

@@ -23,7 +23,7 @@ from server.core.services import Services
 from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.db.models import Role, User
-from server.security.passwords import hash_password, one_time_password
+from server.security.passwords import check_new_password, hash_password, one_time_password
 from server.security.totp import new_secret
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -170,6 +170,8 @@ async def _create_user(
     name = check_username(username)
     checked_role = check_role(role)
     made = None if password else one_time_password()
+    if password:  # a one-time password we made is random; one given must pass the policy
+        await asyncio.to_thread(check_new_password, password, name)
     # argon2 takes tens of milliseconds of CPU: off the event loop, and before the transaction
     # (which holds the chain's lock) begins.
     password_hash = await asyncio.to_thread(hash_password, password or made or "")

@@ -56,6 +56,7 @@ class ErrorCode(enum.StrEnum):
     ROLE_FORBIDDEN = "role_forbidden", 403
     CSRF_FAILED = "csrf_failed", 403
     BAD_CODE = "bad_code", 422
+    PASSWORD_REFUSED = "password_refused", 422
     ORIGIN_REQUIRED = "origin_required", 403
     FOREIGN_ORIGIN = "foreign_origin", 403
 
@@ -99,9 +100,6 @@ class ErrorCode(enum.StrEnum):
     IMAGE_TOO_LARGE = "image_too_large", 413
     PHOTOS_TOO_LARGE = "photos_too_large", 413
     TOO_MANY_PHOTOS = "too_many_photos", 400
-    PHOTOS_TOO_MANY_PIXELS = "photos_too_many_pixels", 413
-    UPLOADS_BUSY = "uploads_busy", 503
-    PHOTO_LIMIT = "photo_limit", 429
 
     # Threat reports.
     REPORT_NOT_FOUND = "report_not_found", 404

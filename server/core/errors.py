@@ -100,6 +100,9 @@ class ErrorCode(enum.StrEnum):
     IMAGE_TOO_LARGE = "image_too_large", 413
     PHOTOS_TOO_LARGE = "photos_too_large", 413
     TOO_MANY_PHOTOS = "too_many_photos", 400
+    PHOTOS_TOO_MANY_PIXELS = "photos_too_many_pixels", 413
+    UPLOADS_BUSY = "uploads_busy", 503
+    PHOTO_LIMIT = "photo_limit", 429
 
     # Threat reports.
     REPORT_NOT_FOUND = "report_not_found", 404

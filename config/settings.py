@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ICE_SERVERS: list[dict[str, Any]] = Field(default_factory=list)
     TURN_SECRET: str = ""
+    # The key of the keyed hashes that stand in for internal-security callers' addresses (audit
+    # chain) and call ids (logs); empty: DATA_DIR/pseudonym.key, made on first start.
+    PSEUDONYM_KEY: str = ""
     MAP_TILE_URL: str = ""
     NODE_ID: str = ""
     MEDIA_ADDRESSES: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -135,6 +138,13 @@ class Settings(BaseSettings):
             for url in [urls] if isinstance(urls, str) else urls:
                 if not str(url).startswith(("stun:", "stuns:", "turn:", "turns:")):
                     raise ValueError(f"not a STUN/TURN URL: {url}")
+        return value
+
+    @field_validator("PSEUDONYM_KEY")
+    @classmethod
+    def _pseudonym_key(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("use at least 32 random characters (or leave it empty)")
         return value
 
     @field_validator("DATABASE_URL")

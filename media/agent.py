@@ -155,9 +155,16 @@ class MediaAgent:
                 read_reply(SegmentStored, reply, SEGMENT_CLOSED)
                 return
             except AppError as exc:
+                # The call by its log name (never an internal-security call's id, nor the file's
+                # path, which holds it); the node stores what identifies the file.
                 log.error(
                     "segment report refused",
-                    extra={"code": exc.code.value, "reason": exc.message, **data},
+                    extra={
+                        "code": exc.code.value,
+                        "reason": exc.message,
+                        "call_id": segment.log_as or segment.call_id,
+                        "segment": segment.segment,
+                    },
                 )
                 if exc.code in FINAL_REFUSALS:
                     return  # it will never be stored; the file stays on disk, and the log says

@@ -68,14 +68,23 @@ class MediaHub:
     def has_session(self, call_id: str) -> bool:
         return call_id in self._sessions
 
+    def log_name(self, call_id: str) -> str:
+        """How the logs name a call: as its session does; a call without one, not at all (it
+        may be an internal-security call, whose id is never logged)."""
+        session = self._sessions.get(call_id)
+        return session.log_name if session is not None else "(no session)"
+
     @property
     def session_count(self) -> int:
         return len(self._sessions)
 
-    async def citizen_offer(self, call_id: str, sdp: str, *, first_segment: int = 1) -> str:
+    async def citizen_offer(
+        self, call_id: str, sdp: str, *, first_segment: int = 1, log_name: str = ""
+    ) -> str:
         """Answer the citizen's offer (opening the call's session); a second offer replaces
         the citizen's peer and starts a new recording segment. ``first_segment``: the number a
-        new session's recording starts at (the call's media moved here).
+        new session's recording starts at (the call's media moved here); ``log_name``: how a
+        new session's logs name the call (empty: by its id).
 
         Raises:
             AppError: ``INVALID_SDP``, the offer is unusable (no VP8 video or Opus audio,
@@ -93,6 +102,7 @@ class MediaHub:
             clock=self._clock,
             on_segment_closed=self._on_segment_closed,
             first_segment=first_segment,
+            log_name=log_name,
         )
         self._sessions[call_id] = session
         try:
@@ -176,7 +186,7 @@ class MediaHub:
         results = await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         for session, result in zip(sessions, results, strict=True):
             if isinstance(result, BaseException):
-                logger.error("closing media of call %s failed", session.call_id, exc_info=result)
+                logger.error("closing media of call %s failed", session.log_name, exc_info=result)
 
 
 def hub_from_settings(

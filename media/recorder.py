@@ -231,12 +231,15 @@ class Recording:
         request_keyframe: Callable[[], None],
         on_closed: Callable[[ClosedSegment], Awaitable[None]],
         first_segment: int = 1,
+        log_name: str = "",
     ) -> None:
         """``first_segment``: a call whose media moved here (its node died) goes on numbering
-        after the segments already stored."""
+        after the segments already stored. ``log_name``: how the logs name the call (never by
+        its id, nor by a path holding it, when it is an internal-security call)."""
         if first_segment < 1:
             raise ValueError("first_segment must be at least 1")
         self.call_id = call_id
+        self.log_name = log_name or call_id
         self._directory = directory
         self._clock = clock
         self._segment_secs = segment_secs
@@ -362,7 +365,11 @@ class Recording:
             self.counts["queued"] += 1
         else:
             self.counts["lost_disk_behind"] += 1
-            logger.warning("recording %s: disk behind, frame lost", segment.writer.path)
+            logger.warning(
+                "recording of call %s, segment %d: disk behind, frame lost",
+                self.log_name,
+                segment.number,
+            )
 
     def _close_current(self) -> None:
         segment, self._segment = self._segment, None
@@ -377,7 +384,9 @@ class Recording:
         try:
             result = await segment.writer.done
         except Exception:
-            logger.exception("recording %s failed", segment.writer.path)
+            logger.exception(
+                "recording of call %s, segment %d failed", self.log_name, segment.number
+            )
             return None
         closed = ClosedSegment(
             call_id=self.call_id,
@@ -390,12 +399,15 @@ class Recording:
             video_frames=result.counts["video"],
             audio_frames=result.counts["audio"],
             operator_audio_frames=result.counts["operator_audio"],
+            log_as=self.log_name,
         )
         self.closed.append(closed)
         try:
             await self._on_closed(closed)
         except Exception:
-            logger.exception("on_segment_closed failed for %s", closed.path)
+            logger.exception(
+                "on_segment_closed failed for call %s, segment %d", self.log_name, closed.segment
+            )
         return closed
 
     async def wait_closed(self) -> None:

@@ -49,9 +49,12 @@ class HubHandler:
         except AppError:
             raise
         except Exception as exc:
+            name = self.hub.log_name(request.call_id)
+            if isinstance(request, CitizenOffer) and request.log_as:
+                name = request.log_as
             log.exception(
                 "media request failed at the media node",
-                extra={"event": request.event, "call_id": request.call_id},
+                extra={"event": request.event, "call_id": name},
             )
             raise AppError(ErrorCode.MEDIA_FAILED, FAILED_MESSAGE) from exc
         return cast(R, reply)
@@ -61,7 +64,10 @@ class HubHandler:
         match request:
             case CitizenOffer():
                 sdp = await hub.citizen_offer(
-                    request.call_id, request.sdp, first_segment=request.first_segment
+                    request.call_id,
+                    request.sdp,
+                    first_segment=request.first_segment,
+                    log_name=request.log_as,
                 )
                 return Answer(sdp=sdp)
             case SubscriberOffer():

@@ -90,8 +90,11 @@ class MediaSession:
         clock: Clock,
         on_segment_closed: Callable[[ClosedSegment], Awaitable[None]],
         first_segment: int = 1,
+        log_name: str = "",
     ) -> None:
         self.call_id = call_id
+        # How the logs name the call: an internal-security call's id is never written there.
+        self.log_name = log_name or call_id
         self._config = config
         self._clock = clock
         self._citizen: _Peer | None = None
@@ -114,6 +117,7 @@ class MediaSession:
             request_keyframe=self.request_keyframe,
             on_closed=on_segment_closed,
             first_segment=first_segment,
+            log_name=self.log_name,
         )
 
     @property
@@ -227,7 +231,7 @@ class MediaSession:
         if not ice.address_allowed(address, self._config.peer_networks):
             # Not the address: it is the caller's, and logs are read by many.
             logger.info(
-                "call %s: dropped %s candidate outside peer networks", self.call_id, peer_name
+                "call %s: dropped %s candidate outside peer networks", self.log_name, peer_name
             )
             return
         # The browser trickles as soon as it has sent its offer: the newest peer of that name,
@@ -236,7 +240,7 @@ class MediaSession:
             self._citizen if peer_name == CITIZEN else self._subscribers.get(peer_name)
         )
         if peer is None or peer.closed:
-            logger.info("call %s: candidate for unknown peer %s dropped", self.call_id, peer_name)
+            logger.info("call %s: candidate for unknown peer %s dropped", self.log_name, peer_name)
             return
         # A browser gathers a handful per interface; a thousand is someone making the node
         # probe addresses (each one costs STUN checks).
@@ -421,7 +425,7 @@ class MediaSession:
 
     def _on_state(self, peer: _Peer) -> None:
         state = peer.pc.connectionState
-        logger.info("call %s: %s peer %s", self.call_id, peer.name, state)
+        logger.info("call %s: %s peer %s", self.log_name, peer.name, state)
         if state in ("failed", "closed") and not peer.closed:
             self._spawn(self._drop(peer))
         elif state == "connected" and peer.video_out is not None:
@@ -455,7 +459,7 @@ class MediaSession:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error("call %s: media task failed", self.call_id, exc_info=task.exception())
+            logger.error("call %s: media task failed", self.log_name, exc_info=task.exception())
 
     # -- stats -----------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from server.http.threats import public as threat_public
 from server.http.threats import staff as threat_staff
 from server.http.uploads import body_limit_middleware
 from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY, SIO_KEY
+from server.security.pseudonyms import load_pseudonyms
 from server.state.media_nodes import LocalMediaNodes, RedisMediaNodes
 from server.state.presence import LocalPresence, RedisPresence
 from server.state.ratelimit import REDIS_TIMEOUT_SECS, RateLimits
@@ -143,6 +144,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             name="images",
         )
         services_box: list[Services] = []
+        pseudonyms = load_pseudonyms(settings.PSEUDONYM_KEY, settings.DATA_DIR)
 
         async def on_segment_closed(segment: ClosedSegment) -> None:
             await record_segment(services_box[0], segment)
@@ -167,11 +169,18 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             db=db,
             audit=AuditLog(db, clock),
             notifier=SocketIONotifier(sio, presence),
-            media=MediaRouter(db=db, nodes=media_nodes, transport=media_bus, home=settings.NODE_ID),
+            media=MediaRouter(
+                db=db,
+                nodes=media_nodes,
+                transport=media_bus,
+                home=settings.NODE_ID,
+                pseudonyms=pseudonyms,
+            ),
             media_nodes=media_nodes,
             presence=presence,
             limits=limits,
             background=background,
+            pseudonyms=pseudonyms,
             image_pool=image_pool,
         )
         services_box.append(services)

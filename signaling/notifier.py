@@ -45,7 +45,9 @@ class SocketIONotifier:
                 "event", event.model_dump(mode="json"), room=room, namespace=namespace
             )
         except Exception:
-            log.exception("broadcast failed", extra={"room": room, "type": event.type})
+            # A call's room by its kind only: it may be an internal-security call's.
+            shown = "call" if room.startswith(call_room("")) else room
+            log.exception("broadcast failed", extra={"room": shown, "type": event.type})
 
     async def to_citizen(self, call_id: str, event: ServerEvent) -> None:
         await self._emit(event, call_room(call_id), CITIZEN_NS)

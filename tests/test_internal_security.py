@@ -1,32 +1,48 @@
-"""The internal-security channel's own accounts (issue 14, item 5).
+"""The internal-security channel's own accounts and its callers' privacy (issue 14, items 5, 10).
 
 Only internal security (or the command line on the server) makes, re-roles, disables or
 re-enables an internal-security account: an admin who could would sign in as one and read a
 misconduct caller's chat and location. Every attempt is refused, recorded, and shown to the unit
-on /security.
+on /security. A misconduct caller's address is kept in the shared audit chain only as a keyed
+hash, and the logs name neither the call nor the caller's addresses.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import logging
 import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
+from sqlmodel import col, select
 
 from config import Settings
 from server.core.clock import FrozenClock
+from server.core.logs import JsonFormatter, setup_logging
+from server.db.models import AuditEntry
 from server.http.keys import SERVICES_KEY
-from tests.sockets import base_url, console
+from server.node import MEDIA_HUB_KEY
+from tests.media_peers import MediaPeer, citizen_peer, wait_until
+from tests.sockets import Peer, base_url, citizen, console
 from tests.staff import PASSWORD, Account, Client, add_account, another_browser, sign_in
 
-# The phone's HTTP connection comes from this loopback address (any of 127/8 is this machine).
+MEDIA_TIMEOUT_SECS = 20.0
+# The misconduct caller's addresses: the phone's HTTP connection comes from this loopback address
+# (any of 127/8 is this machine), its trickled candidates name the others.
 CALLER = "127.0.0.2"
+CANDIDATE_INSIDE = "127.0.0.3"  # in the test peer networks: the media node checks it
+CANDIDATE_OUTSIDE = "192.0.2.56"  # outside them: dropped
+SDP_CANDIDATE_OUTSIDE = "192.0.2.55"
 IS = "internal_security"
 
 
@@ -283,6 +299,9 @@ async def test_the_unit_sees_an_admins_attempts(
     assert report.ok, report.broken
 
 
+# -- the misconduct caller's privacy ---------------------------------------------------------
+
+
 async def _start_call(client: Client, channel: str) -> dict[str, Any]:
     """A call started from the caller's own address (``CALLER``), as a phone would."""
     connector = aiohttp.TCPConnector(local_addr=(CALLER, 0))
@@ -294,3 +313,119 @@ async def _start_call(client: Client, channel: str) -> dict[str, Any]:
         assert response.status == 201, await response.text()
         started: dict[str, Any] = await response.json()
     return started
+
+
+async def _call_created(client: Client, call_id: str) -> dict[str, Any]:
+    assert client.app is not None
+    async with client.app[SERVICES_KEY].db.session() as session:
+        entry = (
+            await session.exec(
+                select(AuditEntry).where(
+                    col(AuditEntry.action) == "call_created",
+                    col(AuditEntry.subject) == f"call:{call_id}",
+                )
+            )
+        ).one()
+    data: dict[str, Any] = json.loads(entry.data)
+    return data
+
+
+async def test_a_misconduct_calls_audit_entry_holds_only_a_keyed_hash_of_the_caller(
+    client: Client, settings: Settings
+) -> None:
+    misconduct = await _call_created(client, (await _start_call(client, IS))["call_id"])
+    police = await _call_created(client, (await _start_call(client, "police"))["call_id"])
+    assert police["remote"] == CALLER  # the address the server saw, kept for a police call
+    assert CALLER not in json.dumps(misconduct)
+    # HMAC-SHA256 under the node's key (PSEUDONYM_KEY unset: the file made in DATA_DIR).
+    key = (Path(settings.DATA_DIR) / "pseudonym.key").read_text().strip().encode()
+    expected = hmac.new(key, f"remote:{CALLER}".encode(), hashlib.sha256).hexdigest()
+    assert misconduct == {"channel": IS, "mode": "video", "remote_hash": expected}
+
+
+@pytest.fixture
+def production_logs(caplog: pytest.LogCaptureFixture) -> Any:
+    """The logging the command line sets up (LOG_LEVEL=INFO), with caplog's handler on it."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    names = ("aioice", "aiortc", "aiohttp.access")
+    saved = {name: logging.getLogger(name).level for name in names}
+    setup_logging("json", "INFO")
+    root.addHandler(caplog.handler)
+    yield caplog
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def _with_candidates(phone: Peer) -> Callable[[str], Awaitable[str]]:
+    """The test phone's offer, answered over the citizen socket, with one more candidate line
+    (outside the peer networks) and without end-of-candidates (so more may be trickled)."""
+
+    async def answer(sdp: str) -> str:
+        lines = [line for line in sdp.splitlines() if line != "a=end-of-candidates"]
+        first = next(i for i, line in enumerate(lines) if line.startswith("a=candidate:"))
+        extra = f"a=candidate:7 1 udp 2122260223 {SDP_CANDIDATE_OUTSIDE} 9 typ host"
+        lines.insert(first, extra)
+        offer = "\r\n".join(lines) + "\r\n"
+        reply = await phone.call("media_offer", {"type": "offer", "sdp": offer})
+        assert reply["ok"], reply
+        return str(reply["sdp"])
+
+    return answer
+
+
+async def test_logs_of_a_misconduct_call_hold_neither_its_id_nor_the_callers_addresses(
+    client: Client,
+    clock: FrozenClock,
+    officer: tuple[Client, str],
+    production_logs: pytest.LogCaptureFixture,
+) -> None:
+    assert client.app is not None
+    hub = client.app[MEDIA_HUB_KEY]
+    assert hub is not None
+    ivan, _ = officer
+    started = await _start_call(client, IS)
+    call_id = started["call_id"]
+    peers: list[MediaPeer] = []
+    try:
+        async with citizen(client, started["token"]) as phone, console(ivan) as desk:
+            peers.append(await citizen_peer(_with_candidates(phone)))
+            for address in (CANDIDATE_INSIDE, CANDIDATE_OUTSIDE):
+                trickled = await phone.call(
+                    "media_ice",
+                    {
+                        "candidate": f"candidate:8 1 udp 2122260223 {address} 50000 typ host",
+                        "sdpMid": "0",
+                        "sdpMLineIndex": 0,
+                    },
+                )
+                assert trickled["ok"], trickled
+            await wait_until(
+                lambda: hub.stats(call_id)["citizen"]["video_received"] > 10,
+                MEDIA_TIMEOUT_SECS,
+                "the caller's video",
+            )
+            assert (await desk.call("accept", {"call_id": call_id}))["ok"]
+            chat = {"call_id": call_id, "client_id": "desk-0001", "body": "we hear you"}
+            assert (await desk.call("chat", chat))["ok"]
+            fix = {"lat": 43.238, "lon": 76.945, "accuracy": 20.0, "timestamp": 1.79e12}
+            assert (await phone.call("location", fix))["ok"]
+            snap = await desk.call("snapshot", {"call_id": call_id})
+            assert snap["ok"], snap
+            assert (await ivan.get(snap["url"])).status == 200
+            missing = await ivan.get(f"/api/calls/{call_id}/snapshots/999999")  # refused, logged
+            assert missing.status == 404
+            ended = await desk.call("end_call", {"call_id": call_id, "disposition": "recorded"})
+            assert ended["ok"], ended
+    finally:
+        for peer in peers:
+            await peer.close()
+    lines = [JsonFormatter().format(record) for record in production_logs.records]
+    # The media session did log, under the call's pseudonym ...
+    assert any(re.search(r"call is-[0-9a-f]{16}: citizen peer", line) for line in lines), lines
+    # ... and nothing logged names the call or any of the caller's addresses.
+    secrets = (call_id, CALLER, CANDIDATE_INSIDE, CANDIDATE_OUTSIDE, SDP_CANDIDATE_OUTSIDE)
+    leaks = [line for line in lines if any(secret in line for secret in secrets)]
+    assert leaks == []

@@ -3,13 +3,15 @@
 The internal-security channel is enforced here, in the queries that use ``channels_for``, not
 only hidden in the UI: for every other role its calls do not exist. Nor may any other role make,
 re-role or unlock an internal-security account (``check_account_change``), which would let it
-sign in as one.
+sign in as one; and the logs and the shared audit chain name the channel's calls and callers
+only by keyed hashes.
 """
 
 from __future__ import annotations
 
 from server.core.errors import AppError, ErrorCode
 from server.db.models import Channel, Role
+from server.security.pseudonyms import Pseudonyms
 
 CONSOLE_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.INTERNAL_SECURITY})
 WALL_ROLES = frozenset({Role.SUPERVISOR, Role.INTERNAL_SECURITY})
@@ -69,3 +71,18 @@ def check_account_change(authority: str, *, before: str | None, after: str) -> N
         raise AppError(ErrorCode.ROLE_FORBIDDEN, "Only admins make or change admin accounts")
     if Role.INTERNAL_SECURITY not in roles and authority not in ADMIN_ROLES:
         raise AppError(ErrorCode.ROLE_FORBIDDEN, "Only admins manage these accounts")
+
+
+def call_log_name(pseudonyms: Pseudonyms, channel: str, call_id: str) -> str:
+    """How the logs name a call: an internal-security call by a keyed hash, never its id."""
+    if channel == Channel.INTERNAL_SECURITY:
+        return pseudonyms.call_log_name(call_id)
+    return call_id
+
+
+def caller_address(pseudonyms: Pseudonyms, channel: str, remote: str) -> dict[str, str]:
+    """What the shared audit chain keeps of a caller's address: a misconduct caller's only as
+    its keyed hash (whoever holds the key can check a suspected address; nobody can read it)."""
+    if channel == Channel.INTERNAL_SECURITY:
+        return {"remote_hash": pseudonyms.of("remote", remote)}
+    return {"remote": remote}

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import LANGUAGES
-from server.actions.access import channels_for, check_may_answer
+from server.actions.access import caller_address, channels_for, check_may_answer
 from server.actions.queue import LIVE_STATES, summary_of
 from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
@@ -161,7 +161,12 @@ async def do_create_call(
             actor="citizen",
             action="call_created",
             subject=f"call:{call.id}",
-            data={"channel": channel, "mode": mode, "remote": remote},
+            # A misconduct caller's address only as its keyed hash (actions/access.py).
+            data={
+                "channel": channel,
+                "mode": mode,
+                **caller_address(services.pseudonyms, channel, remote),
+            },
         )
     summary = await summary_of(services, call)
     await services.notifier.to_queue(call.channel, QueueCallAdded(call=summary))

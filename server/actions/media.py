@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import col, func, select, update
 
+from server.actions.access import call_log_name
 from server.core.errors import AppError, ErrorCode
 from server.core.events import MediaLostEvent
 from server.core.media_rpc import (
@@ -32,7 +33,8 @@ from server.core.media_rpc import (
 from server.core.ports import MediaNode, MediaNodes, MediaTransport
 from server.core.services import Services
 from server.db.engine import Database
-from server.db.models import Call, CallState, Recording
+from server.db.models import Call, CallState, Channel, Recording
+from server.security.pseudonyms import Pseudonyms
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +57,32 @@ def placement_order(nodes: list[MediaNode], home: str) -> list[MediaNode]:
 
 class MediaRouter:
     """The ``Media`` port the actions use: each request placed by these rules, sent through
-    ``transport``. ``home``: this node's NODE_ID."""
+    ``transport``. ``home``: this node's NODE_ID; ``pseudonyms``: how an internal-security
+    call is named in the logs, here and at its media node."""
 
     def __init__(
-        self, *, db: Database, nodes: MediaNodes, transport: MediaTransport, home: str
+        self,
+        *,
+        db: Database,
+        nodes: MediaNodes,
+        transport: MediaTransport,
+        home: str,
+        pseudonyms: Pseudonyms,
     ) -> None:
         self._db = db
         self._nodes = nodes
         self._transport = transport
         self._home = home
+        self._pseudonyms = pseudonyms
 
     async def citizen_offer(self, call_id: str, sdp: str) -> str:
         """Answer the citizen's offer where the call's media is, or place it."""
+        log_as = await self._log_name(call_id)
         request = CitizenOffer(
-            call_id=call_id, sdp=sdp, first_segment=await self._stored_segments(call_id) + 1
+            call_id=call_id,
+            sdp=sdp,
+            first_segment=await self._stored_segments(call_id) + 1,
+            log_as=log_as,
         )
         home = await self.media_node_of(call_id)
         tried: set[str] = set()
@@ -81,7 +95,7 @@ class MediaRouter:
                     raise
                 log.warning(
                     "call media moves",
-                    extra={"call_id": call_id, "from": home, "reason": exc.code.value},
+                    extra={"call_id": log_as, "from": home, "reason": exc.code.value},
                 )
         for node in await self._candidates():
             if node in tried:
@@ -149,7 +163,11 @@ class MediaRouter:
             if exc.code not in GONE:
                 log.error(
                     "ending the call's media failed",
-                    extra={"call_id": call_id, "code": exc.code.value, "reason": exc.message},
+                    extra={
+                        "call_id": await self._log_name(call_id),
+                        "code": exc.code.value,
+                        "reason": exc.message,
+                    },
                 )
 
     async def media_node_of(self, call_id: str) -> str | None:
@@ -158,6 +176,15 @@ class MediaRouter:
                 await session.exec(select(Call.media_node).where(col(Call.id) == call_id))
             ).first()
         return node
+
+    async def _log_name(self, call_id: str) -> str:
+        """How the logs name the call (an internal-security call by a keyed hash)."""
+        async with self._db.session() as session:
+            channel = (
+                await session.exec(select(Call.channel).where(col(Call.id) == call_id))
+            ).first()
+        # A call not found is named as a hidden one would be: nothing to learn from the logs.
+        return call_log_name(self._pseudonyms, channel or Channel.INTERNAL_SECURITY, call_id)
 
     async def _stored_segments(self, call_id: str) -> int:
         """The call's last stored segment number: a new session's recording numbers on from

@@ -34,7 +34,8 @@ async def record_segment(
         if stored.sha256 != segment.sha256:
             raise AppError(
                 ErrorCode.SEGMENT_CONFLICT,
-                f"call {segment.call_id} segment {segment.segment} is stored with another hash",
+                # Not the call's id: the media node logs this, and it may be a hidden call.
+                f"segment {segment.segment} of this call is stored with another hash",
             )
         return False
     async with audit.transaction() as session:

@@ -8,6 +8,9 @@ import sys
 from datetime import UTC, datetime
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Held at WARNING whatever LOG_LEVEL says: their INFO and DEBUG lines name every ICE candidate
+# pair, so the callers' addresses (a misconduct caller's included).
+QUIET_LIBRARIES = ("aioice", "aiortc")
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,3 +43,5 @@ def setup_logging(fmt: str, level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -34,6 +34,9 @@ SEGMENT_CLOSED = "segment_closed"
 
 CallId = Annotated[str, Field(min_length=1, max_length=64)]
 PeerName = Annotated[str, Field(min_length=1, max_length=128)]
+# How a media node's logs name a call: its id, or for an internal-security call a keyed hash
+# (server/actions/access.py: call_log_name); empty: its id.
+LogName = Annotated[str, Field(default="", pattern=r"^[A-Za-z0-9._:-]{0,64}$")]
 
 
 def node_room(node_id: str) -> str:
@@ -141,11 +144,13 @@ class MediaRequest(Wire, Generic[R]):
 
 class CitizenOffer(MediaRequest[Answer]):
     """The caller's offer; ``first_segment``: where a new session's recording starts numbering
-    (the call's media moved here after segments were stored elsewhere)."""
+    (the call's media moved here after segments were stored elsewhere); ``log_as``: how the
+    session's logs name the call."""
 
     event: ClassVar[str] = "citizen_offer"
     sdp: str
     first_segment: int = Field(default=1, ge=1)
+    log_as: LogName = ""
 
 
 class SubscriberOffer(MediaRequest[Answer]):
@@ -226,6 +231,7 @@ class ClosedSegment(Wire):
     video_frames: int = Field(ge=0)
     audio_frames: int = Field(ge=0)
     operator_audio_frames: int = Field(default=0, ge=0)
+    log_as: LogName = ""
 
 
 # -- both ends ---------------------------------------------------------------------------------

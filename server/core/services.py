@@ -19,6 +19,7 @@ from server.core.work_pool import WorkPool
 if TYPE_CHECKING:  # the store sits above the core: the core names its types, never imports them
     from server.db.audit import AuditLog
     from server.db.engine import Database
+    from server.security.pseudonyms import Pseudonyms
     from server.state.ratelimit import RateLimits
 
 
@@ -34,5 +35,6 @@ class Services:
     presence: Presence
     limits: RateLimits
     background: Background
+    pseudonyms: Pseudonyms
     # Decoding and re-encoding uploaded images: a few threads of the node and a bounded line.
     image_pool: WorkPool

@@ -32,6 +32,15 @@ def error_response(request: web.Request, status: int, code: str, message: str) -
     return web.Response(status=status, text=f"{status} {message}", content_type="text/plain")
 
 
+def logged_path(request: web.Request) -> str:
+    """A matched route's template (``/api/calls/{call_id}/...``), else the path: a call's id in
+    the log could be an internal-security call's."""
+    info = request.match_info
+    if info.http_exception is None and info:
+        return info.route.resource.canonical if info.route.resource else request.path
+    return request.path
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -42,7 +51,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             extra={
                 "status": exc.status,
                 "code": exc.code.value,
-                "path": request.path,
+                "path": logged_path(request),
                 "reason": exc.message,
             },
         )
@@ -59,11 +68,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = "The request body is larger than this server accepts"
         log.info(
             "refused",
-            extra={"status": exc.status, "code": code, "path": request.path, "reason": message},
+            extra={
+                "status": exc.status,
+                "code": code,
+                "path": logged_path(request),
+                "reason": message,
+            },
         )
         return error_response(request, exc.status, code, message)
     except Exception:
-        log.exception("unhandled error", extra={"path": request.path})
+        log.exception("unhandled error", extra={"path": logged_path(request)})
         return error_response(
             request, 500, ErrorCode.INTERNAL.value, "Something went wrong on our side"
         )

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.actions import call_events, calls
+from server.actions.call_marks import do_mark_call
 from server.core.errors import ErrorCode
 from server.core.services import Services
 from signaling import acks
@@ -62,6 +63,18 @@ class CitizenNamespace(LifelineNamespace):
 
     async def recheck(self, sid: str, what: Any) -> None:
         await calls.renew_citizen_presence(self.services, str(what), sid)
+
+    async def flooding(self, sid: str, name: str) -> None:
+        """The caller's page went over its allowance: its call is marked (once), not ended."""
+        call_id = self._live.get(sid)
+        if call_id is not None:
+            await do_mark_call(
+                self.services,
+                str(call_id),
+                "flooding",
+                actor="system",
+                reason=f"{name!r} over the per-connection allowance",
+            )
 
     @event(Resume)
     async def on_resume(self, sid: str, payload: Resume) -> acks.Ack:

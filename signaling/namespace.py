@@ -54,6 +54,8 @@ class LifelineNamespace(socketio.AsyncNamespace):
         self._rechecking = False
         # Per socket, per request name: (tokens left, the clock's monotonic time of the count).
         self._allowance: dict[str, dict[str, tuple[float, float]]] = {}
+        # Per socket, the request names it already had refused (it is marked once, not each time).
+        self._flooded: dict[str, set[str]] = {}
 
     def track(self, sid: str, what: Any) -> None:
         self._live[sid] = what
@@ -62,7 +64,16 @@ class LifelineNamespace(socketio.AsyncNamespace):
 
     def untrack(self, sid: str) -> Any:
         self._allowance.pop(sid, None)
+        self._flooded.pop(sid, None)
         return self._live.pop(sid, None)
+
+    def first_refusal(self, sid: str, name: str) -> bool:
+        """The first request ``sid`` had refused for ``name`` since it connected?"""
+        flooded = self._flooded.setdefault(sid, set())
+        if name in flooded:
+            return False
+        flooded.add(name)
+        return True
 
     def allow(self, sid: str, name: str) -> bool:
         """One more request ``name`` from ``sid``, within its token bucket?"""
@@ -76,6 +87,9 @@ class LifelineNamespace(socketio.AsyncNamespace):
             return False
         buckets[name] = (tokens - 1.0, now)
         return True
+
+    async def flooding(self, sid: str, name: str) -> None:
+        """``sid`` went over its allowance for ``name`` (once per burst: its excess is refused)."""
 
     def _schedule_recheck(self) -> None:
         self._rechecking = True
@@ -146,6 +160,11 @@ def event(
         @functools.wraps(handler)
         async def run(self: N, sid: str, data: Any = None, *_extra: Any) -> Reply:
             if not self.allow(sid, name):
+                if self.first_refusal(sid, name):
+                    try:
+                        await self.flooding(sid, name)
+                    except Exception:
+                        log.exception("marking a flooding socket failed", extra={"event": name})
                 return await self.refuse(
                     sid, name, ErrorCode.RATE_LIMITED, f"Too many {name!r} at once: slow down"
                 )

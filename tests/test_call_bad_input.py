@@ -11,7 +11,7 @@ import socketio
 from sqlmodel import col, select
 
 from server.core.clock import FrozenClock
-from server.db.models import Call, ChatMessage, LocationSample
+from server.db.models import AuditEntry, Call, ChatMessage, LocationSample
 from server.http.keys import SERVICES_KEY
 from signaling.namespace import EVENT_BURST
 from signaling.payloads import MAX_CHAT_CHARS, MAX_SDP_BYTES
@@ -200,3 +200,28 @@ async def test_a_flooding_page_is_slowed_and_other_calls_are_not(
             )
         ).all()
     assert len(stored) == EVENT_BURST + 1  # the refused ones were never stored
+
+
+async def test_a_flooding_callers_call_is_marked_and_queued_after_the_others(
+    client: Client, operator: Client
+) -> None:
+    """The flooder is still a caller: its call stays in the queue, marked "flooding" (once, in
+    the audit chain too) and behind calls that behaved, for an operator to judge."""
+    flooder, other = await start_call(client), await start_call(client)
+    async with console(operator) as desk, citizen(client, flooder["token"]) as phone:
+        for n in range(EVENT_BURST + 3):
+            await phone.call("chat", {"client_id": f"flood-{n:04d}", "body": "spam"})
+        updated = await desk.next_event("queue.call_updated")
+        assert updated["call"]["call_id"] == flooder["call_id"]
+        assert updated["call"]["marks"] == ["flooding"]
+        assert (await phone.call("resume", {}))["call"]["state"] == "queued"  # not ended
+        queue = (await desk.call("queue", {}))["calls"]
+        assert [c["call_id"] for c in queue] == [other["call_id"], flooder["call_id"]]
+        assert [c["marks"] for c in queue] == [[], ["flooding"]]
+    assert len(desk.received("queue.call_updated")) == 1  # marked once, not per refusal
+    assert client.app is not None
+    async with client.app[SERVICES_KEY].db.session() as session:
+        marked = (
+            await session.exec(select(AuditEntry).where(col(AuditEntry.action) == "call_marked"))
+        ).all()
+    assert [m.subject for m in marked] == [f"call:{flooder['call_id']}"]

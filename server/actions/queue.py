@@ -10,9 +10,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.actions.access import channels_for
 from server.actions.staff_sessions import StaffContext
-from server.core.events import CallSummary, OperatorState
+from server.core.events import CallMark, CallSummary, OperatorState
 from server.core.services import Services
 from server.db.models import Call, CallState, LocationSample, User
+
+# What the system may notice about a call, in the order the queue shows them.
+CALL_MARKS: tuple[CallMark, ...] = ("suspected_abuse", "flooding")
 
 # The states of a call still going on: in the queue or answered.
 LIVE_STATES = (CallState.QUEUED, CallState.ANSWERED)
@@ -57,6 +60,7 @@ async def _summarize(session: AsyncSession, call: Call) -> CallSummary:
         lat=last.lat if last else None,
         lon=last.lon if last else None,
         accuracy=last.accuracy_m if last else None,
+        marks=marks_of(call),
     )
 
 
@@ -65,8 +69,13 @@ async def summary_of(services: Services, call: Call) -> CallSummary:
         return await _summarize(session, call)
 
 
+def marks_of(call: Call) -> list[CallMark]:
+    return [m for m in CALL_MARKS if m in call.marks.split(",")]
+
+
 async def live_calls(services: Services, role: str) -> list[CallSummary]:
-    """Queued and answered calls of the channels this role may see, oldest first."""
+    """Queued and answered calls of the channels this role may see: unmarked ones first, each
+    group oldest first (a marked call is demoted, never dropped)."""
     allowed = channels_for(role)
     async with services.db.session() as session:
         calls = (
@@ -76,7 +85,8 @@ async def live_calls(services: Services, role: str) -> list[CallSummary]:
                 .order_by(col(Call.created_at))
             )
         ).all()
-        return [await _summarize(session, call) for call in calls]
+        summaries = [await _summarize(session, call) for call in calls]
+    return sorted(summaries, key=lambda summary: bool(summary.marks))
 
 
 async def do_console_connected(services: Services, staff: StaffContext, connection: str) -> None:

@@ -26,6 +26,9 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+CallMark = Literal["flooding", "suspected_abuse"]
+
+
 class CallSummary(Model):
     call_id: str
     channel: ChannelName
@@ -38,6 +41,8 @@ class CallSummary(Model):
     lat: float | None = None
     lon: float | None = None
     accuracy: float | None = None
+    # What the system noticed ("flooding", "suspected_abuse"): shown, and queued after the rest.
+    marks: list[CallMark] = []
 
 
 class OperatorState(Model):
@@ -124,6 +129,13 @@ class QueueCallAdded(Model):
     call: CallSummary
 
 
+class QueueCallUpdated(Model):
+    """A queued or answered call changed what the queue shows of it (a mark, say)."""
+
+    type: Literal["queue.call_updated"] = "queue.call_updated"
+    call: CallSummary
+
+
 class QueueCallRemoved(Model):
     type: Literal["queue.call_removed"] = "queue.call_removed"
     call_id: str
@@ -196,6 +208,7 @@ ServerEvent = (
     | PhotoEvent
     | LocationEvent
     | QueueCallAdded
+    | QueueCallUpdated
     | QueueCallRemoved
     | CitizenPresenceEvent
     | IceCandidateEvent

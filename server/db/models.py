@@ -94,6 +94,9 @@ class Call(SQLModel, table=True):
     last_seq: int = 0
     disposition: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # What the system noticed about the call ("flooding", ...), comma-separated: a marked call
+    # is shown as such and queued after unmarked ones, never refused (server/actions/call_marks.py).
+    marks: str = Field(default="", max_length=255, sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(sa_column=_ts())
     answered_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

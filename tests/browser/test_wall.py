@@ -117,3 +117,48 @@ def test_signing_out_in_another_tab_takes_the_wall_to_the_sign_in_page(
         wall.wait_for_url(f"{wall_server.base}/login?expired=1&next=%2Fwall")
     finally:
         context.close()
+
+
+def test_a_flooding_callers_call_is_marked_and_listed_last(
+    browser: Browser, wall: Page, wall_server: RunningServer, artifacts: Path
+) -> None:
+    """A caller's page that floods its socket keeps its call, marked and behind the others, on
+    the wall and on an operator's console."""
+    helper = browser.new_page()
+    helper.goto(f"{wall_server.base}/healthz")
+    flooder = _call(helper, wall_server.base, "police")
+    calm = _call(helper, wall_server.base, "police")
+    secret = add_staff(wall_server, "op10", "operator")
+    operator = browser.new_page(viewport={"width": 1920, "height": 1080})
+    sign_in(operator, wall_server.base, "op10", secret, "/console")
+    refused = helper.evaluate(
+        """async ([base, token]) => {
+          const { io } = await import('/static/vendor/socket.io-client/socket.io.esm.min.js');
+          const socket = io(`${base}/citizen`, {transports: ['websocket'],
+                                                 auth: {token, last_seq: 0}});
+          await new Promise((resolve) => socket.on('connect', resolve));
+          const chat = (n) => ({client_id: `flood-${String(n).padStart(4, '0')}`, body: 'x'});
+          // All at once, as a flooding page does: far past the burst the allowance allows.
+          const replies = await Promise.all(
+            [...Array(80).keys()].map((n) => socket.emitWithAck('chat', chat(n))));
+          return replies.filter((r) => !r.ok).map((r) => r.error.code);
+        }""",
+        [wall_server.base, flooder["token"]],
+    )
+    assert refused and set(refused) == {"rate_limited"}
+    on_wall = wall.locator(f"[data-testid=wall-call][data-call-id='{flooder['call_id']}']")
+    expect(on_wall).to_have_attribute("data-marks", "flooding")
+    expect(on_wall.get_by_test_id("wall-call-marks")).to_be_visible()
+    last_on_wall = wall.locator("[data-testid=wall-call]").last
+    expect(last_on_wall).to_have_attribute("data-call-id", flooder["call_id"])
+    queued = operator.locator("[data-testid=queue-item]")
+    expect(queued.last).to_have_attribute("data-call-id", flooder["call_id"])
+    expect(queued.last).to_have_attribute("data-marks", "flooding")
+    expect(queued.last.get_by_test_id("queue-item-marks")).to_be_visible()
+    expect(
+        operator.locator(f"[data-testid=queue-item][data-call-id='{calm['call_id']}']")
+    ).to_have_attribute("data-marks", "")
+    operator.screenshot(path=str(artifacts / "console-marked-call-1920.png"))
+    wall.screenshot(path=str(artifacts / "wall-marked-call-1920.png"))
+    operator.close()
+    helper.close()

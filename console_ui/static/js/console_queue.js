@@ -22,7 +22,27 @@ function renderQueueItem(entry) {
   item.querySelector('.q-mode').textContent =
     summary.mode === 'text' ? t('console.mode_text') : t('console.mode_video');
   item.querySelector('.q-place').textContent = placeText(summary);
+  const marks = summary.marks || [];
+  item.dataset.marks = marks.join(' ');
+  const mark = item.querySelector('.q-marks');
+  mark.hidden = marks.length === 0;
+  mark.textContent = marks.map((m) => t(`call.mark.${m}`)).join(' · ');
   item.setAttribute('aria-selected', String(summary.call_id === live.selectedId));
+}
+
+/**
+ * Unmarked calls first, each group oldest first (the server's order): a call the system marked
+ * (a flooding page, say) waits behind the others, still in the list, for a person to judge.
+ */
+function orderQueue() {
+  const entries = [...live.queue.values()];
+  const marked = (entry) => (entry.summary.marks || []).length > 0;
+  const ordered = [...entries.filter((e) => !marked(e)), ...entries.filter(marked)];
+  live.queue.clear();
+  for (const entry of ordered) {
+    live.queue.set(entry.summary.call_id, entry);
+    page.queue.append(entry.item);
+  }
 }
 
 function tickWaits() {
@@ -57,6 +77,7 @@ function addToQueue(summary) {
   const existing = live.queue.get(summary.call_id);
   if (existing) {
     existing.summary = { ...existing.summary, ...summary };
+    orderQueue();
     renderQueue();
     return false;
   }
@@ -66,11 +87,12 @@ function addToQueue(summary) {
   item.dataset.callId = summary.call_id;
   item.setAttribute('role', 'option');
   item.tabIndex = 0;
-  for (const part of ['q-channel badge', 'q-wait', 'q-lang', 'q-mode', 'q-place']) {
+  for (const part of ['q-channel badge', 'q-wait', 'q-lang', 'q-mode', 'q-place', 'q-marks badge']) {
     const span = document.createElement('span');
     span.className = part;
     item.append(span);
   }
+  item.querySelector('.q-marks').dataset.testid = 'queue-item-marks';
   item.addEventListener('click', () => selectQueued(summary.call_id));
   item.addEventListener('dblclick', () => acceptCall(summary.call_id));
   item.addEventListener('keydown', (event) => {
@@ -78,9 +100,10 @@ function addToQueue(summary) {
       acceptCall(summary.call_id);
     }
   });
-  // Oldest first: the server's order, and new calls arrive last.
+  // Oldest first: the server's order, and new calls arrive last (before any marked one).
   page.queue.append(item);
   live.queue.set(summary.call_id, { summary, item });
+  orderQueue();
   renderQueue();
   return true;
 }
@@ -112,6 +135,10 @@ export function onQueueEvent(event) {
       alertTone();
       flashTitle();
     }
+    return true;
+  }
+  if (event.type === 'queue.call_updated') {
+    addToQueue(event.call);
     return true;
   }
   if (event.type === 'queue.call_removed') {
@@ -157,7 +184,7 @@ export async function refreshQueue() {
 
 // --- accept --------------------------------------------------------------------------------
 
-/** @param {string} [callId] the call to take; the selected one, else the oldest */
+/** @param {string} [callId] the call to take; the selected one, else the first in the list */
 async function acceptCall(callId) {
   if (live.active || !live.socket?.connected) {
     return;

@@ -56,7 +56,11 @@ function render() {
       operatorsAvailable: operators === null ? null : operators.filter((o) => o.state === 'available').length,
     });
   }
-  const ordered = [...calls.values()].sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
+  // Marked calls (a flooding page, say) after the others, as on the consoles.
+  const marked = (call) => ((call.marks || []).length > 0 ? 1 : 0);
+  const ordered = [...calls.values()].sort(
+    (a, b) => marked(a) - marked(b) || Date.parse(a.created_at) - Date.parse(b.created_at),
+  );
   grid.replaceChildren(
     ...ordered.map((call) => {
       const item = document.createElement('li');
@@ -74,6 +78,15 @@ function render() {
       const who = document.createElement('span');
       who.textContent = call.operator || '';
       item.append(title, state, time, who);
+      const marks = call.marks || [];
+      item.dataset.marks = marks.join(' ');
+      if (marks.length > 0) {
+        const mark = document.createElement('span');
+        mark.className = 'badge wall-call-marks';
+        mark.dataset.testid = 'wall-call-marks';
+        mark.textContent = marks.map((m) => t(`call.mark.${m}`)).join(' · ');
+        item.append(mark);
+      }
       return item;
     }),
   );
@@ -119,7 +132,7 @@ function onEvent(event) {
   if (!event) {
     return;
   }
-  if (event.type === 'queue.call_added') {
+  if (event.type === 'queue.call_added' || event.type === 'queue.call_updated') {
     calls.set(event.call.call_id, event.call);
   } else if (event.type === 'queue.call_removed') {
     const call = calls.get(event.call_id);

@@ -141,11 +141,37 @@ SPECS = {
         ("[data-testid=admin-add-user]",),
         ("admin.add_user", "admin.users"),
     ),
+    "security": Spec(
+        "/security",
+        (
+            "[data-testid=nav-security]",
+            "[data-testid=access-changes]",
+            # The officer's own account, made by `users add`: the unit sees who made it.
+            "[data-testid=access-change][data-actor=cli][data-attempt=create]"
+            "[data-username=pagessecurity][data-outcome=done]",
+            "[data-testid=security-add-officer]",
+            "[data-testid=security-officer-row][data-username=pagessecurity]",
+        ),
+        ("[data-testid=access-changes]", "[data-testid=security-add-officer]"),
+        ("security.title", "security.changes"),
+    ),
 }
 # Staff accounts made with `python -m server users add`; names without dots, so a user name can
 # never look like a catalogue key.
-STAFF_USERS = {"console": "pagesoperator", "wall": "pagessupervisor", "admin": "pagesadmin"}
-STAFF_ROLES = {"console": "operator", "wall": "supervisor", "admin": "admin"}
+STAFF_USERS = {
+    "console": "pagesoperator",
+    "wall": "pagessupervisor",
+    "admin": "pagesadmin",
+    "security": "pagessecurity",
+}
+STAFF_ROLES = {
+    "console": "operator",
+    "wall": "supervisor",
+    "admin": "admin",
+    "security": "internal_security",
+}
+# Where a sign-in lands, when it is not the page itself.
+STAFF_HOMES = {"security": "/console"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -179,7 +205,8 @@ def staff_contexts(
             context.set_default_timeout(TIMEOUT_MS)
             contexts[page_name] = context
             page = context.new_page()
-            sign_in(page, live_server.base, username, secret, SPECS[page_name].path)
+            home = STAFF_HOMES.get(page_name, SPECS[page_name].path)
+            sign_in(page, live_server.base, username, secret, home)
             page.close()
         yield contexts
     finally:
@@ -307,7 +334,7 @@ def test_public_page_on_a_phone(
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-@pytest.mark.parametrize("name", ["console", "wall", "admin"])
+@pytest.mark.parametrize("name", ["console", "wall", "admin", "security"])
 def test_staff_page_on_a_wide_screen(
     name: str,
     lang: str,

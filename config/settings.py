@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Other origins whose pages may connect (another name of the same deployment, say). With
     # neither this nor PUBLIC_URL, only the address a connection reached counts as ours.
     ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The centre's own reverse proxies (CIDRs): only a peer among them is believed when it says
+    # X-Forwarded-For / X-Forwarded-Proto. Unset: the TCP peer is the client.
+    TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ICE_SERVERS: list[dict[str, Any]] = Field(default_factory=list)
     TURN_SECRET: str = ""
     # The key of the keyed hashes that stand in for internal-security callers' addresses (audit
@@ -62,7 +65,10 @@ class Settings(BaseSettings):
     SESSION_MAX_AGE_SECS: int = Field(default=12 * 3600, ge=60)
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
     LOGIN_LOCKOUT_SECS: int = Field(default=10 * 60, ge=1)
+    # Calls per caller (device, else network) before a call is marked suspected_abuse: never
+    # refused. And how many device cookies one network is handed.
     CALL_RATE_LIMIT: str = "6/minute;30/hour"
+    DEVICE_RATE_LIMIT: str = "30/hour"
     ABANDON_GRACE_SECS: float = Field(default=30.0, ge=0)
     RECORDING_SEGMENT_SECS: float = Field(default=60.0, ge=5, le=60)
     # Admission control: above either, a node answers no NEW call's media (chat still works).
@@ -94,7 +100,13 @@ class Settings(BaseSettings):
     CALL_PHOTO_RATE_LIMIT: str = "10/minute;40/hour"
     CALL_PHOTO_MEGABYTES_LIMIT: str = "50/10 minutes;150/hour"
 
-    @field_validator("MEDIA_ADDRESSES", "MEDIA_PEER_NETWORKS", "ALLOWED_ORIGINS", mode="before")
+    @field_validator(
+        "MEDIA_ADDRESSES",
+        "MEDIA_PEER_NETWORKS",
+        "ALLOWED_ORIGINS",
+        "TRUSTED_PROXIES",
+        mode="before",
+    )
     @classmethod
     def _commas(cls, value: Any) -> Any:
         return _split_commas(value)
@@ -114,7 +126,7 @@ class Settings(BaseSettings):
             ipaddress.ip_address(item)
         return value
 
-    @field_validator("MEDIA_PEER_NETWORKS")
+    @field_validator("MEDIA_PEER_NETWORKS", "TRUSTED_PROXIES")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for item in value:
@@ -161,7 +173,7 @@ class Settings(BaseSettings):
             raise ValueError("use redis://HOST:PORT/DB")
         return value
 
-    @field_validator("CALL_RATE_LIMIT")
+    @field_validator("CALL_RATE_LIMIT", "DEVICE_RATE_LIMIT")
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse_many

@@ -32,6 +32,7 @@ from server.http import photos as call_photos
 from server.http.auth import routes as auth_routes
 from server.http.auth.sessions import session_middleware
 from server.http.errors import error_middleware
+from server.http.forwarded import forwarded_middleware
 from server.http.i18n import Catalogs, negotiate
 from server.http.keys import (
     CATALOGS_KEY,
@@ -214,6 +215,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         # The largest body any route takes; body_limit_middleware holds the others to less.
         client_max_size=max(settings.MAX_BODY_BYTES, settings.MAX_UPLOAD_BYTES),
         middlewares=[
+            *[m for m in [forwarded_middleware(settings.TRUSTED_PROXIES)] if m is not None],
             metrics_middleware(app_metrics),
             _headers_middleware(settings),
             error_middleware,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from server.actions.queue import LIVE_STATES, summary_of
 from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
 from server.core.events import (
+    CallMark,
     CallStateEvent,
     CallSummary,
     CitizenPresenceEvent,
@@ -137,9 +139,16 @@ async def state_of(services: Services, call_id: str) -> CallStateEvent:
 
 
 async def do_create_call(
-    services: Services, *, channel: str, mode: str, language: str, remote: str
+    services: Services,
+    *,
+    channel: str,
+    mode: str,
+    language: str,
+    remote: str,
+    marks: Sequence[CallMark] = (),
 ) -> NewCall:
-    """A citizen's new call: queued, with its capability token (stored only as a hash)."""
+    """A citizen's new call: queued, with its capability token (stored only as a hash); a call
+    over the caller's rate limit comes marked (server/actions/call_limits.py), never refused."""
     token = new_token()
     now = services.clock.now()
     call = Call(
@@ -149,6 +158,7 @@ async def do_create_call(
         language=check_language(language),
         state=CallState.QUEUED,
         token_hash=token_hash(token),
+        marks=",".join(marks),
         created_at=now,
     )
     audit = services.audit
@@ -166,6 +176,7 @@ async def do_create_call(
                 "channel": channel,
                 "mode": mode,
                 **caller_address(services.pseudonyms, channel, remote),
+                **({"marks": list(marks)} if marks else {}),
             },
         )
     summary = await summary_of(services, call)

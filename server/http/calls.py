@@ -8,16 +8,16 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from server.actions import call_events, calls
+from server.actions import call_events, call_limits, calls
 from server.actions.access import CONSOLE_ROLES
 from server.core.errors import AppError, ErrorCode
 from server.core.events import ChannelName
 from server.http.auth.access import require_staff
 from server.http.bodies import read_json
+from server.http.client_address import client_address
 from server.http.keys import SERVICES_KEY, STAFF_KEY
 from server.http.uploads import stored_file_response
 from server.security.ice import ice_servers_for
-from server.state.ratelimit import parse_rules
 
 routes = web.RouteTableDef()
 CALL_TOKEN_HEADER = "X-Call-Token"
@@ -30,8 +30,8 @@ class CreateCallBody(BaseModel):
     mode: Literal["video", "text"] = "video"
 
 
-def _client_key(request: web.Request) -> str:
-    return request.remote or "unknown"
+DEVICE_COOKIE = "lifeline_device"
+DEVICE_COOKIE_MAX_AGE_SECS = 365 * 86_400
 
 
 def _ice(request: web.Request, who: str) -> list[dict[str, object]]:
@@ -42,20 +42,23 @@ def _ice(request: web.Request, who: str) -> list[dict[str, object]]:
 
 @routes.post("/api/calls")
 async def create_call(request: web.Request) -> web.StreamResponse:
+    """Never a 429: a caller over the rate limit gets a call marked suspected_abuse."""
     services = request.app[SERVICES_KEY]
-    await services.limits.hit(
-        parse_rules(services.settings.CALL_RATE_LIMIT), "calls", _client_key(request)
-    )
     body: CreateCallBody = await read_json(request, CreateCallBody)
+    address = client_address(request)
+    network = call_limits.network_of(address)
+    device = call_limits.device_of(services, request.cookies.get(DEVICE_COOKIE, ""))
+    over = await call_limits.over_call_limit(services, call_limits.Caller(network, device))
     created = await calls.do_create_call(
         services,
         channel=body.channel,
         mode=body.mode,
         language=body.language,
-        remote=_client_key(request),
+        remote=address or "unknown",
+        marks=("suspected_abuse",) if over else (),
     )
     call = created.call
-    return web.json_response(
+    response = web.json_response(
         {
             "call_id": call.id,
             "token": created.token,
@@ -67,6 +70,17 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         },
         status=201,
     )
+    if device is None and (cookie := await call_limits.mint_device(services, network)):
+        response.set_cookie(
+            DEVICE_COOKIE,
+            cookie,
+            max_age=DEVICE_COOKIE_MAX_AGE_SECS,
+            httponly=True,
+            samesite="Strict",
+            secure=services.settings.cookies_secure,
+            path="/api/calls",
+        )
+    return response
 
 
 @routes.get("/api/ice-servers")

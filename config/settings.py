@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ICE_SERVERS: list[dict[str, Any]] = Field(default_factory=list)
     TURN_SECRET: str = ""
+    # The pages' RTCPeerConnection iceTransportPolicy: "relay" sends all browser media through
+    # the TURN servers of ICE_SERVERS (none there: no media at all).
+    ICE_TRANSPORT_POLICY: Literal["all", "relay"] = "all"
     # The key of the keyed hashes that stand in for internal-security callers' addresses (audit
     # chain) and call ids (logs); empty: DATA_DIR/pseudonym.key, made on first start.
     PSEUDONYM_KEY: str = ""
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
     NODE_ID: str = ""
     MEDIA_ADDRESSES: Annotated[list[str], NoDecode] = Field(default_factory=list)
     MEDIA_PEER_NETWORKS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # "LOW-HIGH": the UDP ports the media nodes' ICE sockets bind, one per peer connection and
+    # address (the firewall opens these); empty: any port the kernel gives.
+    MEDIA_PORT_RANGE: str = ""
 
     DEFAULT_LANGUAGE: Language = "en"
     MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1024)
@@ -132,6 +138,17 @@ class Settings(BaseSettings):
         for item in value:
             ipaddress.ip_network(item, strict=False)
         return value
+
+    @field_validator("MEDIA_PORT_RANGE")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        match = re.fullmatch(r"(\d{1,5})\s*-\s*(\d{1,5})", value)
+        if match is None or not 1024 <= int(match[1]) <= int(match[2]) <= 65535:
+            raise ValueError("use LOW-HIGH, ports 1024..65535, e.g. 40000-40199")
+        return f"{int(match[1])}-{int(match[2])}"
 
     @field_validator("ICE_SERVERS", mode="before")
     @classmethod
@@ -232,6 +249,13 @@ class Settings(BaseSettings):
         """``REPORT_AREA`` as (min_lon, min_lat, max_lon, max_lat)."""
         a, b, c, d = (float(part) for part in self.REPORT_AREA.split(","))
         return a, b, c, d
+
+    @property
+    def media_port_range(self) -> tuple[int, int] | None:
+        if not self.MEDIA_PORT_RANGE:
+            return None
+        low, high = self.MEDIA_PORT_RANGE.split("-")
+        return int(low), int(high)
 
     @property
     def scale_out(self) -> bool:

@@ -28,9 +28,13 @@ class MediaHub:
     ``NO_MEDIA``, ``NO_VIDEO``, ``INVALID_SDP``, ``INVALID_CANDIDATE``); any other exception is
     a bug, and media/rpc.py answers it as ``MEDIA_FAILED``.
 
+    ``ice_servers``: the STUN and TURN servers of its own peer connections (a TURN entry without
+    credentials of its own is the pages', left out: ``ice.node_ice_servers``).
     ``media_addresses``: the only addresses gathered and announced (empty: aioice's choice,
     every interface but loopback). ``peer_networks``: remote candidates outside them are
-    dropped (empty: any IP address; a hostname candidate is always dropped).
+    dropped (empty: any IP address; a hostname candidate is always dropped). ``port_range``:
+    the (lowest, highest) UDP port its ICE sockets bind (None: the kernel's choice); when all
+    are taken, an offer is refused with ``MEDIA_BUSY``.
     """
 
     def __init__(
@@ -44,15 +48,17 @@ class MediaHub:
         segment_secs: float = 60.0,
         clock: Clock,
         admission: Admission | None = None,
+        port_range: tuple[int, int] | None = None,
     ) -> None:
         if segment_secs <= 0:
             raise ValueError("segment_secs must be positive")
         self._config = MediaConfig(
             recordings_dir=recordings_dir,
-            ice_servers=list(ice_servers),
+            ice_servers=ice.node_ice_servers(ice_servers),
             media_addresses=list(media_addresses),
             peer_networks=ice.parse_networks(peer_networks),
             segment_secs=segment_secs,
+            ports=ice.PortRange(*port_range) if port_range is not None else None,
         )
         self._clock = clock
         self._on_segment_closed = on_segment_closed
@@ -89,7 +95,8 @@ class MediaHub:
         Raises:
             AppError: ``INVALID_SDP``, the offer is unusable (no VP8 video or Opus audio,
                 malformed); ``MEDIA_BUSY``, the node is overloaded and takes no new session (a
-                call that has one keeps it: its reconnect is always answered).
+                call that has one keeps it: its reconnect is always answered), or no port of
+                its range is free (then a reconnect too).
         """
         session = self._sessions.get(call_id)
         if session is not None:
@@ -121,7 +128,7 @@ class MediaHub:
 
         Raises:
             AppError: ``NO_MEDIA``, the call has no media session; ``INVALID_SDP``, the offer
-                is unusable.
+                is unusable; ``MEDIA_BUSY``, no port of the node's range is free.
         """
         if subscriber_id == CITIZEN:
             raise AppError(ErrorCode.INVALID, f"{CITIZEN!r} is not a subscriber id")
@@ -212,4 +219,5 @@ def hub_from_settings(
         segment_secs=settings.RECORDING_SEGMENT_SECS,
         clock=clock,
         admission=admission,
+        port_range=settings.media_port_range,
     )

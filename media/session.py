@@ -46,6 +46,8 @@ class MediaConfig:
     media_addresses: Sequence[str]
     peer_networks: Sequence[ice.Network]
     segment_secs: float
+    # MEDIA_PORT_RANGE: the ports every peer connection's ICE sockets bind (None: any).
+    ports: ice.PortRange | None = None
 
 
 MAX_CANDIDATES_PER_PEER = 50
@@ -416,7 +418,7 @@ class MediaSession:
             await peer.pc.addIceCandidate(candidate)
 
     async def _answer(self, peer: _Peer) -> str:
-        ice.restrict_gathering(peer.pc, self._config.media_addresses)
+        ice.restrict_gathering(peer.pc, self._config.media_addresses, self._config.ports)
         peer.pc.on("connectionstatechange", partial(self._on_state, peer))
         await peer.pc.setLocalDescription(await peer.pc.createAnswer())
         if self._closed:

@@ -62,6 +62,7 @@ class Pages:
             "csrf_token": _LazyCsrf(request),
             "require_totp": settings.REQUIRE_TOTP,
             "map_tile_url": settings.MAP_TILE_URL,
+            "ice_transport_policy": settings.ICE_TRANSPORT_POLICY,
             "request_path": request.path,
             "static": lambda path: f"/static/{path}?v={ASSET_VERSION}",
         }

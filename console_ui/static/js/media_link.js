@@ -25,7 +25,9 @@ const RETRY_MS = 3000;
  * @returns {Promise<RTCPeerConnection>}
  */
 async function openPeer({ iceServers, setup, sendOffer, sendIce, onTrack, onState }) {
-  const pc = new RTCPeerConnection({ iceServers });
+  // ICE_TRANSPORT_POLICY, on the page's root: "relay" sends everything through TURN.
+  const relay = document.documentElement.dataset.iceTransportPolicy === 'relay';
+  const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relay ? 'relay' : 'all' });
   const waiting = [];
   let answered = false;
   const send = (candidate) => sendIce(candidate).catch((error) => console.warn('rtc: ice', error));

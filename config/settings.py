@@ -69,8 +69,15 @@ class Settings(BaseSettings):
     MAX_UPLOAD_BYTES: int = Field(default=10 * 1_048_576, ge=1024)
     SESSION_IDLE_SECS: int = Field(default=15 * 60, ge=30)
     SESSION_MAX_AGE_SECS: int = Field(default=12 * 3600, ge=60)
+    # Sign-in (docs/operations.md): failures from one address for one account before that
+    # address waits, first LOGIN_FIRST_DELAY_SECS, doubling, at most LOGIN_LOCKOUT_SECS.
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
     LOGIN_LOCKOUT_SECS: int = Field(default=10 * 60, ge=1)
+    LOGIN_FIRST_DELAY_SECS: float = Field(default=1.0, gt=0)
+    # An address's failures on an account are forgotten this long after its last one.
+    LOGIN_FAILURE_MEMORY_SECS: int = Field(default=24 * 3600, ge=60)
+    # Tries from one address, any account: beyond this, 429 before any password is checked.
+    LOGIN_RATE_LIMIT: str = "30/minute;300/hour"
     # Calls per caller (device, else network) before a call is marked suspected_abuse: never
     # refused. And how many device cookies one network is handed.
     CALL_RATE_LIMIT: str = "6/minute;30/hour"
@@ -190,7 +197,7 @@ class Settings(BaseSettings):
             raise ValueError("use redis://HOST:PORT/DB")
         return value
 
-    @field_validator("CALL_RATE_LIMIT", "DEVICE_RATE_LIMIT")
+    @field_validator("CALL_RATE_LIMIT", "DEVICE_RATE_LIMIT", "LOGIN_RATE_LIMIT")
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse_many

@@ -36,6 +36,7 @@ TABLES = (
     "call_transitions",
     "calls",
     "staff_sessions",
+    "login_failures",
     "users",
 )
 

@@ -1,45 +1,115 @@
-"""Checking a sign-in: password, lockout after repeated failures, TOTP. Every outcome audited."""
+"""Checking a sign-in: the address's allowance, the password, the wait after failures, TOTP.
+
+Every try that is not a success gets one and the same answer, whatever went wrong (no such
+user, a wrong password or code, a disabled account, an address that must still wait): the
+answer must not tell an outsider which accounts exist or which password was right. The audit
+chain keeps the real reason.
+
+Failures count per account *and* address: after ``LOGIN_MAX_FAILURES`` from one address, that
+address waits before its next try on that account (``LOGIN_FIRST_DELAY_SECS``, doubling with
+each further failure, at most ``LOGIN_LOCKOUT_SECS``), while the operator at their own desk
+signs in as usual. Above all that, one address gets ``LOGIN_RATE_LIMIT`` tries whatever the
+account; the rest are refused before any password is checked (a flood must not buy argon2).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import ipaddress
 import logging
-import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 
 from config import Settings
 from server.core.clock import Clock
+from server.core.errors import AppError, ErrorCode
 from server.db.audit import AuditLog
-from server.db.models import User
+from server.db.models import LoginFailure, User
 from server.security.passwords import verify_password
 from server.security.totp import accepted_step
+from server.state.ratelimit import RateLimits, parse_rules
 
 log = logging.getLogger("lifeline.auth")
+
+# A throttled address is entered in the audit chain once a minute, not once a try: a flood
+# must not become a flood of writes.
+THROTTLE_AUDIT_RULE = "1/minute"
+# Longer waits than this are the cap anyway; it only keeps 2 ** n small.
+_MAX_DOUBLINGS = 40
 
 
 class Outcome(enum.StrEnum):
     OK = "ok"
-    BAD_CREDENTIALS = "bad_credentials"
-    BAD_TOTP = "bad_totp"
-    LOCKED = "locked"
-    DISABLED = "disabled"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
 class LoginResult:
     outcome: Outcome
     user: User | None = None
-    locked_minutes: int = 0
+
+
+def address_key(remote: str) -> str:
+    """The address tries are counted against: the client's IP address, or its /64 for IPv6
+    (one subscriber is given a whole /64, and could otherwise take a new address per try)."""
+    try:
+        ip = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote[:64] or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def wait_after(failures: int, settings: Settings) -> float:
+    """Seconds an address waits on an account after its ``failures``-th failure there."""
+    beyond = failures - settings.LOGIN_MAX_FAILURES
+    if beyond < 0:
+        return 0.0
+    doubled = settings.LOGIN_FIRST_DELAY_SECS * 2 ** min(beyond, _MAX_DOUBLINGS)
+    return min(float(settings.LOGIN_LOCKOUT_SECS), doubled)
+
+
+async def check_allowance(
+    audit: AuditLog, limits: RateLimits, settings: Settings, address: str
+) -> None:
+    """Count one try from ``address``; refuse it (RATE_LIMITED, with Retry-After) past
+    ``LOGIN_RATE_LIMIT``, before the try costs a password hash or a database write."""
+    try:
+        await limits.hit(parse_rules(settings.LOGIN_RATE_LIMIT), "login", address)
+    except AppError as refused:
+        if refused.code is not ErrorCode.RATE_LIMITED:
+            raise
+        retry_after = int(refused.data.get("headers", {}).get("Retry-After", "60"))
+        log.info("login throttled", extra={"address": address, "retry_after": retry_after})
+        try:
+            await limits.hit(parse_rules(THROTTLE_AUDIT_RULE), "login-throttled", address)
+        except AppError:
+            pass  # entered in the chain already this minute
+        else:
+            await audit.append(
+                actor="-",
+                action="login_throttled",
+                subject=f"address:{address}",
+                data={"limit": settings.LOGIN_RATE_LIMIT, "retry_after": retry_after},
+            )
+        raise AppError(
+            ErrorCode.RATE_LIMITED,
+            f"Too many sign-in attempts from this address: try again in {retry_after} s",
+            data={"headers": {"Retry-After": str(retry_after)}, "retry_after": retry_after},
+        ) from None
 
 
 async def authenticate(
     audit: AuditLog,
     clock: Clock,
     settings: Settings,
+    limits: RateLimits,
     *,
     username: str,
     password: str,
@@ -48,16 +118,24 @@ async def authenticate(
 ) -> LoginResult:
     """Decide a sign-in attempt and record it in the audit chain, in one transaction.
 
-    The password is checked first, in a thread and outside the transaction: argon2 costs tens of
-    milliseconds of CPU, and a flood of tries must neither stall the event loop (and the calls
-    on it) nor hold the chain's write lock while it hashes.
+    Past the address's allowance, every try costs one argon2 verification, whatever its
+    outcome (against a stand-in hash for an unknown user), so the time an answer takes tells
+    nothing either. It runs in a thread and outside the transaction: a flood of tries must
+    neither stall the event loop (and the calls on it) nor hold the chain's write lock.
+
+    Raises:
+        AppError: ``RATE_LIMITED``, the address has used its allowance of tries.
     """
+    address = address_key(remote)
+    await check_allowance(audit, limits, settings, address)
     name = username.strip().lower()[:64]
     async with audit.db.session() as session:
         found = (await session.exec(select(User).where(col(User.username) == name))).first()
     checked_hash = found.password_hash if found is not None else None
     password_matches = await asyncio.to_thread(verify_password, checked_hash, password)
     now = clock.now()
+    memory = timedelta(seconds=settings.LOGIN_FAILURE_MEMORY_SECS)
+    failed = LoginResult(Outcome.FAILED)
     async with audit.transaction() as session:
         user = (await session.exec(select(User).where(col(User.username) == name))).first()
 
@@ -70,17 +148,26 @@ async def authenticate(
                 data={"remote": remote, **data},
             )
 
-        if user is None:  # the same argon2 work was done as for a real user
+        if user is None or user.id is None:
             await record("login_failed", reason="unknown_user")
             log.info("login failed", extra={"user": name, "reason": "unknown_user"})
-            return LoginResult(Outcome.BAD_CREDENTIALS)
-        if user.locked_until is not None and user.locked_until > now:
-            await record("login_refused", reason="locked")
-            minutes = max(1, math.ceil((user.locked_until - now).total_seconds() / 60))
-            return LoginResult(Outcome.LOCKED, locked_minutes=minutes)
+            return failed
         if user.disabled:
             await record("login_refused", reason="disabled")
-            return LoginResult(Outcome.DISABLED)
+            log.info("login failed", extra={"user": name, "reason": "disabled"})
+            return failed
+        pair = await session.get(LoginFailure, (user.id, address))
+        if pair is not None and pair.last_failure_at + memory <= now:
+            await session.delete(pair)  # long enough ago: forgotten
+            pair = None
+        failures = pair.failures if pair is not None else 0
+        if pair is not None:
+            wait_until = pair.last_failure_at + timedelta(seconds=wait_after(failures, settings))
+            if now < wait_until:
+                left = round((wait_until - now).total_seconds(), 1)
+                await record("login_refused", reason="waiting", failures=failures, wait_secs=left)
+                log.info("login failed", extra={"user": name, "reason": "waiting"})
+                return failed
 
         # A password changed between the check and now was not the one checked.
         password_ok = password_matches and user.password_hash == checked_hash
@@ -89,6 +176,8 @@ async def authenticate(
             step = accepted_step(user.totp_secret, totp, now, user.totp_last_step)
         needs_totp = user.totp_confirmed and bool(user.totp_secret)
         if password_ok and (step is not None or not needs_totp):
+            if pair is not None:
+                await session.delete(pair)
             user.failed_logins, user.locked_until = 0, None
             if step is not None:
                 user.totp_last_step = step
@@ -98,15 +187,27 @@ async def authenticate(
             return LoginResult(Outcome.OK, user)
 
         reason = "bad_totp" if password_ok else "bad_password"
+        failures += 1
+        if pair is None:
+            pair = LoginFailure(user_id=user.id, address=address, last_failure_at=now)
+        pair.failures, pair.last_failure_at = failures, now
+        session.add(pair)
+        # This account's other addresses' failures, from long ago: forgotten.
+        await session.exec(
+            delete(LoginFailure).where(
+                col(LoginFailure.user_id) == user.id,
+                col(LoginFailure.address) != address,
+                col(LoginFailure.last_failure_at) < now - memory,
+            )
+        )
         user.failed_logins += 1
-        await record("login_failed", reason=reason, failures=user.failed_logins)
-        log.info("login failed", extra={"user": name, "reason": reason})
-        if user.failed_logins >= settings.LOGIN_MAX_FAILURES:
-            user.failed_logins = 0
-            user.locked_until = now + timedelta(seconds=settings.LOGIN_LOCKOUT_SECS)
-            await record("account_locked", seconds=settings.LOGIN_LOCKOUT_SECS)
-            log.warning("account locked", extra={"user": name})
-            session.add(user)
-            return LoginResult(Outcome.LOCKED, locked_minutes=settings.LOGIN_LOCKOUT_SECS // 60)
         session.add(user)
-        return LoginResult(Outcome.BAD_TOTP if password_ok else Outcome.BAD_CREDENTIALS)
+        wait = wait_after(failures, settings)
+        await record("login_failed", reason=reason, failures=failures, wait_secs=wait)
+        log.info("login failed", extra={"user": name, "reason": reason})
+        if wait:
+            log.warning(
+                "sign-ins from one address wait",
+                extra={"user": name, "address": address, "seconds": wait},
+            )
+        return failed

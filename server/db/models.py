@@ -79,6 +79,18 @@ class StaffSession(SQLModel, table=True):
     remote: str = Field(default="", max_length=64)
 
 
+class LoginFailure(SQLModel, table=True):
+    """Failed sign-ins on one account from one address (an IPv6 /64 counts as one): that
+    address, and only it, waits before its next try; a success from it forgets them."""
+
+    __tablename__ = "login_failures"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    address: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    last_failure_at: datetime = Field(sa_column=_ts())
+
+
 class Call(SQLModel, table=True):
     __tablename__ = "calls"
     __table_args__ = (Index("ix_calls_state_channel", "state", "channel"),)

@@ -9,10 +9,13 @@ from aiohttp import web
 from server.actions import account
 from server.actions.login import Outcome, authenticate
 from server.actions.staff_sessions import SESSION_COOKIE
+from server.core.errors import AppError, ErrorCode
 from server.db.models import Role, SessionStage
 from server.http.auth.access import HOME_BY_ROLE, home_for, require_stage
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.sessions import create_session
+from server.http.client_address import client_address
+from server.http.errors import wants_json
 from server.http.i18n import Catalogs
 from server.http.keys import CATALOGS_KEY, LANG_KEY, PAGES_KEY, SERVICES_KEY, STAFF_KEY
 from server.security.passwords import (
@@ -95,27 +98,39 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     check_csrf(request, form.get(CSRF_FIELD))
     username = form.get("username", "")
     next_path = safe_next(form.get("next", ""))
-    result = await authenticate(
-        request.app[SERVICES_KEY].audit,
-        request.app[SERVICES_KEY].clock,
-        request.app[SERVICES_KEY].settings,
-        username=username,
-        password=form.get("password", ""),
-        totp=form.get("totp", ""),
-        remote=request.remote or "",
-    )
+    services = request.app[SERVICES_KEY]
+    try:
+        result = await authenticate(
+            services.audit,
+            services.clock,
+            services.settings,
+            services.limits,
+            username=username,
+            password=form.get("password", ""),
+            totp=form.get("totp", ""),
+            remote=client_address(request),
+        )
+    except AppError as refused:
+        if refused.code is not ErrorCode.RATE_LIMITED or wants_json(request):
+            raise
+        seconds = int(refused.data["retry_after"])
+        page = _login_page(
+            request,
+            status=429,
+            error=_t(request, "login.error.throttled", seconds=seconds),
+            username=username[:64],
+            next_path=next_path,
+        )
+        page.headers["Retry-After"] = str(seconds)
+        return page
     if result.outcome is not Outcome.OK or result.user is None:
-        message = {
-            Outcome.BAD_CREDENTIALS: _t(request, "login.error.credentials"),
-            Outcome.BAD_TOTP: _t(request, "login.error.totp"),
-            Outcome.LOCKED: _t(request, "login.error.locked", minutes=result.locked_minutes),
-            Outcome.DISABLED: _t(request, "login.error.disabled"),
-        }.get(result.outcome, _t(request, "login.error.credentials"))
-        status = 423 if result.outcome is Outcome.LOCKED else 401
-        if result.outcome is Outcome.DISABLED:
-            status = 403
+        # One answer for every failure (server/actions/login.py): the audit chain has why.
         return _login_page(
-            request, status=status, error=message, username=username[:64], next_path=next_path
+            request,
+            status=401,
+            error=_t(request, "login.error.failed"),
+            username=username[:64],
+            next_path=next_path,
         )
     response = see_other("/")
     stage = await create_session(request, response, result.user)

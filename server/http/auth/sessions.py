@@ -14,6 +14,7 @@ from server.actions.staff_sessions import (
 )
 from server.db.models import User
 from server.http.auth.csrf import set_pending_cookie
+from server.http.client_address import client_address
 from server.http.keys import SERVICES_KEY, STAFF_KEY, Handler
 
 SESSION_EXPIRED_KEY = web.RequestKey("session_expired", bool)
@@ -24,7 +25,7 @@ __all__ = ["SESSION_COOKIE", "SESSION_EXPIRED_KEY", "StaffContext", "session_mid
 async def create_session(request: web.Request, response: web.StreamResponse, user: User) -> str:
     """Open a session for ``user`` and set its cookie; the stage they still have to pass."""
     services = request.app[SERVICES_KEY]
-    opened = await do_open_session(services, user, remote=request.remote or "")
+    opened = await do_open_session(services, user, remote=client_address(request))
     response.set_cookie(
         SESSION_COOKIE,
         opened.token,

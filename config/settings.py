@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # Media worker processes per node (one per core on a busy node): each is a media node of
     # its own, addressed as ``node:<NODE_ID>.m<i>``. 0: media in the server process.
     MEDIA_WORKERS: int = Field(default=0, ge=0, le=64)
+    # Who may scrape /metrics (CIDRs), judged by the connection's own peer address; empty:
+    # nobody.
+    METRICS_NETWORKS: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
     LOG_FORMAT: Literal["json", "text"] = "json"
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Threat map (KMZB): one new report per client per day is KMZB's own rule.
@@ -156,6 +161,14 @@ class Settings(BaseSettings):
         if match is None or not 1024 <= int(match[1]) <= int(match[2]) <= 65535:
             raise ValueError("use LOW-HIGH, ports 1024..65535, e.g. 40000-40199")
         return f"{int(match[1])}-{int(match[2])}"
+
+    @field_validator("METRICS_NETWORKS", mode="before")
+    @classmethod
+    def _metrics_networks(cls, value: Any) -> Any:
+        value = _split_commas(value)
+        for item in value if isinstance(value, list) else []:
+            ipaddress.ip_network(item, strict=False)
+        return value
 
     @field_validator("ICE_SERVERS", mode="before")
     @classmethod

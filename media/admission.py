@@ -15,8 +15,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from server.core.media_rpc import RefusalCause
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,9 @@ class Admission:
         self._cpu_percent = 0.0
         self._host_cpu_percent = 0.0
         self._task: asyncio.Task[None] | None = None
+        # New sessions refused since the start, by the first signal over its threshold: what
+        # the media node reports (LoadReport.refused) and its node exports.
+        self.refused: Counter[RefusalCause] = Counter()
 
     def start(self) -> None:
         if self._task is None:
@@ -94,26 +100,33 @@ class Admission:
 
     def fits(self) -> bool:
         """Whether a new session would be admitted now (nothing logged: a load report asks)."""
-        load = self.load
-        return (
-            load.loop_lag_ms <= self.max_loop_lag_ms
-            and load.cpu_percent <= self.max_cpu_percent
-            and load.host_cpu_percent <= self.max_host_cpu_percent
-        )
+        return self._over(self.load) is None
+
+    def _over(self, load: Load) -> RefusalCause | None:
+        """The first signal over its threshold, if any."""
+        if load.loop_lag_ms > self.max_loop_lag_ms:
+            return "loop_lag"
+        if load.cpu_percent > self.max_cpu_percent:
+            return "cpu"
+        if load.host_cpu_percent > self.max_host_cpu_percent:
+            return "host_cpu"
+        return None
 
     def admit(self) -> bool:
-        ok = self.fits()
-        if not ok:
-            load = self.load
+        load = self.load
+        cause = self._over(load)
+        if cause is not None:
+            self.refused[cause] += 1
             log.warning(
                 "media session refused: node overloaded",
                 extra={
+                    "cause": cause,
                     "loop_lag_ms": load.loop_lag_ms,
                     "cpu_percent": load.cpu_percent,
                     "host_cpu_percent": load.host_cpu_percent,
                 },
             )
-        return ok
+        return cause is None
 
     async def _sample(self) -> None:
         loop = asyncio.get_running_loop()

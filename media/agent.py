@@ -117,17 +117,7 @@ class MediaAgent:
         await self._client.disconnect()
 
     def load(self) -> LoadReport:
-        sessions = self.hub.session_count
-        if self._admission is None:
-            return LoadReport(sessions=sessions, admit=True)
-        load = self._admission.load
-        return LoadReport(
-            sessions=sessions,
-            admit=self._admission.fits(),
-            loop_lag_ms=load.loop_lag_ms,
-            cpu_percent=load.cpu_percent,
-            host_cpu_percent=load.host_cpu_percent,
-        )
+        return load_of(self.hub, self._admission)
 
     async def _send_load(self) -> None:
         while True:
@@ -172,6 +162,29 @@ class MediaAgent:
             except socketio.exceptions.SocketIOError:
                 pass
             await asyncio.sleep(REPORT_RETRY_SECS)
+
+
+def load_of(hub: MediaHub, admission: Admission | None) -> LoadReport:
+    """A media node's report: its load, admission's verdict, and its counts since it started
+    (the same for a worker's hub and a node's own, which its node reads in process)."""
+    totals = hub.totals
+    counts = {
+        "segments_written": totals["segments_written"],
+        "segments_failed": totals["segments_failed"],
+        "frames_dropped": totals["frames_dropped"],
+    }
+    if admission is None:
+        return LoadReport(sessions=hub.session_count, admit=True, **counts)
+    load = admission.load
+    return LoadReport(
+        sessions=hub.session_count,
+        admit=admission.fits(),
+        loop_lag_ms=load.loop_lag_ms,
+        cpu_percent=load.cpu_percent,
+        host_cpu_percent=load.host_cpu_percent,
+        refused=dict(admission.refused),
+        **counts,
+    )
 
 
 def _served(handler: HubHandler, event: str) -> Callable[..., Awaitable[dict[str, Any]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,12 @@ class MediaHub:
     @property
     def session_count(self) -> int:
         return len(self._sessions)
+
+    @property
+    def totals(self) -> Counter[str]:
+        """Its recording counts since it started: segments_written, segments_failed,
+        frames_dropped (what its load reports carry to its node's metrics)."""
+        return self._config.totals
 
     async def citizen_offer(
         self, call_id: str, sdp: str, *, first_segment: int = 1, log_name: str = ""

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import queue
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -232,10 +232,13 @@ class Recording:
         on_closed: Callable[[ClosedSegment], Awaitable[None]],
         first_segment: int = 1,
         log_name: str = "",
+        totals: Counter[str] | None = None,
     ) -> None:
         """``first_segment``: a call whose media moved here (its node died) goes on numbering
         after the segments already stored. ``log_name``: how the logs name the call (never by
-        its id, nor by a path holding it, when it is an internal-security call)."""
+        its id, nor by a path holding it, when it is an internal-security call). ``totals``:
+        the media node's counts, shared by its calls (segments_written, segments_failed,
+        frames_dropped: its metrics)."""
         if first_segment < 1:
             raise ValueError("first_segment must be at least 1")
         self.call_id = call_id
@@ -245,6 +248,7 @@ class Recording:
         self._segment_secs = segment_secs
         self._request_keyframe = request_keyframe
         self._on_closed = on_closed
+        self._totals = totals if totals is not None else Counter()
         self._segment: _OpenSegment | None = None
         self._numbers = first_segment - 1
         self._has_video = True
@@ -365,6 +369,7 @@ class Recording:
             self.counts["queued"] += 1
         else:
             self.counts["lost_disk_behind"] += 1
+            self._totals["frames_dropped"] += 1
             logger.warning(
                 "recording of call %s, segment %d: disk behind, frame lost",
                 self.log_name,
@@ -384,10 +389,12 @@ class Recording:
         try:
             result = await segment.writer.done
         except Exception:
+            self._totals["segments_failed"] += 1
             logger.exception(
                 "recording of call %s, segment %d failed", self.log_name, segment.number
             )
             return None
+        self._totals["segments_written"] += 1
         closed = ClosedSegment(
             call_id=self.call_id,
             segment=segment.number,

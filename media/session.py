@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -48,6 +49,8 @@ class MediaConfig:
     segment_secs: float
     # MEDIA_PORT_RANGE: the ports every peer connection's ICE sockets bind (None: any).
     ports: ice.PortRange | None = None
+    # The node's recording counts, shared by every call's recording (media/recorder.py).
+    totals: Counter[str] = field(default_factory=Counter)
 
 
 MAX_CANDIDATES_PER_PEER = 50
@@ -120,6 +123,7 @@ class MediaSession:
             on_closed=on_segment_closed,
             first_segment=first_segment,
             log_name=self.log_name,
+            totals=config.totals,
         )
 
     @property

@@ -13,14 +13,15 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from config import Settings
-from media.hub import hub_from_settings
+from media.agent import load_of
+from media.hub import MediaHub, hub_from_settings
 from media.rpc import HubHandler
 from server.actions.media import MediaRouter
 from server.actions.recordings import record_segment
 from server.actions.uploads import return_decoded_memory
 from server.core.background import Background
 from server.core.clock import Clock, SystemClock
-from server.core.media_rpc import ClosedSegment
+from server.core.media_rpc import ClosedSegment, LoadReport
 from server.core.outages import Outages
 from server.core.services import Services
 from server.core.work_pool import WorkPool
@@ -29,6 +30,7 @@ from server.db.engine import Database
 from server.http import admin, health, open311, page_routes, security
 from server.http import calls as call_routes
 from server.http import photos as call_photos
+from server.http.access_log import echo_request_id, request_id_middleware
 from server.http.auth import routes as auth_routes
 from server.http.auth.sessions import session_middleware
 from server.http.errors import error_middleware
@@ -46,7 +48,7 @@ from server.http.keys import (
     SERVICES_KEY,
     Handler,
 )
-from server.http.metrics import Metrics, metrics_middleware
+from server.http.metrics import Metrics, Sources, metrics_middleware
 from server.http.pages import STATIC_DIR, Pages
 from server.http.threats import categories as threat_categories
 from server.http.threats import public as threat_public
@@ -62,7 +64,7 @@ from signaling.console import ConsoleNamespace
 from signaling.media_bus import SocketIOMediaBus
 from signaling.media_ns import MediaNamespace
 from signaling.notifier import SocketIONotifier
-from signaling.server import attach, close_manager, create_sio
+from signaling.server import attach, close_manager, connection_counts, create_sio
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -110,6 +112,15 @@ def _headers_middleware(settings: Settings) -> Middleware:
 async def _language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[LANG_KEY], _ = negotiate(request, request.app[SERVICES_KEY].settings.DEFAULT_LANGUAGE)
     return await handler(request)
+
+
+def _own_media(node_id: str, hub: MediaHub | None) -> Callable[[], tuple[str, LoadReport]] | None:
+    """This process's own hub as its metrics read it: the report it would send (media/agent.py),
+    under the id the media bus knows it by."""
+    if hub is None:
+        return None
+    own = hub
+    return lambda: (node_id, load_of(own, own.admission))
 
 
 def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> CleanupContext:
@@ -176,6 +187,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
                 transport=media_bus,
                 home=settings.NODE_ID,
                 pseudonyms=pseudonyms,
+                telemetry=app[METRICS_KEY],
             ),
             media_nodes=media_nodes,
             presence=presence,
@@ -183,9 +195,17 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             background=background,
             pseudonyms=pseudonyms,
             image_pool=image_pool,
+            telemetry=app[METRICS_KEY],
         )
         services_box.append(services)
         app[SERVICES_KEY] = services
+        app[METRICS_KEY].watch(
+            Sources(
+                services=services,
+                local_media=_own_media(settings.NODE_ID, hub),
+                connections=lambda: connection_counts(sio),
+            )
+        )
         sio.register_namespace(CitizenNamespace(services))
         sio.register_namespace(ConsoleNamespace(services))
         sio.register_namespace(MediaNamespace(services, app[MEDIA_SECRET_KEY]))
@@ -215,6 +235,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         # The largest body any route takes; body_limit_middleware holds the others to less.
         client_max_size=max(settings.MAX_BODY_BYTES, settings.MAX_UPLOAD_BYTES),
         middlewares=[
+            request_id_middleware(settings.TRUSTED_PROXIES),
             *[m for m in [forwarded_middleware(settings.TRUSTED_PROXIES)] if m is not None],
             metrics_middleware(app_metrics),
             _headers_middleware(settings),
@@ -224,6 +245,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
             session_middleware,
         ],
     )
+    app.on_response_prepare.append(echo_request_id)
     app[REGISTRY_KEY] = registry
     app[OUTAGES_KEY] = outages
     app[METRICS_KEY] = app_metrics

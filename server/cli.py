@@ -115,12 +115,13 @@ async def _run(settings: Settings) -> int:
     from media.ice import warn_about_reachability
     from server.app import create_app
     from server.core.gc_tuning import freeze_startup_objects
+    from server.http import access_log
     from server.media_workers import NodeMedia
 
     warn_about_reachability(settings)
     password = await _first_admin(settings)
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    runner = web.AppRunner(app, shutdown_timeout=5, **access_log.runner_options())
     await runner.setup()
     site = web.TCPSite(runner, settings.HOST, settings.PORT)
     await site.start()

@@ -32,7 +32,9 @@ class CitizenNamespace(LifelineNamespace):
         super().__init__(CITIZEN_NS, services)
 
     async def _call_of(self, sid: str) -> tuple[str, str]:
+        """The socket's call, which this event's log lines name from here on."""
         session = await self.get_session(sid)
+        calls.about(self.services, session["channel"], session["call_id"])
         return session["call_id"], session["channel"]
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -46,6 +48,7 @@ class CitizenNamespace(LifelineNamespace):
         call = await calls.call_by_token(self.services, hello.token)
         if call is None:
             raise connection_refused(ErrorCode.BAD_CALL_TOKEN, "Unknown call")
+        calls.about(self.services, call.channel, call.id)
         if call.state not in calls.LIVE_STATES:
             raise connection_refused(ErrorCode.CALL_ENDED, "This call has ended", state=call.state)
         await self.save_session(sid, {"call_id": call.id, "channel": call.channel})

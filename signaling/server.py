@@ -264,3 +264,12 @@ def create_sio(settings: Settings, outages: Outages) -> socketio.AsyncServer:
 
 def attach(sio: socketio.AsyncServer, app: web.Application) -> None:
     sio.attach(app, socketio_path="socket.io")
+
+
+def connection_counts(sio: socketio.AsyncServer) -> dict[str, int]:
+    """This node's Socket.IO connections, by namespace (the manager's rooms are this process's
+    own, in scale-out too): what its metrics export."""
+    return {
+        namespace: sum(1 for _ in sio.manager.get_participants(namespace, None))
+        for namespace in (CITIZEN_NS, CONSOLE_NS, MEDIA_NAMESPACE)
+    }

@@ -19,7 +19,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import LANGUAGES
-from server.actions.access import caller_address, channels_for, check_may_answer
+from server.actions.access import (
+    call_log_name,
+    caller_address,
+    channels_for,
+    check_may_answer,
+)
 from server.actions.queue import LIVE_STATES, summary_of
 from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
@@ -31,6 +36,7 @@ from server.core.events import (
     QueueCallAdded,
     QueueCallRemoved,
 )
+from server.core.logs import about_call
 from server.core.services import Services
 from server.db.models import Call, CallState, CallTransition, Role, User
 from server.security.tokens import new_token, token_hash
@@ -71,6 +77,27 @@ async def _transition(
     )
 
 
+def about(services: Services, channel: str, call_id: str) -> None:
+    """This task's log lines name the call from here on, as the logs may name it (an
+    internal-security call by its pseudonym, never its id)."""
+    about_call(call_log_name(services.pseudonyms, channel, call_id))
+
+
+async def _last_queued(session: AsyncSession, call_id: str) -> datetime | None:
+    """When the call last entered the queue (created, or given back by a transfer)."""
+    return (
+        await session.exec(
+            select(CallTransition.at)
+            .where(
+                col(CallTransition.call_id) == call_id,
+                col(CallTransition.to_state) == CallState.QUEUED,
+            )
+            .order_by(col(CallTransition.at).desc(), col(CallTransition.id).desc())
+            .limit(1)
+        )
+    ).first()
+
+
 # --- who may touch a call ----------------------------------------------------------------------
 
 
@@ -93,6 +120,7 @@ async def check_citizen_call(services: Services, token: str, call_id: str | None
     call = await call_by_token(services, token) if token else None
     if call is None or (call_id is not None and call.id != call_id):
         raise AppError(ErrorCode.BAD_CALL_TOKEN, "This call's token is needed")
+    about(services, call.channel, call.id)
     if call.state not in LIVE_STATES:
         raise AppError(ErrorCode.CALL_ENDED, "The call has ended")
     return call
@@ -115,6 +143,7 @@ async def check_call_for_staff(
         ).first()
     if call is None:
         raise AppError(ErrorCode.CALL_NOT_FOUND, "No such call")
+    about(services, call.channel, call.id)
     if must_own and staff.role != Role.SUPERVISOR and call.operator_id != staff.user_id:
         raise AppError(ErrorCode.NOT_YOUR_CALL, "This call is another operator's")
     return call
@@ -179,6 +208,9 @@ async def do_create_call(
                 **({"marks": list(marks)} if marks else {}),
             },
         )
+    about(services, call.channel, call.id)
+    log.info("call created", extra={"channel": call.channel, "mode": call.mode})
+    services.telemetry.call_created(call.channel)
     summary = await summary_of(services, call)
     await services.notifier.to_queue(call.channel, QueueCallAdded(call=summary))
     return NewCall(call, token)
@@ -201,6 +233,7 @@ async def do_accept(services: Services, *, call_id: str, staff: StaffContext) ->
         )
         if result.rowcount != 1:
             raise AppError(ErrorCode.CALL_GONE, "The call was taken or has ended")
+        queued_at = await _last_queued(session, call_id)
         await _transition(
             session, call_id, CallState.QUEUED, CallState.ANSWERED, staff.username, now
         )
@@ -209,6 +242,10 @@ async def do_accept(services: Services, *, call_id: str, staff: StaffContext) ->
         )
         call = await session.get(Call, call_id)
         assert call is not None
+    about(services, call.channel, call.id)
+    services.telemetry.call_outcome(call.channel, "answered")
+    if queued_at is not None:
+        services.telemetry.call_waited(call.channel, (now - queued_at).total_seconds())
     notifier = services.notifier
     await notifier.to_queue(
         call.channel, QueueCallRemoved(call_id=call.id, reason="answered", by=staff.username)
@@ -261,6 +298,8 @@ async def do_transfer(
         )
         call = await session.get(Call, call_id)
         assert call is not None
+    about(services, call.channel, call.id)
+    services.telemetry.call_outcome(call.channel, "transferred")
     notifier = services.notifier
     state = CallStateEvent(call_id=call.id, state=CallState.TRANSFERRED, at=now)
     await notifier.to_call(call.id, state)
@@ -287,6 +326,7 @@ async def do_finish(
         call = await session.get(Call, call_id)
         if call is None:
             raise AppError(ErrorCode.CALL_NOT_FOUND, "No such call")
+        about(services, call.channel, call.id)
         old = call.state
         new = {CallState.QUEUED: CallState.ABANDONED, CallState.ANSWERED: CallState.ENDED}.get(
             CallState(old)
@@ -315,6 +355,9 @@ async def do_finish(
         )
         await session.refresh(call)
     if new is not None:
+        services.telemetry.call_outcome(
+            call.channel, "abandoned" if new == CallState.ABANDONED else "ended"
+        )
         notifier = services.notifier
         state = CallStateEvent(call_id=call_id, state=call.state, at=now)
         await notifier.to_call(call_id, state)
@@ -373,4 +416,5 @@ async def abandon_if_gone(services: Services, call_id: str) -> None:
         call = await session.get(Call, call_id)
     if call is None or call.state != CallState.QUEUED:
         return
+    about(services, call.channel, call.id)
     await do_finish(services, call_id=call_id, actor=SYSTEM_CITIZEN_LEFT)

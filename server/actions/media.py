@@ -30,7 +30,7 @@ from server.core.media_rpc import (
     Stats,
     SubscriberOffer,
 )
-from server.core.ports import MediaNode, MediaNodes, MediaTransport
+from server.core.ports import MediaNode, MediaNodes, MediaTransport, Telemetry
 from server.core.services import Services
 from server.db.engine import Database
 from server.db.models import Call, CallState, Channel, Recording
@@ -58,7 +58,8 @@ def placement_order(nodes: list[MediaNode], home: str) -> list[MediaNode]:
 class MediaRouter:
     """The ``Media`` port the actions use: each request placed by these rules, sent through
     ``transport``. ``home``: this node's NODE_ID; ``pseudonyms``: how an internal-security
-    call is named in the logs, here and at its media node."""
+    call is named in the logs, here and at its media node; ``telemetry``: where a call's
+    media that no node took is counted."""
 
     def __init__(
         self,
@@ -68,12 +69,14 @@ class MediaRouter:
         transport: MediaTransport,
         home: str,
         pseudonyms: Pseudonyms,
+        telemetry: Telemetry,
     ) -> None:
         self._db = db
         self._nodes = nodes
         self._transport = transport
         self._home = home
         self._pseudonyms = pseudonyms
+        self._telemetry = telemetry
 
     async def citizen_offer(self, call_id: str, sdp: str) -> str:
         """Answer the citizen's offer where the call's media is, or place it."""
@@ -109,6 +112,7 @@ class MediaRouter:
                 continue
             await self._set_media_node(call_id, node)
             return reply.sdp
+        self._telemetry.media_unplaced()
         raise AppError(ErrorCode.MEDIA_BUSY, BUSY_MESSAGE)
 
     async def subscriber_offer(
@@ -234,7 +238,9 @@ async def media_node_joined(services: Services, node_id: str) -> None:
 
 
 async def media_node_reported(services: Services, node_id: str, load: LoadReport) -> None:
-    """Its load, stamped with this node's clock: an entry not renewed in time is a dead node."""
+    """Its load, stamped with this node's clock: an entry not renewed in time is a dead node.
+    Its counts go to this node's metrics (it reports to this node only)."""
+    services.telemetry.media_node_reported(node_id, load)
     await services.media_nodes.report(
         MediaNode(
             node_id,
@@ -249,6 +255,7 @@ async def media_node_reported(services: Services, node_id: str, load: LoadReport
 async def media_node_left(services: Services, node_id: str) -> None:
     """Unlisted; its live calls' pages offer again now (``media.lost``): the caller's offer
     places the media on a live media node, the consoles follow."""
+    services.telemetry.media_node_left(node_id)
     await services.media_nodes.remove(node_id)
     async with services.db.session() as session:
         calls = (

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.actions.access import channels_for
 from server.actions.staff_sessions import StaffContext
 from server.core.events import CallMark, CallSummary, OperatorState
 from server.core.services import Services
-from server.db.models import Call, CallState, LocationSample, User
+from server.db.models import Call, CallState, Channel, LocationSample, User
 
 # What the system may notice about a call, in the order the queue shows them.
 CALL_MARKS: tuple[CallMark, ...] = ("suspected_abuse", "flooding")
@@ -130,3 +130,19 @@ async def operator_states(services: Services, role: str) -> list[OperatorState]:
             state = "offline"
         states.append(OperatorState(username=user.username, state=state))
     return states
+
+
+async def queued_by_channel(services: Services) -> dict[str, int]:
+    """How many calls wait in each channel's queue now, every channel named (0 included): the
+    whole deployment's, from the database, the same on every node."""
+    async with services.db.session() as session:
+        rows = (
+            await session.exec(
+                select(Call.channel, func.count())
+                .where(col(Call.state) == CallState.QUEUED)
+                .group_by(col(Call.channel))
+            )
+        ).all()
+    counts = {channel.value: 0 for channel in Channel}
+    counts.update({channel: int(count) for channel, count in rows})
+    return counts

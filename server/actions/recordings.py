@@ -15,11 +15,27 @@ async def record_segment(
     services: Services, segment: ClosedSegment, *, media_node: str | None = None
 ) -> bool:
     """Store it; False when that segment of the call is already stored (a re-sent report).
+    What could not be stored is counted (``telemetry.segment_not_stored``) before it is raised.
 
     Raises:
         AppError: ``SEGMENT_CONFLICT``, two files claim one segment number of the call: the
             second is not stored (its file stays on disk, and the log says).
     """
+    try:
+        stored = await _store(services, segment, media_node)
+    except AppError as exc:
+        conflict = exc.code is ErrorCode.SEGMENT_CONFLICT
+        services.telemetry.segment_not_stored("conflict" if conflict else "error")
+        raise
+    except Exception:
+        services.telemetry.segment_not_stored("error")
+        raise
+    if stored:
+        services.telemetry.segment_stored()
+    return stored
+
+
+async def _store(services: Services, segment: ClosedSegment, media_node: str | None) -> bool:
     audit = services.audit
     async with services.db.session() as session:
         stored = (

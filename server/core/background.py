@@ -4,11 +4,13 @@ the node can cancel and await all of it on shutdown, and so a failure is logged,
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from server.core.clock import Clock, Timer
+from server.core.logs import forget_context
 
 log = logging.getLogger("lifeline.background")
 
@@ -21,7 +23,12 @@ class Background:
         self._closed = False
 
     def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(work, name=name)
+        """``work`` runs outside the request or call that started it (a socket's recheck,
+        started by the first socket, is about every socket): its log lines name a call only
+        when it says which (server/core/logs.py: about_call)."""
+        context = contextvars.copy_context()
+        context.run(forget_context)
+        task = asyncio.get_running_loop().create_task(work, name=name, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 

@@ -208,14 +208,24 @@ REQUESTS: dict[str, type[MediaRequest[Any]]] = {
 # -- reports, media node -> its node ----------------------------------------------------------
 
 
+# Why admission control refused a new session (media/admission.py): the first signal over.
+RefusalCause = Literal["loop_lag", "cpu", "host_cpu"]
+
+
 class LoadReport(Wire):
-    """Sent every second: where new calls are placed (``admit``: admission control's verdict)."""
+    """Sent every second: where new calls are placed (``admit``: admission control's verdict),
+    and the media node's counts since it started, which its node exports as metrics (a
+    restarted worker counts from 0 again: a counter reset)."""
 
     sessions: int = Field(ge=0)
     admit: StrictBool
     loop_lag_ms: float | None = None
     cpu_percent: float | None = None
     host_cpu_percent: float | None = None
+    refused: dict[RefusalCause, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    segments_written: int = Field(default=0, ge=0)
+    segments_failed: int = Field(default=0, ge=0)
+    frames_dropped: int = Field(default=0, ge=0)
 
 
 class ClosedSegment(Wire):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from server.core.events import ServerEvent, SessionEndReason
-from server.core.media_rpc import MediaRequest, R
+from server.core.media_rpc import LoadReport, MediaRequest, R
 
 
 class Notifier(Protocol):
@@ -114,3 +114,38 @@ class MediaTransport(Protocol):
         ...
 
     async def request(self, node_id: str, request: MediaRequest[R]) -> R: ...
+
+
+# What became of a call at a step of its life (server/actions/calls.py).
+CallOutcome = Literal["answered", "transferred", "abandoned", "ended"]
+# Why a closed recording segment was not stored: another file claims its number, or the store
+# failed (the media node sends it again).
+StoreFailure = Literal["conflict", "error"]
+
+
+class Telemetry(Protocol):
+    """What the actions count as it happens, for the metrics an operations team pages on
+    (server/http/metrics.py implements it with Prometheus). Each is cheap and never raises;
+    what can be read at any time (the queue, the operators) is read at scrape time instead."""
+
+    def call_created(self, channel: str) -> None: ...
+
+    def call_outcome(self, channel: str, outcome: CallOutcome) -> None: ...
+
+    def call_waited(self, channel: str, seconds: float) -> None:
+        """An answered call waited this long in the queue (since it was queued last)."""
+        ...
+
+    def media_unplaced(self) -> None:
+        """A new call's media found no media node that would take it: it goes on in chat."""
+        ...
+
+    def media_node_reported(self, node_id: str, load: LoadReport) -> None:
+        """One of this node's media nodes reported its load and counts."""
+        ...
+
+    def media_node_left(self, node_id: str) -> None: ...
+
+    def segment_stored(self) -> None: ...
+
+    def segment_not_stored(self, reason: StoreFailure) -> None: ...

@@ -1,4 +1,9 @@
-"""Probes for load balancers and orchestrators, and the metrics endpoint."""
+"""Probes for load balancers and orchestrators, and the metrics endpoint.
+
+The probes are open to anyone (a balancer must reach them); ``/metrics`` only to a connection
+from ``METRICS_NETWORKS``, judged by the TCP peer, never by a forwarded-for header: Prometheus
+scrapes each node directly, not through the proxy.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import logging
 
 from aiohttp import web
 
-from server.http import metrics
-from server.http.keys import OUTAGES_KEY, REDIS_KEY, REGISTRY_KEY, SERVICES_KEY
+from server.core.errors import ErrorCode
+from server.http.keys import METRICS_KEY, OUTAGES_KEY, REDIS_KEY, SERVICES_KEY
+from server.http.peer import networks, peer_within
 
 log = logging.getLogger("lifeline.health")
 routes = web.RouteTableDef()
@@ -53,4 +59,11 @@ async def readyz(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/metrics")
 async def metrics_endpoint(request: web.Request) -> web.StreamResponse:
-    return metrics.render(request.app[REGISTRY_KEY])
+    allowed = networks(request.app[SERVICES_KEY].settings.METRICS_NETWORKS)
+    if not peer_within(request, allowed):
+        code = ErrorCode.FORBIDDEN
+        message = "Metrics are served only to METRICS_NETWORKS"
+        return web.json_response(
+            {"error": {"code": code.value, "message": message}}, status=code.status
+        )
+    return await request.app[METRICS_KEY].render()

@@ -144,7 +144,7 @@ def _run_calls(
                     expect(citizen.locator("body")).to_have_attribute("data-ready", "true")
                     citizen.get_by_test_id("start-video-call").tap()
                     call_state = citizen.get_by_test_id("call-state")
-                    expect(call_state).to_have_attribute("data-state", "queued")
+                    expect(call_state).to_have_attribute("data-state", "queued", timeout=TIMEOUT_MS)
                     stored = json.loads(
                         citizen.evaluate("() => sessionStorage.getItem('lifeline.call')")
                     )
@@ -163,7 +163,7 @@ def _run_calls(
                     console.get_by_test_id("disposition").select_option("advice_given")
                     console.get_by_test_id("end-note").fill("bench")
                     console.get_by_test_id("end-confirm").click()
-                    expect(call_state).to_have_attribute("data-state", "ended")
+                    expect(call_state).to_have_attribute("data-state", "ended", timeout=TIMEOUT_MS)
                 finally:
                     phone.close()
             console_ctx.close()

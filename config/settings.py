@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     MEDIA_MAX_CPU_PERCENT: float = Field(default=85.0, ge=0)
     # ... and above this share of the whole machine's CPU (other processes starving this one).
     MEDIA_MAX_HOST_CPU_PERCENT: float = Field(default=95.0, ge=0)
+    # Below this many sessions a media node always takes a new call's media (its measured share
+    # of the calls: set it from `make bench`'s media rows); above it a signal refuses only when
+    # it has stayed over its threshold for MEDIA_OVERLOAD_SUSTAINED_SECS.
+    MEDIA_GUARANTEED_SESSIONS: int = Field(default=4, ge=0)
+    MEDIA_OVERLOAD_SUSTAINED_SECS: float = Field(default=5.0, ge=0)
     # Media worker processes per node (one per core on a busy node): each is a media node of
     # its own, addressed as ``node:<NODE_ID>.m<i>``. 0: media in the server process.
     MEDIA_WORKERS: int = Field(default=0, ge=0, le=64)

@@ -69,10 +69,19 @@ class Admission:
         max_loop_lag_ms: float,
         max_cpu_percent: float,
         max_host_cpu_percent: float = float("inf"),
+        guaranteed_sessions: int = 0,
+        sustained_secs: float = 0.0,
     ) -> None:
         self.max_loop_lag_ms = max_loop_lag_ms
         self.max_cpu_percent = max_cpu_percent
         self.max_host_cpu_percent = max_host_cpu_percent
+        # Below this many sessions a node always admits: its share of the calls is what it was
+        # measured to carry, and a refusal there would turn a caller away from an idle node
+        # because a browser or a backup beside it spiked the machine for a second.
+        self.guaranteed_sessions = guaranteed_sessions
+        # A signal refuses only once it has stayed over its threshold this long.
+        self.sustained_secs = sustained_secs
+        self._over_since: dict[RefusalCause, float] = {}
         self._lag_ms = 0.0
         self._cpu_percent = 0.0
         self._host_cpu_percent = 0.0
@@ -98,21 +107,44 @@ class Admission:
             round(self._lag_ms, 1), round(self._cpu_percent, 1), round(self._host_cpu_percent, 1)
         )
 
-    def fits(self) -> bool:
+    def fits(self, sessions: int = 0) -> bool:
         """Whether a new session would be admitted now (nothing logged: a load report asks)."""
-        return self._over(self.load) is None
+        return sessions < self.guaranteed_sessions or self._over(self.load) is None
+
+    def _signals(self, load: Load) -> list[RefusalCause]:
+        """The signals over their thresholds in this sample."""
+        over: list[RefusalCause] = []
+        if load.loop_lag_ms > self.max_loop_lag_ms:
+            over.append("loop_lag")
+        if load.cpu_percent > self.max_cpu_percent:
+            over.append("cpu")
+        if load.host_cpu_percent > self.max_host_cpu_percent:
+            over.append("host_cpu")
+        return over
 
     def _over(self, load: Load) -> RefusalCause | None:
-        """The first signal over its threshold, if any."""
-        if load.loop_lag_ms > self.max_loop_lag_ms:
-            return "loop_lag"
-        if load.cpu_percent > self.max_cpu_percent:
-            return "cpu"
-        if load.host_cpu_percent > self.max_host_cpu_percent:
-            return "host_cpu"
+        """The first signal over its threshold for the whole sustained window, if any."""
+        now = time.monotonic()
+        for cause in self._signals(load):
+            since = self._over_since.get(cause)
+            lasted = since is not None and now - since >= self.sustained_secs
+            if self.sustained_secs <= 0 or lasted:
+                return cause
         return None
 
-    def admit(self) -> bool:
+    def _track(self) -> None:
+        """After each sample: since when each signal has been over its threshold."""
+        over = set(self._signals(self.load))
+        now = time.monotonic()
+        for cause in over:
+            self._over_since.setdefault(cause, now)
+        for cause in set(self._over_since) - over:
+            del self._over_since[cause]
+
+    def admit(self, sessions: int = 0) -> bool:
+        """Whether a new session is taken, with ``sessions`` already on this node."""
+        if sessions < self.guaranteed_sessions:
+            return True
         load = self.load
         cause = self._over(load)
         if cause is not None:
@@ -137,6 +169,7 @@ class Admission:
             await asyncio.sleep(SAMPLE_EVERY_SECS)
             lag_ms = max(0.0, (loop.time() - before - SAMPLE_EVERY_SECS) * 1000)
             self._lag_ms += LAG_SMOOTHING * (lag_ms - self._lag_ms)
+            self._track()
             now = loop.time()
             if now - wall_started >= CPU_WINDOW_SECS:
                 cpu_now = time.process_time()

@@ -178,7 +178,7 @@ def load_of(hub: MediaHub, admission: Admission | None) -> LoadReport:
     load = admission.load
     return LoadReport(
         sessions=hub.session_count,
-        admit=admission.fits(),
+        admit=admission.fits(hub.session_count),
         loop_lag_ms=load.loop_lag_ms,
         cpu_percent=load.cpu_percent,
         host_cpu_percent=load.host_cpu_percent,

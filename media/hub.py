@@ -108,7 +108,7 @@ class MediaHub:
         session = self._sessions.get(call_id)
         if session is not None:
             return await session.citizen_offer(sdp)
-        if self.admission is not None and not self.admission.admit():
+        if self.admission is not None and not self.admission.admit(len(self._sessions)):
             raise AppError(ErrorCode.MEDIA_BUSY, "This media node takes no new calls now")
         session = MediaSession(
             call_id,
@@ -215,6 +215,8 @@ def hub_from_settings(
         max_loop_lag_ms=settings.MEDIA_MAX_LOOP_LAG_MS,
         max_cpu_percent=settings.MEDIA_MAX_CPU_PERCENT,
         max_host_cpu_percent=settings.MEDIA_MAX_HOST_CPU_PERCENT,
+        guaranteed_sessions=settings.MEDIA_GUARANTEED_SESSIONS,
+        sustained_secs=settings.MEDIA_OVERLOAD_SUSTAINED_SECS,
     )
     admission.start()
     return MediaHub(

@@ -49,6 +49,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         MEDIA_MAX_CPU_PERCENT=100_000,
         MEDIA_MAX_HOST_CPU_PERCENT=100_000,
         MEDIA_MAX_LOOP_LAG_MS=100_000,
+        # ... and a test that lowers a threshold sees its effect at once, whatever the count.
+        MEDIA_GUARANTEED_SESSIONS=0,
+        MEDIA_OVERLOAD_SUSTAINED_SECS=0,
     )
 
 

@@ -53,6 +53,48 @@ async def test_a_blocked_loop_is_seen_as_lag() -> None:
         await admission.close()
 
 
+async def test_below_its_guaranteed_share_a_node_admits_whatever_the_machine_says() -> None:
+    """A browser or a backup beside an idle node makes the machine look busy: a node with
+    fewer calls than its share still takes the next one."""
+    admission = Admission(
+        max_loop_lag_ms=1e9, max_cpu_percent=1e9, max_host_cpu_percent=0.0, guaranteed_sessions=2
+    )
+    admission.start()
+    try:
+        await wait_until(
+            lambda: admission.load.host_cpu_percent > 0, 5.0, "a sample of the machine's CPU"
+        )
+        assert admission.admit(sessions=0) and admission.admit(sessions=1)
+        assert admission.fits(1)
+        assert not admission.admit(sessions=2)  # past its share: the machine's CPU counts
+        assert admission.refused["host_cpu"] == 1
+    finally:
+        await admission.close()
+
+
+async def test_a_spike_shorter_than_the_window_refuses_nothing() -> None:
+    """Judged over a sustained window: a blocked loop for a moment is not an overload, a
+    blocked loop for longer than the window is."""
+    admission = Admission(max_loop_lag_ms=50, max_cpu_percent=1e9, sustained_secs=3.0)
+    admission.start()
+    try:
+        for _ in range(10):
+            time.sleep(0.12)  # noqa: ASYNC251  (hog the loop, as heavy media would)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.15)
+        assert admission.load.loop_lag_ms > 50
+        assert admission.admit(), "a spike shorter than the window refuses nothing"
+        started = time.monotonic()
+        while time.monotonic() - started < 3.5:  # over the threshold for longer than the window
+            time.sleep(0.12)  # noqa: ASYNC251
+            await asyncio.sleep(0)
+        assert admission.load.loop_lag_ms > 50
+        assert not admission.admit()
+        assert admission.refused["loop_lag"] == 1
+    finally:
+        await admission.close()
+
+
 async def test_an_overloaded_node_refuses_new_media_but_keeps_its_calls(client: Client) -> None:
     assert client.app is not None
     hub = client.app[MEDIA_HUB_KEY]
@@ -68,7 +110,11 @@ async def test_an_overloaded_node_refuses_new_media_but_keeps_its_calls(client: 
                 5.0,
                 "a CPU sample",
             )
-            hub.admission.max_cpu_percent = 0.0  # from now on, the node is "overloaded"
+            # From now on the node is "overloaded", at once (no window), with its one call
+            # already its whole guaranteed share.
+            hub.admission.sustained_secs = 0.0
+            hub.admission.guaranteed_sessions = 1
+            hub.admission.max_cpu_percent = 0.0
             async with citizen(client, refused["token"]) as second:
                 sdp = peers[0].pc.localDescription.sdp
                 reply = await second.call("media_offer", {"type": "offer", "sdp": sdp})

@@ -21,8 +21,9 @@ const STORAGE_KEY = 'lifeline.call';
 const PROMPT_TIMEOUT_MS = 10_000;
 /** Locations go out at most this often (a phone may report several fixes a second). */
 const LOCATION_INTERVAL_MS = 1000;
-// A node refusing new media (admission control) is not asked again at once.
-const MEDIA_BUSY_RETRY_MS = 10_000;
+// A refused offer is tried again soon: the next one may land on another media node, or on
+// this one once the load has passed; the operator must not wait for the picture.
+const MEDIA_BUSY_RETRY_MS = 1500;
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 

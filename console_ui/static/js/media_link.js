@@ -9,7 +9,7 @@ const STATS_INTERVAL_MS = 1000;
 /** A link "disconnected" this long is replaced by a new one (ICE alone would take ~30 s). */
 const DISCONNECTED_GRACE_MS = 2500;
 /** A refused or lost offer is tried again after this, unless its error code says otherwise. */
-const RETRY_MS = 3000;
+const RETRY_MS = 1500;
 
 /**
  * Opens a peer connection to the server and negotiates it. The offer goes at once; candidates

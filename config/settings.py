@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8080, ge=0, le=65535)
     DATA_DIR: Path = Path("./var")
+    # Recordings, snapshots and photos, by key (server/core/storage.py); unset: DATA_DIR/files.
+    # In scale-out every node and media worker mounts the same one (NFS or the like).
+    STORAGE_DIR: Path | None = None
     DATABASE_URL: str = ""
     REDIS_URL: str = ""
     REQUIRE_TOTP: bool = True
@@ -194,6 +197,11 @@ class Settings(BaseSettings):
                     raise ValueError(f"not a STUN/TURN URL: {url}")
         return value
 
+    @field_validator("STORAGE_DIR", mode="before")
+    @classmethod
+    def _storage_dir(cls, value: Any) -> Any:
+        return None if value == "" else value  # LIFELINE_STORAGE_DIR= : the default
+
     @field_validator("PSEUDONYM_KEY")
     @classmethod
     def _pseudonym_key(cls, value: str) -> str:
@@ -268,6 +276,11 @@ class Settings(BaseSettings):
         if self.DATABASE_URL:
             return self.DATABASE_URL
         return f"sqlite+aiosqlite:///{(self.DATA_DIR / 'lifeline.db').resolve()}"
+
+    @property
+    def storage_dir(self) -> Path:
+        """Where stored files live: ``STORAGE_DIR``, else ``files`` under ``DATA_DIR``."""
+        return self.STORAGE_DIR if self.STORAGE_DIR is not None else self.DATA_DIR / "files"
 
     @property
     def report_area(self) -> tuple[float, float, float, float]:

@@ -16,6 +16,7 @@ from media.session import CITIZEN, MediaConfig, MediaSession
 from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
 from server.core.media_rpc import ClosedSegment
+from server.core.storage import RECORDINGS
 
 __all__ = ["CITIZEN", "MediaHub"]
 
@@ -220,7 +221,7 @@ def hub_from_settings(
     )
     admission.start()
     return MediaHub(
-        recordings_dir=settings.DATA_DIR / "recordings",
+        recordings_dir=settings.storage_dir / RECORDINGS,
         ice_servers=settings.ICE_SERVERS,
         media_addresses=settings.MEDIA_ADDRESSES,
         peer_networks=settings.MEDIA_PEER_NETWORKS,

@@ -19,7 +19,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import av
@@ -27,6 +27,7 @@ import av
 from media.passthrough import EncodedFrame
 from server.core.clock import Clock
 from server.core.media_rpc import ClosedSegment
+from server.core.storage import recording_key
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,7 @@ class _SegmentTimeline:
 @dataclass
 class _OpenSegment:
     number: int
+    key: str
     has_video: bool
     writer: _SegmentWriter
     started_at: datetime
@@ -234,7 +236,9 @@ class Recording:
         log_name: str = "",
         totals: Counter[str] | None = None,
     ) -> None:
-        """``first_segment``: a call whose media moved here (its node died) goes on numbering
+        """``directory``: ``recordings`` under the storage root (a segment's key is
+        ``recordings/<call>/segment-NNNN.mkv``, its file that key under the root).
+        ``first_segment``: a call whose media moved here (its node died) goes on numbering
         after the segments already stored. ``log_name``: how the logs name the call (never by
         its id, nor by a path holding it, when it is an internal-security call). ``totals``:
         the media node's counts, shared by its calls (segments_written, segments_failed,
@@ -340,18 +344,23 @@ class Recording:
             return False
         return age_secs >= self._segment_secs
 
+    def _file(self, number: int) -> tuple[str, Path]:
+        key = recording_key(self.call_id, number)
+        return key, self._directory / self.call_id / PurePosixPath(key).name
+
     def _open(self, first: EncodedFrame) -> _OpenSegment:
         self._numbers += 1
-        path = self._directory / self.call_id / f"segment-{self._numbers:04d}.mkv"
+        key, path = self._file(self._numbers)
         while path.exists():  # evidence is never overwritten: a moved call's files stay
             self._numbers += 1
-            path = self._directory / self.call_id / f"segment-{self._numbers:04d}.mkv"
+            key, path = self._file(self._numbers)
         self._keyframe_asked_for_rotation = False
         video_size = vp8_size(first.data) if first.kind == "video" else None
         origin = min([first.arrival] + [f.arrival for _, f in self._pending_audio])
         segment = _OpenSegment(
             number=self._numbers,
             has_video=video_size is not None,
+            key=key,
             writer=_SegmentWriter(path, video_size, asyncio.get_running_loop()),
             started_at=self._clock.now(),
             timeline=_SegmentTimeline(origin=origin),
@@ -398,6 +407,7 @@ class Recording:
         closed = ClosedSegment(
             call_id=self.call_id,
             segment=segment.number,
+            key=segment.key,
             path=segment.writer.path,
             started_at=segment.started_at,
             ended_at=ended_at,

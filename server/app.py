@@ -24,12 +24,14 @@ from server.core.clock import Clock, SystemClock
 from server.core.media_rpc import ClosedSegment, LoadReport
 from server.core.outages import Outages
 from server.core.services import Services
+from server.core.storage import FileStorage
 from server.core.work_pool import WorkPool
 from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.http import admin, health, open311, page_routes, security
 from server.http import calls as call_routes
 from server.http import photos as call_photos
+from server.http import recordings as call_recordings
 from server.http.access_log import echo_request_id, request_id_middleware
 from server.http.auth import routes as auth_routes
 from server.http.auth.sessions import session_middleware
@@ -196,6 +198,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             pseudonyms=pseudonyms,
             image_pool=image_pool,
             telemetry=app[METRICS_KEY],
+            storage=FileStorage(settings.storage_dir),
         )
         services_box.append(services)
         app[SERVICES_KEY] = services
@@ -273,6 +276,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         threat_categories.routes,
         open311.routes,
         call_photos.routes,
+        call_recordings.routes,
     ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)

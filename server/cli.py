@@ -70,12 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
     if args.command == "migrate":
-        upgrade(settings.database_url)
+        upgrade(settings.database_url, storage_dir=settings.storage_dir, data_dir=settings.DATA_DIR)
         print(f"database at the newest schema: {_redacted(settings.database_url)}")
         return 0
     if args.command == "run":
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-        upgrade(settings.database_url)
+        upgrade(settings.database_url, storage_dir=settings.storage_dir, data_dir=settings.DATA_DIR)
         return asyncio.run(_run(settings))
     try:
         if args.command == "users":

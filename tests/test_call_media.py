@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import time
-from pathlib import Path
 
 import av
 import cv2
@@ -23,6 +22,7 @@ from sqlmodel import col, select
 from media.ice import count_candidates
 from media.session import KEYFRAME_MIN_INTERVAL_SECS, MAX_CANDIDATES_PER_PEER
 from server.core.clock import FrozenClock
+from server.core.storage import Storage
 from server.db.models import AuditEntry, Recording
 from server.http.keys import SERVICES_KEY
 from server.node import MEDIA_HUB_KEY
@@ -40,9 +40,10 @@ from tests.staff import Client, add_account, another_browser, sign_in
 MEDIA_TIMEOUT_SECS = 20.0
 
 
-def _check_segment(segment: Recording) -> float:
-    """The file is the one hashed, and plays with video and audio; returns its seconds."""
-    path = Path(segment.path)
+def _check_segment(storage: Storage, segment: Recording) -> float:
+    """The file the row's key names is the one hashed, and plays with video and audio;
+    returns its seconds."""
+    path = storage.path(segment.path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == segment.sha256
     assert path.stat().st_size == segment.size_bytes
     with av.open(str(path)) as container:
@@ -135,7 +136,8 @@ async def test_a_recorded_call_with_a_reload(
             )
         ).all()
     assert [s.segment for s in segments] == [1, 2]
-    recorded_secs = sum([_check_segment(segment) for segment in segments])
+    storage = client.app[SERVICES_KEY].storage
+    recorded_secs = sum([_check_segment(storage, segment) for segment in segments])
     assert abs(recorded_secs - call_secs) <= 2.0, (recorded_secs, call_secs)
     assert sorted(e.subject for e in closed) == [f"call:{call_id}"] * 2
     assert {s.sha256 for s in segments} == {json.loads(e.data)["sha256"] for e in closed}

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 import socketio
@@ -26,6 +25,7 @@ from media.hub import MediaHub
 from server.app import create_app
 from server.core.clock import FrozenClock, SystemClock
 from server.core.media_rpc import LOAD, NAMESPACE, SEGMENT_CLOSED, ClosedSegment
+from server.core.storage import RECORDINGS
 from server.db.models import Call, Recording
 from server.http.keys import SERVICES_KEY
 from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY
@@ -67,7 +67,7 @@ async def media_node(client: Client, node_id: str) -> AsyncIterator[MediaAgent]:
         await agents[0].segment_closed(segment)
 
     hub = MediaHub(
-        recordings_dir=settings.DATA_DIR / "recordings",
+        recordings_dir=settings.storage_dir / RECORDINGS,
         ice_servers=[],
         media_addresses=settings.MEDIA_ADDRESSES,
         peer_networks=settings.MEDIA_PEER_NETWORKS,
@@ -101,8 +101,11 @@ async def _segments(client: Client, call_id: str) -> list[Recording]:
         return list(rows.all())
 
 
-def _sha256_of(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def _sha256_of(client: Client, key: str) -> str:
+    """The hash of the file a row's key names, read through the node's storage."""
+    assert client.app is not None
+    path = client.app[SERVICES_KEY].storage.path(key)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 async def _media_node_of(client: Client, call_id: str) -> str | None:
@@ -162,7 +165,7 @@ async def test_a_call_whose_media_is_in_a_media_node(client: Client, operator: C
                 break
             await asyncio.sleep(0.05)
     assert [(s.segment, s.media_node) for s in segments] == [(1, "test.m1")]
-    assert _sha256_of(segments[0].path) == segments[0].sha256
+    assert _sha256_of(client, segments[0].path) == segments[0].sha256
     assert (await client.app[SERVICES_KEY].audit.verify()).ok
 
 
@@ -212,7 +215,7 @@ async def test_media_moves_when_its_media_node_goes(client: Client, operator: Cl
     ]
     assert len({s.path for s in segments}) == 2
     for segment in segments:
-        assert _sha256_of(segment.path) == segment.sha256
+        assert _sha256_of(client, segment.path) == segment.sha256
 
 
 async def test_with_no_media_node_the_call_still_queues(client: Client) -> None:

@@ -11,7 +11,6 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,7 +83,8 @@ async def test_photo_public_copy_has_no_gps_and_the_original_hash_is_kept(
             await session.exec(select(ReportPhoto).where(col(ReportPhoto.report_id) == body["id"]))
         ).one()
     assert row.sha256 == hashlib.sha256(photo).hexdigest()
-    assert await asyncio.to_thread(Path(row.original_path).read_bytes) == photo
+    storage = client.app[SERVICES_KEY].storage
+    assert await asyncio.to_thread(storage.path(row.original_path).read_bytes) == photo
 
     served = await client.get(f"/api/reports/{body['id']}/photos/1")
     assert served.status == 200
@@ -334,7 +334,7 @@ async def test_bad_input_is_refused_and_changes_nothing(client: Client, settings
     )
     assert await report_count(client) == 0
     assert "report_created" not in await audit_actions(client)
-    assert not (settings.DATA_DIR / "reports").exists()
+    assert not (settings.storage_dir / "reports").exists()
     # A bad request used none of the day's limit, and exactly 500 characters is fine.
     await created(await post_report(client, description="y" * 500))
 

@@ -13,7 +13,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +26,7 @@ from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
 from server.core.events import ChatMessageEvent, LocationEvent, PhotoEvent
 from server.core.services import Services
+from server.core.storage import photo_key, snapshot_key
 from server.db.engine import Database
 from server.db.models import Call, CallPhoto, CallState, ChatMessage, LocationSample, Snapshot
 from server.state.ratelimit import Exceeded, parse_rules
@@ -212,11 +212,6 @@ async def do_send_location(
 # --- photos and snapshots ----------------------------------------------------------------------
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
 def _photo_limit(reason: str, over: Exceeded) -> AppError:
     return AppError(
         ErrorCode.PHOTO_LIMIT,
@@ -251,16 +246,15 @@ async def do_store_photo(services: Services, call: Call, data: bytes) -> PhotoEv
     in the audit chain. Sniffed on the node's image pool, ahead of report photos."""
     await check_photo_quota(services, call, len(data))
     image = await services.image_pool.run(partial(sniff_image, data), urgent=True)
-    directory = services.settings.DATA_DIR / "photos" / call.id
     audit = services.audit
     async with audit.transaction() as session:
         seq, _state = await next_seq_and_state(session, call.id)
-        path = directory / f"{seq:06d}-{image.sha256[:12]}.{image.extension}"
-        await asyncio.to_thread(_write, path, image.data)
+        key = photo_key(call.id, seq, image.sha256, image.extension)
+        await asyncio.to_thread(services.storage.put, key, image.data)
         photo = CallPhoto(
             call_id=call.id,
             seq=seq,
-            path=str(path),
+            path=key,
             content_type=image.content_type,
             sha256=image.sha256,
             size_bytes=len(image.data),
@@ -310,15 +304,14 @@ async def do_take_snapshot(services: Services, call: Call, staff: StaffContext) 
     jpeg = await services.media.snapshot(call.id)
     now = services.clock.now()
     digest = hashlib.sha256(jpeg).hexdigest()
-    directory = services.settings.DATA_DIR / "snapshots" / call.id
-    path = directory / f"{now:%Y%m%dT%H%M%S%f}-{digest[:12]}.jpg"
-    await asyncio.to_thread(_write, path, jpeg)
+    key = snapshot_key(call.id, now, digest)
+    await asyncio.to_thread(services.storage.put, key, jpeg)
     audit = services.audit
     async with audit.transaction() as session:
         snapshot = Snapshot(
             call_id=call.id,
             taken_by=staff.user_id,
-            path=str(path),
+            path=key,
             sha256=digest,
             size_bytes=len(jpeg),
             at=now,

@@ -1,14 +1,16 @@
 """Evidence from the media layer: each closed recording segment is stored with its SHA-256 and
-entered in the audit chain, in one transaction."""
+entered in the audit chain, in one transaction; staff who may see a call read its segments."""
 
 from __future__ import annotations
 
 from sqlmodel import col, select
 
+from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
 from server.core.media_rpc import ClosedSegment
 from server.core.services import Services
-from server.db.models import Recording
+from server.core.storage import check_key
+from server.db.models import Call, Recording
 
 
 async def record_segment(
@@ -59,7 +61,7 @@ async def _store(services: Services, segment: ClosedSegment, media_node: str | N
             Recording(
                 call_id=segment.call_id,
                 segment=segment.segment,
-                path=str(segment.path),
+                path=check_key(segment.key),
                 media_node=media_node or services.settings.NODE_ID,
                 started_at=segment.started_at,
                 ended_at=segment.ended_at,
@@ -81,3 +83,27 @@ async def _store(services: Services, segment: ClosedSegment, media_node: str | N
             },
         )
     return True
+
+
+async def view_recording(
+    services: Services, call: Call, segment: int, staff: StaffContext
+) -> Recording:
+    """A stored segment of the call (already checked: its operator or a supervisor); every
+    view is audited, as a snapshot's is."""
+    async with services.db.session() as session:
+        stored = (
+            await session.exec(
+                select(Recording).where(
+                    col(Recording.call_id) == call.id, col(Recording.segment) == segment
+                )
+            )
+        ).first()
+    if stored is None:
+        raise AppError(ErrorCode.RECORDING_NOT_FOUND, "No such segment of this call's recording")
+    await services.audit.append(
+        actor=staff.username,
+        action="recording_viewed",
+        subject=f"call:{call.id}",
+        data={"segment": stored.segment, "sha256": stored.sha256},
+    )
+    return stored

@@ -82,6 +82,7 @@ class ErrorCode(enum.StrEnum):
     CHAT_CONFLICT = "chat_conflict", 409
     SNAPSHOT_NOT_FOUND = "snapshot_not_found", 404
     PHOTO_NOT_FOUND = "photo_not_found", 404
+    RECORDING_NOT_FOUND = "recording_not_found", 404
     PHOTO_REQUIRED = "photo_required", 400
     NO_LOCATION = "no_location", 409
 
@@ -94,6 +95,8 @@ class ErrorCode(enum.StrEnum):
     MEDIA_UNREACHABLE = "media_unreachable", 503
     MEDIA_FAILED = "media_failed", 502
     SEGMENT_CONFLICT = "segment_conflict", 409
+    # A stored file the database names is not in this node's storage (STORAGE_DIR unshared).
+    FILE_UNAVAILABLE = "file_unavailable", 503
 
     # Uploads.
     NOT_AN_IMAGE = "not_an_image", 400

@@ -233,6 +233,8 @@ class ClosedSegment(Wire):
 
     call_id: CallId
     segment: int = Field(ge=1)
+    # What the database keeps (server/core/storage.py); ``path``: the file on the media node.
+    key: str = Field(min_length=1, max_length=512)
     path: Path
     started_at: datetime
     ended_at: datetime

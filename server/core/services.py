@@ -14,6 +14,7 @@ from config import Settings
 from server.core.background import Background
 from server.core.clock import Clock
 from server.core.ports import Media, MediaNodes, Notifier, Presence, Telemetry
+from server.core.storage import Storage
 from server.core.work_pool import WorkPool
 
 if TYPE_CHECKING:  # the store sits above the core: the core names its types, never imports them
@@ -38,5 +39,7 @@ class Services:
     pseudonyms: Pseudonyms
     # Decoding and re-encoding uploaded images: a few threads of the node and a bounded line.
     image_pool: WorkPool
+    # Recordings, snapshots and photos by key, under the root every node shares.
+    storage: Storage
     # Counts of what happens (calls' outcomes, segments stored): the metrics' events.
     telemetry: Telemetry

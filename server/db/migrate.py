@@ -16,6 +16,12 @@ from server.db.engine import make_engine
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
+# What a migration of stored files' rows needs to know (0008: paths to keys), in
+# ``Config.attributes``; without them it reads the settings from the environment.
+STORAGE_DIR_ATTRIBUTE = "storage_dir"
+DATA_DIR_ATTRIBUTE = "data_dir"
+
+
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -23,9 +29,31 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision``; runs its own event loop (env.py)."""
-    command.upgrade(alembic_config(url), revision)
+def _with_files(url: str, storage_dir: Path | None, data_dir: Path | None) -> Config:
+    config = alembic_config(url)
+    if storage_dir is not None and data_dir is not None:
+        config.attributes[STORAGE_DIR_ATTRIBUTE] = storage_dir
+        config.attributes[DATA_DIR_ATTRIBUTE] = data_dir
+    return config
+
+
+def upgrade(
+    url: str,
+    revision: str = "head",
+    *,
+    storage_dir: Path | None = None,
+    data_dir: Path | None = None,
+) -> None:
+    """Bring the database at ``url`` to ``revision``; runs its own event loop (env.py).
+    ``storage_dir`` and ``data_dir``: the node's, for the rows that name stored files."""
+    command.upgrade(_with_files(url, storage_dir, data_dir), revision)
+
+
+def downgrade(
+    url: str, revision: str, *, storage_dir: Path | None = None, data_dir: Path | None = None
+) -> None:
+    """Back to ``revision`` (what a test of a migration's way down runs)."""
+    command.downgrade(_with_files(url, storage_dir, data_dir), revision)
 
 
 async def current_revision(url: str) -> str | None:

@@ -110,4 +110,6 @@ async def snapshot_image(request: web.Request) -> web.StreamResponse:
     snapshot = await call_events.view_snapshot(
         services, call, int(request.match_info["snapshot_id"]), staff
     )
-    return await stored_file_response(snapshot.path, "image/jpeg", snapshot.sha256)
+    return await stored_file_response(
+        services.storage, snapshot.path, "image/jpeg", snapshot.sha256
+    )

@@ -51,4 +51,6 @@ async def photo_file(request: web.Request) -> web.StreamResponse:
         viewer = require_staff(request, CONSOLE_ROLES)
         await calls.check_call_for_staff(services, call_id, viewer, must_own=True)
     photo = await call_events.view_photo(services, call_id, int(request.match_info["seq"]), viewer)
-    return await stored_file_response(photo.path, photo.content_type, photo.sha256)
+    return await stored_file_response(
+        services.storage, photo.path, photo.content_type, photo.sha256
+    )

@@ -1,16 +1,21 @@
 """Request bodies: only the few upload routes may carry one up to ``MAX_UPLOAD_BYTES``; every
-other body is held to ``MAX_BODY_BYTES``. Stored files go back with the hash they were stored with.
+other body is held to ``MAX_BODY_BYTES``. Stored files go back from the storage (any node reads
+what another stored) with the hash they were stored with.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from pathlib import Path
 
 from aiohttp import web
 
+from server.core.errors import AppError, ErrorCode
+from server.core.storage import Storage
 from server.http.keys import SERVICES_KEY, Handler
+
+log = logging.getLogger("lifeline.http")
 
 # Routes whose bodies may be as large as MAX_UPLOAD_BYTES.
 UPLOAD_PATHS = re.compile(r"^/api/calls/[^/]+/photos$|^/api/reports$|^/open311/v2/requests\.json$")
@@ -33,21 +38,35 @@ STORED_FILE_CSP = "sandbox; default-src 'none'"
 
 
 async def stored_file_response(
-    path: str,
+    storage: Storage,
+    key: str,
     content_type: str,
     sha256: str,
     cache: str = "no-store",
     *,
     download_as: str | None = None,
-) -> web.Response:
-    """A stored image or recording, read off the event loop, with the hash it was stored with;
-    ``download_as`` serves it as an attachment of that name (an original, never shown inline)."""
-    data = await asyncio.to_thread(Path(path).read_bytes)
+) -> web.StreamResponse:
+    """A stored image or recording, streamed from the storage's file, with the hash it was
+    stored with; ``download_as`` serves it as an attachment of that name (an original, never
+    shown inline).
+
+    Raises:
+        AppError: ``FILE_UNAVAILABLE``, the database names a file this node's storage lacks
+            (a ``STORAGE_DIR`` not shared by every node, or not mounted).
+    """
+    path = storage.path(key)
+    if not await asyncio.to_thread(path.is_file):
+        # Not the key: it holds the call's id, and the call may be a hidden one.
+        log.error("stored file missing", extra={"kind": key.split("/", 1)[0]})
+        raise AppError(
+            ErrorCode.FILE_UNAVAILABLE, "The file is not in this node's storage at the moment"
+        )
     headers = {
         "Cache-Control": cache,
+        "Content-Type": content_type,
         "X-Content-SHA256": sha256,
         "Content-Security-Policy": STORED_FILE_CSP,
     }
     if download_as is not None:
         headers["Content-Disposition"] = f'attachment; filename="{download_as}"'
-    return web.Response(body=data, content_type=content_type, headers=headers)
+    return web.FileResponse(path, headers=headers)

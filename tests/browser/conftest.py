@@ -45,11 +45,21 @@ class RunningServer:
         return self.urls["citizen"].rstrip("/")
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> RunningServer:
-    """Start `python -m server run --port 0` on a fresh database; wait for its URL lines."""
-    if stores.SCALE_OUT:
-        stores.reset_postgres_schema()  # a fresh deployment: `run` migrates it itself
-    stores.flush_redis()
+def start_server(
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    port: int = 0,
+    fresh_stores: bool = True,
+) -> RunningServer:
+    """Start `python -m server run --port PORT` on a fresh database; wait for its URL lines.
+
+    ``fresh_stores=False``: another node of the same deployment, on the database and Redis the
+    first one prepared. A database or Redis URL in ``extra_env`` is used in either mode."""
+    if fresh_stores:
+        if stores.SCALE_OUT:
+            stores.reset_postgres_schema()  # a fresh deployment: `run` migrates it itself
+        stores.flush_redis()
     env = {
         **os.environ,
         "LIFELINE_DATA_DIR": str(data_dir),
@@ -66,10 +76,11 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
         **(extra_env or {}),
     }
     if not stores.SCALE_OUT:
-        env.pop("LIFELINE_DATABASE_URL", None)
-        env.pop("LIFELINE_REDIS_URL", None)
+        for name in ("LIFELINE_DATABASE_URL", "LIFELINE_REDIS_URL"):
+            if name not in (extra_env or {}):
+                env.pop(name, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -133,23 +144,28 @@ def stop_server(server: RunningServer) -> None:
         server.process.stdout.close()
 
 
-# The call's media node and recordings, read with the server's own settings.
+# The call's media node and recordings, read with the server's own settings: each segment's
+# storage key, and the file it names under the server's STORAGE_DIR.
 CALL_MEDIA_PY = """
 import asyncio, json, sys
 from sqlmodel import col, select
 from config import load_settings
+from server.core.storage import FileStorage
 from server.db.engine import Database
 from server.db.models import Call, Recording
 
 async def main() -> None:
-    db = Database(load_settings().database_url)
+    settings = load_settings()
+    storage = FileStorage(settings.storage_dir)
+    db = Database(settings.database_url)
     async with db.session() as session:
         call = await session.get(Call, sys.argv[1])
         rows = (await session.exec(select(Recording).where(col(Recording.call_id) == sys.argv[1])
                 .order_by(col(Recording.segment)))).all()
     await db.close()
     print(json.dumps({"media_node": call.media_node, "recordings": [
-        {"segment": r.segment, "media_node": r.media_node, "path": r.path, "sha256": r.sha256}
+        {"segment": r.segment, "media_node": r.media_node, "key": r.path,
+         "path": str(storage.path(r.path)), "sha256": r.sha256}
         for r in rows]}))
 
 asyncio.run(main())

@@ -15,7 +15,6 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from PIL import Image, ImageOps
 
@@ -26,6 +25,7 @@ from server.actions.uploads import (
     read_header,
 )
 from server.core.services import Services
+from server.core.storage import Storage, report_photo_key
 
 # The public copy is for a map popup and a phone screen; the original keeps every pixel.
 PUBLIC_MAX_SIDE_PX = 2048
@@ -74,18 +74,19 @@ async def prepare_photos(services: Services, files: Sequence[bytes]) -> list[Pre
     return [await services.image_pool.run(partial(prepare_photo, data)) for data in files]
 
 
-def report_dir(data_dir: Path, report_id: int) -> Path:
-    return data_dir / "reports" / str(report_id)
-
-
-def write_photos(directory: Path, photos: Sequence[PreparedPhoto]) -> list[tuple[Path, Path]]:
-    """Each photo's original and public copy, as files numbered from 1. Blocking: a thread's."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
+def store_photos(
+    storage: Storage, report_id: int, photos: Sequence[PreparedPhoto]
+) -> list[tuple[str, str]]:
+    """Each photo's original and public copy, numbered from 1; their keys. Blocking: a
+    thread's."""
+    keys = []
     for n, photo in enumerate(photos, start=1):
-        original = directory / f"{n}-original.{photo.original.extension}"
-        public = directory / f"{n}-public.jpg"
-        original.write_bytes(photo.original.data)
-        public.write_bytes(photo.public)
-        paths.append((original, public))
-    return paths
+        original = photo.original
+        original_key = report_photo_key(
+            report_id, n, original.sha256, f"original.{original.extension}"
+        )
+        public_key = report_photo_key(report_id, n, photo.public_sha256, "public.jpg")
+        storage.put(original_key, original.data)
+        storage.put(public_key, photo.public)
+        keys.append((original_key, public_key))
+    return keys

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.actions.threats.fields import ReportInput
-from server.actions.threats.photos import PreparedPhoto, report_dir, write_photos
+from server.actions.threats.photos import PreparedPhoto, store_photos
 from server.actions.threats.views import staff_view
 from server.core.events import ReportNewEvent, StaffReport
 from server.core.services import Services
@@ -82,18 +82,17 @@ async def do_create_report(
         session.add(row)
         await session.flush()
         assert row.id is not None
-        directory = report_dir(services.settings.DATA_DIR, row.id)
-        paths = await asyncio.to_thread(write_photos, directory, photos)
-        for n, (photo, (original, public)) in enumerate(zip(photos, paths, strict=True), 1):
+        keys = await asyncio.to_thread(store_photos, services.storage, row.id, photos)
+        for n, (photo, (original, public)) in enumerate(zip(photos, keys, strict=True), 1):
             session.add(
                 ReportPhoto(
                     report_id=row.id,
                     n=n,
-                    original_path=str(original),
+                    original_path=original,
                     content_type=photo.original.content_type,
                     sha256=photo.original.sha256,
                     size_bytes=len(photo.original.data),
-                    public_path=str(public),
+                    public_path=public,
                     public_sha256=photo.public_sha256,
                     width=photo.original.width,
                     height=photo.original.height,

@@ -115,11 +115,16 @@ async def reports_csv(request: web.Request) -> web.StreamResponse:
 @routes.get(r"/api/reports/{report_id:\d+}/photos/{n:\d+}")
 async def public_photo(request: web.Request) -> web.StreamResponse:
     """The public copy: re-encoded, without EXIF. The original is for staff only."""
+    services = request.app[SERVICES_KEY]
     photo = await public.public_photo(
-        request.app[SERVICES_KEY], report_id=report_id_of(request), n=int(request.match_info["n"])
+        services, report_id=report_id_of(request), n=int(request.match_info["n"])
     )
     return await stored_file_response(
-        photo.public_path, "image/jpeg", photo.public_sha256, cache=PUBLIC_PHOTO_CACHE
+        services.storage,
+        photo.public_path,
+        "image/jpeg",
+        photo.public_sha256,
+        cache=PUBLIC_PHOTO_CACHE,
     )
 
 

@@ -129,14 +129,16 @@ async def staff_from_call(request: web.Request) -> web.StreamResponse:
 async def staff_original_photo(request: web.Request) -> web.StreamResponse:
     """The photo as sent (EXIF included): evidence, for staff, every view audited."""
     staff = require_staff(request, REPORT_DESK_ROLES)
+    services = request.app[SERVICES_KEY]
     photo = await desk.do_view_original_photo(
-        request.app[SERVICES_KEY],
+        services,
         report_id=report_id_of(request),
         n=int(request.match_info["n"]),
         staff=staff,
     )
     extension = photo.content_type.rsplit("/", 1)[-1].replace("jpeg", "jpg")
     return await stored_file_response(
+        services.storage,
         photo.original_path,
         photo.content_type,
         photo.sha256,

@@ -8,9 +8,16 @@ SCALEOUT_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 SCALEOUT_REDIS_URL    ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: setup install vendor migrate run test test-embedded test-scaleout lint bench clean
+.PHONY: setup system-packages install install-prod vendor migrate run test test-embedded \
+  test-scaleout lint bench clean
 
-setup: install vendor migrate
+setup: system-packages install vendor migrate
+
+# What the tests need from Debian (Chromium, fonts, nginx, coturn, systemd-analyze, sqlite3,
+# Node.js):
+# installed with apt-get as root, else named in one line (tools/system-packages.sh).
+system-packages:
+	@sh tools/system-packages.sh
 
 install: $(VENV)/.installed
 
@@ -19,6 +26,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# A production node: the runtime dependencies only, no test or lint tools, and no Node.js: the
+# page libraries come from `make vendor`, which a release build runs once, shipping
+# console_ui/static/vendor/ in the tree it installs (docs/operations.md).
+install-prod:
+	@test -f $(VENDOR)/socket.io-client/socket.io.esm.min.js || { \
+	  echo "install-prod: $(VENDOR) is empty: run 'make vendor' where Node.js is, then copy the tree" >&2; \
+	  exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

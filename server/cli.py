@@ -1,4 +1,5 @@
-"""The command line: ``run``, ``migrate``, ``users``, ``evidence`` (docs/interfaces.md)."""
+"""The command line: ``run``, ``migrate``, ``backup``, ``users``, ``evidence``
+(docs/interfaces.md)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
@@ -19,6 +22,7 @@ from server.core.logs import setup_logging
 from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.db.migrate import upgrade
+from server.notify import sd_notify
 from server.security.passwords import PROBLEM_TEXTS, password_problem
 from server.security.totp import provisioning_uri
 
@@ -40,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host")
     run.add_argument("--port", type=int)
     sub.add_parser("migrate", help="bring the database to the newest schema")
+    backup = sub.add_parser("backup", help="copy the embedded database while it serves")
+    backup.add_argument("destination", type=Path, help="a new file")
     users = sub.add_parser("users", help="staff accounts").add_subparsers(
         dest="users_command", required=True
     )
@@ -77,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         upgrade(settings.database_url, storage_dir=settings.storage_dir, data_dir=settings.DATA_DIR)
         return asyncio.run(_run(settings))
+    if args.command == "backup":
+        return _backup(settings, args.destination)
     try:
         if args.command == "users":
             return asyncio.run(_users_add(settings, args.name, args.role, args.password_stdin))
@@ -146,12 +154,15 @@ async def _run(settings: Settings) -> int:
         )
     if not settings.REQUIRE_TOTP:
         print("warning: LIFELINE_REQUIRE_TOTP=false: no second factor, demo use only", flush=True)
+    # Under systemd (Type=notify): the node listens and its media nodes are up.
+    sd_notify("READY=1")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
+        sd_notify("STOPPING=1")
     finally:
         # Media first: the workers' last segments are stored while the node still runs.
         with contextlib.suppress(Exception):
@@ -159,6 +170,51 @@ async def _run(settings: Settings) -> int:
         with contextlib.suppress(Exception):
             await runner.cleanup()
     return 0
+
+
+def _backup(settings: Settings, destination: Path) -> int:
+    """Copy the embedded database with SQLite's online backup while nodes write to it.
+
+    The copy is one consistent snapshot, made one self-contained file (no -wal beside it) and
+    checked (SQLite's integrity check, then the audit chain) before it is called a backup.
+    PostgreSQL has pg_dump for this (docs/backup.md).
+    """
+    url = settings.database_url
+    if not url.startswith("sqlite"):
+        print(
+            "error: the database is PostgreSQL: back it up with pg_dump (docs/backup.md)",
+            file=sys.stderr,
+        )
+        return 2
+    source = Path(url.split(":///", 1)[1])
+    if not source.is_file():
+        print(f"error: no database at {source}", file=sys.stderr)
+        return 1
+    if destination.exists():
+        print(f"error: {destination} exists; name a new file", file=sys.stderr)
+        return 2
+    with (
+        contextlib.closing(sqlite3.connect(source, timeout=30)) as src,
+        contextlib.closing(sqlite3.connect(destination)) as dst,
+    ):
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+        integrity = dst.execute("PRAGMA integrity_check").fetchone()[0]
+    if integrity != "ok":
+        print(
+            f"error: the copy at {destination} fails its integrity check: {integrity}",
+            file=sys.stderr,
+        )
+        return 1
+    copy = settings.model_copy(
+        update={"DATABASE_URL": f"sqlite+aiosqlite:///{destination.resolve()}"}
+    )
+    code = asyncio.run(_verify(copy))
+    with contextlib.closing(sqlite3.connect(destination)) as dst:
+        dst.execute("PRAGMA journal_mode=DELETE")  # the engine opened it in WAL mode
+    if code == 0:
+        print(f"database copied to {destination}")
+    return code
 
 
 async def _users_add(settings: Settings, name: str, role: str, password_stdin: bool) -> int:

@@ -287,6 +287,7 @@ def test_every_page_renders(lang: str, pages: Pages, catalogues: dict[str, dict[
             "csrf_token": "csrf-value",
             "require_totp": False,
             "map_tile_url": "",
+            "ice_transport_policy": "all",
             "request_path": "/",
             "static": lambda path: f"/static/{path}",
             "min_length": 12,

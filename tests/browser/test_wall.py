@@ -132,6 +132,11 @@ def test_a_flooding_callers_call_is_marked_and_listed_last(
     secret = add_staff(wall_server, "op10", "operator")
     operator = browser.new_page(viewport={"width": 1920, "height": 1080})
     sign_in(operator, wall_server.base, "op10", secret, "/console")
+    # The console has its queue before the flood: the mark must reach it as an update.
+    expect(operator.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    for call in (flooder, calm):
+        queued_call = f"[data-testid=queue-item][data-call-id='{call['call_id']}']"
+        expect(operator.locator(queued_call)).to_have_count(1)
     refused = helper.evaluate(
         """async ([base, token]) => {
           const { io } = await import('/static/vendor/socket.io-client/socket.io.esm.min.js');

@@ -230,10 +230,16 @@ async def test_every_family_has_real_values_during_a_call(
     finally:
         for peer in peers:
             await peer.close()
+    # The server forgets a closed socket a moment after the client has let go (later through
+    # Redis in scale-out): wait for that too.
     after = await scraped_until(
         client,
-        lambda s: s.get(("lifeline_recording_segments_stored_total", frozenset())) == 1,
-        "the call's segment stored",
+        lambda s: (
+            s.get(("lifeline_recording_segments_stored_total", frozenset())) == 1
+            and s.get(("lifeline_socketio_connections", frozenset({("namespace", "/citizen")})))
+            == 0
+        ),
+        "the call's segment stored and the caller's socket gone",
     )
     assert value(after, "lifeline_call_outcomes_total", channel="police", outcome="ended") == 1
     assert value(after, "lifeline_recording_segments_written_total", media_node=node) == 1

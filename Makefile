@@ -9,7 +9,7 @@ SCALEOUT_REDIS_URL    ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages install install-prod vendor migrate run test test-embedded \
-  test-scaleout lint bench clean
+  test-scaleout lint bench fuzz clean
 
 setup: system-packages install vendor migrate
 
@@ -68,15 +68,29 @@ run: install
 	  $(BIN)/python -m server run
 
 # Every suite twice where storage matters: embedded (SQLite, in-process) and scale-out
-# (PostgreSQL + Redis). The same tests; the settings choose.
-test: test-embedded test-scaleout
+# (PostgreSQL + Redis). The same tests; the settings choose (a test marked one_pass, the same in
+# either mode, runs in the embedded pass only). Most of a test's time is spent waiting on a
+# socket or a timer, not on the CPU, so the embedded pass runs beside the scale-out pass's
+# tests without a browser; the scale-out pass's browser tests (media workers, PostgreSQL and
+# Redis: the heaviest, the most sensitive to a busy machine) run after, alone. Each pass's
+# output is printed whole when it ends. With test paths in PYTEST_ARGS both passes run at once.
+SCALEOUT_FIRST := $(sort $(wildcard tests/test_*.py))
+ifneq ($(filter tests/%,$(PYTEST_ARGS)),)
+test: install vendor
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-embedded test-scaleout
+else
+test: install vendor
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-embedded test-scaleout \
+	  SCALEOUT_PATHS="$(SCALEOUT_FIRST)"
+	@$(MAKE) --no-print-directory test-scaleout SCALEOUT_PATHS=tests/browser
+endif
 
 test-embedded: install vendor
 	env -u LIFELINE_DATABASE_URL -u LIFELINE_REDIS_URL $(BIN)/pytest $(PYTEST_ARGS)
 
 test-scaleout: install vendor
 	LIFELINE_DATABASE_URL=$(SCALEOUT_DATABASE_URL) LIFELINE_REDIS_URL=$(SCALEOUT_REDIS_URL) \
-	  $(BIN)/pytest $(PYTEST_ARGS)
+	  $(BIN)/pytest $(PYTEST_ARGS) $(SCALEOUT_PATHS)
 
 lint: install
 	$(BIN)/ruff check --no-cache .
@@ -86,6 +100,24 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Coverage-guided fuzzing (atheris) of what strangers send: every Socket.IO payload model, SDP
+# offers, ICE candidates, the upload forms, the image and video sniffers (tests/fuzz/). Each
+# target runs FUZZ_RUNS inputs or FUZZ_SECS seconds, whichever ends first; a crash stops it with
+# the input in var/fuzz/<target>/crash-*. `make test` runs the same targets briefly.
+FUZZ_RUNS ?= 1000000
+FUZZ_SECS ?= 900
+FUZZ_TARGETS ?= payloads sdp candidates forms images clips
+fuzz: install
+	@mkdir -p var/fuzz
+	@for target in $(FUZZ_TARGETS); do \
+	  mkdir -p var/fuzz/$$target; \
+	  $(BIN)/python -m tests.fuzz $$target -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECS) \
+	    -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 \
+	    -artifact_prefix=var/fuzz/$$target/ > var/fuzz/$$target.log 2>&1 \
+	    || { echo "fuzz $$target: CRASH (var/fuzz/$$target.log)"; tail -30 var/fuzz/$$target.log; exit 1; }; \
+	  echo "fuzz $$target: $$(grep -h '^Done' var/fuzz/$$target.log), 0 crashes"; \
+	done
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
-"""Issue 5: the public map with 10,000 reports loads and clusters in Chromium, beside the same
-page with no reports (what the page costs before any data)."""
+"""The public map with 10,000 and 100,000 reports, clustered on the server: its first view and
+a zoom's redraw in Chromium, beside the same page with no reports."""
 
 from __future__ import annotations
 
@@ -9,61 +9,32 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
+import time
 from pathlib import Path
 from typing import Any
 
-from server.db.engine import Database
-from server.db.migrate import upgrade
-from server.db.models import ThreatReport
-from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+import aiohttp
 
-STATUSES = ("new", "verifying", "confirmed", "not_confirmed", "eliminated")
-CATEGORIES = ("vandalism", "illegal_dumping", "speeding", "stray_dogs", "illegal_parking")
+from bench.common import pct
+from server.db.migrate import upgrade
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.map_reports import HEIGHT, SOUTH, WEST, WIDTH, fill_reports
+
 START_TIMEOUT_SECS = 60
 LOAD_TIMEOUT_MS = 60_000
 
 # Milliseconds from navigation start until the page has drawn its reports: ready, the count
-# shown, and (with reports) clusters on the map.
+# shown, and (with reports) the view it moved to, to show where they are, drawn (its second).
 LOADED_JS = """(expected) => {
   const count = document.querySelector('[data-testid=report-count]');
   if (document.body.dataset.ready !== 'true' || !count) return false;
   if (Number(count.dataset.count || count.textContent) !== expected) return false;
+  const views = Number(document.getElementById('map').dataset.viewSeq || 0);
+  if (views < (expected > 0 ? 2 : 1)) return false;
   const drawn = document.querySelector('.threat-cluster, [data-testid=map-report]');
   if (expected > 0 && !drawn) return false;
   return performance.now();
 }"""
-
-
-async def _fill(url: str, count: int) -> None:
-    """``count`` reports around Almaty, written in one go (the bench measures the page)."""
-    now = datetime.now(UTC)
-    rng = random.Random(7)
-    rows: list[dict[str, Any]] = [
-        {
-            "category": rng.choice(CATEGORIES),
-            "status": rng.choice(STATUSES),
-            "lat": 43.2 + rng.random() * 0.1,
-            "lon": 76.85 + rng.random() * 0.15,
-            "description": f"bench report {i}",
-            "days": "",
-            "time_of_day": "any",
-            "sensitive": False,
-            "confirmations": 0,
-            "source": "web",
-            "remote": "",
-            "created_at": now - timedelta(minutes=i),
-            "updated_at": now - timedelta(minutes=i),
-        }
-        for i in range(count)
-    ]
-    db = Database(url)
-    try:
-        async with db.engine.begin() as conn:
-            if rows:
-                await conn.execute(ThreatReport.__table__.insert(), rows)  # type: ignore[attr-defined]
-    finally:
-        await db.close()
 
 
 def _serve(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
@@ -90,56 +61,140 @@ def _serve(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError("the server did not start")
 
 
-def _median_load_ms(url: str, expected: int, runs: int) -> float:
+# After a zoom: the new view asked for and drawn (its sequence number moved on).
+REDRAWN_JS = """(before) => {
+  const map = document.getElementById('map');
+  return Number(map.dataset.viewSeq || 0) > before ? performance.now() : false;
+}"""
+
+
+def _zoom_ms(page: Any) -> float:
+    """One zoom in from the keyboard ("+", Leaflet's own binding; a headless mouse drag does
+    not pan Leaflet); ms from the key to the new view drawn."""
+    before = int(page.locator("#map").get_attribute("data-view-seq") or 0)
+    page.locator("#map").focus()
+    pressed = float(page.evaluate("performance.now()"))
+    page.keyboard.press("+")
+    handle = page.wait_for_function(REDRAWN_JS, arg=before, polling="raf", timeout=LOAD_TIMEOUT_MS)
+    return float(handle.json_value()) - pressed
+
+
+def _median_load_ms(url: str, expected: int, runs: int) -> tuple[float, float]:
+    """Median ms to the first clustered view, and median ms of a zoom's redraw."""
     from playwright.sync_api import sync_playwright
 
-    samples = []
+    loads, pans = [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            for _ in range(runs + 1):  # the first load warms caches and is not counted
+            for run in range(runs + 1):  # the first load warms caches and is not counted
                 context = browser.new_context(viewport={"width": 1280, "height": 800})
                 page = context.new_page()
                 page.goto(url, wait_until="commit")
                 handle = page.wait_for_function(
                     LOADED_JS, arg=expected, polling="raf", timeout=LOAD_TIMEOUT_MS
                 )
-                samples.append(float(handle.json_value()))
+                if run:
+                    loads.append(float(handle.json_value()))
+                    pans.append(_zoom_ms(page))
                 context.close()
         finally:
             browser.close()
-    return statistics.median(samples[1:])
+    return statistics.median(loads), statistics.median(pans)
 
 
-def map_load_row(quick: bool) -> dict[str, Any]:
-    """Median load-and-cluster time of /map with N reports, beside the empty map."""
-    count, runs = (500, 1) if quick else (10_000, 5)
-    results: dict[int, float] = {}
+PANNERS = 8
+
+
+async def _healthz_p99(base: str, secs: float, panners: int) -> float:
+    """/healthz every 20 ms for ``secs``, while ``panners`` clients ask the map's views one
+    after another (random pans and zooms over the city): its p99 in ms."""
+    rng = random.Random(3)
+    done = asyncio.Event()
+
+    async def pan(session: aiohttp.ClientSession) -> None:
+        while not done.is_set():
+            zoom = rng.randint(8, 18)
+            half = 180 / 2**zoom * 2
+            lat = SOUTH + rng.random() * HEIGHT
+            lon = WEST + rng.random() * WIDTH
+            bbox = f"{lon - half:.6f},{lat - half / 2:.6f},{lon + half:.6f},{lat + half / 2:.6f}"
+            async with session.get(f"{base}/api/reports/clusters?zoom={zoom}&bbox={bbox}") as r:
+                await r.read()
+
+    samples: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        tasks = [asyncio.create_task(pan(session)) for _ in range(panners)]
+        deadline = time.monotonic() + secs
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            async with session.get(f"{base}/healthz") as response:
+                await response.read()
+            samples.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0.02)
+        done.set()
+        await asyncio.gather(*tasks)
+    return pct(samples, 99)
+
+
+def map_load_rows(quick: bool) -> list[dict[str, Any]]:
+    """The first clustered view of /map and a zoom's redraw, with 10,000 and 100,000 reports,
+    each beside the empty map (what the page costs before any data)."""
+    counts, runs = ((500,), 1) if quick else ((10_000, 100_000), 3)
+    results: dict[int, tuple[float, float]] = {}
+    healthz: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for reports in (count, 0):
+        for reports in (*counts, 0):
             data_dir = Path(tmp) / f"data-{reports}"
             data_dir.mkdir()
             url = f"sqlite+aiosqlite:///{data_dir / 'lifeline.db'}"
             upgrade(url)
-            asyncio.run(_fill(url, reports))
+            asyncio.run(fill_reports(url, reports))
             process, map_url = _serve(data_dir)
             try:
                 results[reports] = _median_load_ms(map_url, reports, runs)
+                if reports == max(counts):
+                    origin = map_url.rsplit("/map", 1)[0]
+                    secs = 2.0 if quick else 15.0
+                    healthz[0] = asyncio.run(_healthz_p99(origin, secs, 0))
+                    healthz[PANNERS] = asyncio.run(_healthz_p99(origin, secs, PANNERS))
             finally:
                 process.terminate()
                 process.wait(timeout=START_TIMEOUT_SECS)
                 if process.stdout is not None:
                     process.stdout.close()
-    ours, base = results[count], results[0]
-    return {
-        "metric": f"/map with {count} reports: load+cluster (median)",
-        "ours": round(ours, 1),
-        "baseline": round(base, 1),
-        "unit": "ms",
-        "ratio": round(ours / base, 2) if base else None,
-        "baseline_is": "the same page with no reports",
-    }
+    rows = []
+    (base_load, base_pan) = results[0]
+    for count in counts:
+        load, pan = results[count]
+        for what, ours, base in (
+            ("first clustered view", load, base_load),
+            ("zoom-in redraw", pan, base_pan),
+        ):
+            rows.append(
+                {
+                    "metric": f"/map with {count:,} reports: {what} (median)",
+                    "ours": round(ours, 1),
+                    "baseline": round(base, 1),
+                    "unit": "ms",
+                    "ratio": round(ours / base, 2) if base else None,
+                    "baseline_is": "the same page with no reports",
+                }
+            )
+    busy, idle = healthz[PANNERS], healthz[0]
+    rows.append(
+        {
+            "metric": f"/map with {max(counts):,} reports: GET /healthz p99, {PANNERS} panning",
+            "ours": round(busy, 2),
+            "baseline": round(idle, 2),
+            "unit": "ms",
+            "ratio": round(busy / idle, 2) if idle else None,
+            "baseline_is": "the same server with nobody on the map",
+        }
+    )
+    return rows
 
 
 if __name__ == "__main__":
-    print(map_load_row("--quick" in sys.argv))
+    for row in map_load_rows("--quick" in sys.argv):
+        print(row)

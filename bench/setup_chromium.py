@@ -37,8 +37,30 @@ TIMING_JS = """(() => {
   window.RTCPeerConnection = class extends Native {
     constructor(...args) { super(...args); window.__peers.push(this); }
   };
-  const t = { tap: null, sent: null, accept: null, acceptPeers: 0, decoded: null };
+  const t = { tap: null, sent: null, accept: null, acceptPeers: 0, decoded: null, phases: null };
   window.__timing = t;
+  // The console's first peer after "Accept": when its offer was made, its answer applied, and
+  // its connection up (the phases of accept-to-first-frame).
+  const mark = (pc, name) => {
+    const index = window.__peers.indexOf(pc);
+    if (t.accept !== null && t.phases && index >= t.acceptPeers && t.phases[name] === null) {
+      t.phases[name] = performance.now() - t.accept;
+    }
+  };
+  const setLocal = Native.prototype.setLocalDescription;
+  Native.prototype.setLocalDescription = async function (...args) {
+    mark(this, 'offer');
+    return setLocal.apply(this, args);
+  };
+  const setRemote = Native.prototype.setRemoteDescription;
+  Native.prototype.setRemoteDescription = async function (...args) {
+    mark(this, 'answer');
+    const done = await setRemote.apply(this, args);
+    this.addEventListener('connectionstatechange', () => {
+      if (this.connectionState === 'connected') mark(this, 'connected');
+    });
+    return done;
+  };
   const tapped = (event) => {
     const el = event.target && event.target.closest;
     if (t.tap === null && el && event.target.closest('[data-testid=start-video-call]')) {
@@ -53,6 +75,7 @@ TIMING_JS = """(() => {
       t.accept = performance.now();
       t.acceptPeers = window.__peers.length;
       t.decoded = null;
+      t.phases = { offer: null, answer: null, connected: null };
     }
   }, true);
   const poll = async () => {
@@ -100,14 +123,16 @@ def _wait_timing(page: Any, key: str) -> float:
     raise TimeoutError(f"no {key} within {FRAME_TIMEOUT_SECS} s")
 
 
-def _run_calls(
-    base: str, operator: str, calls: int, wait_gathering: bool
-) -> dict[str, list[float]]:
+def _run_calls(base: str, operator: str, calls: int, wait_gathering: bool) -> dict[str, list[Any]]:
     """In a worker thread (sync Playwright): ``calls`` calls, one after another."""
     from playwright.sync_api import expect, sync_playwright
 
     scripts = [TIMING_JS, *([WAIT_GATHERING_JS] if wait_gathering else [])]
-    result: dict[str, list[float]] = {"tap_to_server_ms": [], "accept_to_operator_ms": []}
+    result: dict[str, list[Any]] = {
+        "tap_to_server_ms": [],
+        "accept_to_operator_ms": [],
+        "accept_phases_ms": [],
+    }
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -159,6 +184,8 @@ def _run_calls(
                     decoded = _wait_timing(console, "decoded")
                     accepted = float(console.evaluate("() => window.__timing.accept"))
                     result["accept_to_operator_ms"].append(decoded - accepted)
+                    phases = console.evaluate("() => window.__timing.phases")
+                    result["accept_phases_ms"].append(phases)
                     console.get_by_test_id("end-call").click()
                     console.get_by_test_id("disposition").select_option("advice_given")
                     console.get_by_test_id("end-note").fill("bench")

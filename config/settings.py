@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -58,6 +59,19 @@ class Settings(BaseSettings):
     # The key of the keyed hashes that stand in for internal-security callers' addresses (audit
     # chain) and call ids (logs); empty: DATA_DIR/pseudonym.key, made on first start.
     PSEUDONYM_KEY: str = ""
+    # The deployment's Ed25519 signing key (checkpoints of the audit chain, export bundles):
+    # unset, DATA_DIR/evidence.key, made on first start. Every node of a deployment uses one.
+    EVIDENCE_KEY_FILE: Path | None = None
+    # The append-only file each signed checkpoint is also written to, one JSON line each,
+    # outside the database; unset, DATA_DIR/checkpoints.jsonl (in scale-out: one shared file).
+    CHECKPOINT_FILE: Path | None = None
+    # A checkpoint of the chain's head once this many entries were added, and at least this
+    # often while entries come (the clock's seconds).
+    CHECKPOINT_EVERY_ENTRIES: int = Field(default=100, ge=1)
+    CHECKPOINT_EVERY_SECS: float = Field(default=600.0, ge=1)
+    # Where checkpoints also go as syslog lines: "HOST:PORT" (UDP) or a socket path such as
+    # /dev/log; empty: nowhere.
+    CHECKPOINT_SYSLOG: str = ""
     MAP_TILE_URL: str = ""
     NODE_ID: str = ""
     MEDIA_ADDRESSES: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -70,7 +84,7 @@ class Settings(BaseSettings):
     MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1024)
     # Photos (during a call, on threat reports) may be larger than any other body.
     MAX_UPLOAD_BYTES: int = Field(default=10 * 1_048_576, ge=1024)
-    SESSION_IDLE_SECS: int = Field(default=15 * 60, ge=30)
+    SESSION_IDLE_SECS: int = Field(default=15 * 60, ge=10)
     SESSION_MAX_AGE_SECS: int = Field(default=12 * 3600, ge=60)
     # Sign-in (docs/operations.md): failures from one address for one account before that
     # address waits, first LOGIN_FIRST_DELAY_SECS, doubling, at most LOGIN_LOCKOUT_SECS.
@@ -86,7 +100,14 @@ class Settings(BaseSettings):
     CALL_RATE_LIMIT: str = "6/minute;30/hour"
     DEVICE_RATE_LIMIT: str = "30/hour"
     ABANDON_GRACE_SECS: float = Field(default=30.0, ge=0)
+    # Every node sweeps the queue this often for calls whose caller has been away (or never
+    # connected) past the grace: the net under the leaving page's timer (a node that restarts
+    # or dies loses that).
+    ABANDON_SWEEP_SECS: float = Field(default=5.0, ge=0.5, le=60)
     RECORDING_SEGMENT_SECS: float = Field(default=60.0, ge=5, le=60)
+    # Below this much free space on the recording volume, calls go on unrecorded (their open
+    # segments closed and stored) and every screen says so; 0: never pause (docs/media.md).
+    RECORDING_MIN_FREE_MB: int = Field(default=512, ge=0)
     # Admission control: above either, a node answers no NEW call's media (chat still works).
     MEDIA_MAX_LOOP_LAG_MS: float = Field(default=100.0, ge=0)
     MEDIA_MAX_CPU_PERCENT: float = Field(default=85.0, ge=0)
@@ -125,6 +146,69 @@ class Settings(BaseSettings):
     # A call's photos: how many, and how many megabytes, per call (its token opens only it).
     CALL_PHOTO_RATE_LIMIT: str = "10/minute;40/hour"
     CALL_PHOTO_MEGABYTES_LIMIT: str = "50/10 minutes;150/hour"
+    # Video clips (during a call, in a message thread): the largest accepted, and how long
+    # reading one to check it may take. A clip counts against its call's photo quota.
+    MAX_CLIP_BYTES: int = Field(default=25 * 1_048_576, ge=1024)
+    CLIP_PROBE_SECS: float = Field(default=5.0, gt=0)
+    # Message threads (docs/messages.md): new threads per caller before one is marked
+    # suspected_abuse (never refused, as calls); messages per thread before the next is
+    # refused (429) and the thread marked flooding; megabytes of photos and clips per thread.
+    THREAD_RATE_LIMIT: str = "6/minute;30/hour"
+    THREAD_MESSAGE_RATE_LIMIT: str = "20/minute;200/hour"
+    THREAD_UPLOAD_MEGABYTES_LIMIT: str = "100/10 minutes;300/hour"
+    # Retention (docs/retention.md): a call's recordings, snapshots, photos and redacted copies
+    # are deleted this many days after it ended, unless the call is under a legal hold. Three
+    # years for police calls, as Poland's law on the 112 system keeps call recordings.
+    RETENTION_POLICE_DAYS: int = Field(default=1095, ge=1)
+    RETENTION_INTERNAL_SECURITY_DAYS: int = Field(default=1095, ge=1)
+    # A threat report's photos when the report was not confirmed (or was a joke or a mistake),
+    # counted from that verdict; any other report's photos are kept RETENTION_POLICE_DAYS.
+    RETENTION_UNCONFIRMED_REPORT_DAYS: int = Field(default=30, ge=1)
+    # How often a node looks for what has expired (one node at a time purges).
+    RETENTION_PURGE_INTERVAL_SECS: float = Field(default=24 * 3600, ge=60)
+    # Checks of a receipt on the public /receipt page, per client network (an IPv6 /64).
+    RECEIPT_CHECK_RATE_LIMIT: str = "20/minute;200/hour"
+    # The archive (docs/archive.md): an operator finds only their own calls of the last shift,
+    # this long; results come this many to a page; a reason given to open a call's record covers
+    # playing its recording for this long (the page view), then it is asked again.
+    ARCHIVE_SHIFT_HOURS: float = Field(default=12.0, gt=0, le=168)
+    ARCHIVE_PAGE_SIZE: int = Field(default=20, ge=1, le=100)
+    ARCHIVE_VIEW_SECS: int = Field(default=4 * 3600, ge=60)
+    # Invites by SMS (docs/invites.md): how long a link stays good, how many an operator may
+    # send, where a number typed without +country is (ISO 3166 region), and the gateway: "file"
+    # appends each message to SMS_FILE (default DATA_DIR/sms-outbox.jsonl: local use, tests),
+    # "http" posts SMS_HTTP_BODY ({to} and {text} filled in, JSON-escaped) to SMS_HTTP_URL with
+    # SMS_HTTP_AUTH as its Authorization header.
+    INVITE_TTL_SECS: int = Field(default=30 * 60, ge=60, le=7 * 24 * 3600)
+    INVITE_RATE_LIMIT: str = "10/hour;40/day"
+    PHONE_REGION: str = Field(default="KZ", pattern=r"^[A-Z]{2}$")
+    SMS_GATEWAY: Literal["file", "http"] = "file"
+    SMS_FILE: Path | None = None
+    SMS_HTTP_URL: str = ""
+    SMS_HTTP_AUTH: str = ""
+    SMS_HTTP_BODY: str = '{"to": "{to}", "text": "{text}"}'
+    SMS_HTTP_CONTENT_TYPE: str = "application/json"
+    SMS_HTTP_TIMEOUT_SECS: float = Field(default=10.0, gt=0, le=120)
+    # The supervisor wall (docs/wall.md): a call answered within this many seconds of being
+    # offered is "answered in time"; a waiting call turns red past it. "Today" on the wall is
+    # the day in this IANA time zone.
+    ANSWER_TARGET_SECS: float = Field(default=10.0, gt=0, le=3600)
+    TIME_ZONE: str = "UTC"
+    # How often the wall's live thumbnail of every ongoing call is renewed.
+    THUMBNAIL_INTERVAL_SECS: float = Field(default=2.0, ge=0.5, le=60)
+    # The public pages (docs/citizen.md): the emergency number they name and dial (tel:), and
+    # where the quick-exit button leaves for: a neutral page, by default one this server serves.
+    EMERGENCY_NUMBER: str = Field(default="112", pattern=r"^[0-9]{2,6}$")
+    QUICK_EXIT_URL: str = Field(default="/leave", pattern=r"^(/[^/\\]|https://)\S*$")
+    # Routing (docs/routing.md): "auto" rings the longest-idle available operator who speaks
+    # the caller's language, for RING_SECS (15 s: long enough to finish a sentence, short
+    # enough that a caller does not wait long on an empty desk); "manual" leaves the
+    # pick from the queue to the operators. After a call, WRAP_UP_SECS of wrap-up (0: none)
+    # unless the operator presses Ready. Every node sweeps due rings each ROUTING_SWEEP_SECS.
+    ROUTING_MODE: Literal["auto", "manual"] = "auto"
+    RING_SECS: float = Field(default=15.0, ge=3, le=120)
+    WRAP_UP_SECS: float = Field(default=30.0, ge=0, le=3600)
+    ROUTING_SWEEP_SECS: float = Field(default=1.0, ge=0.2, le=30)
 
     @field_validator(
         "MEDIA_ADDRESSES",
@@ -143,6 +227,15 @@ class Settings(BaseSettings):
         for item in value:
             if not re.fullmatch(r"https?://[^/\s]+", item.rstrip("/")):
                 raise ValueError(f"{item!r} is not an origin (scheme://host[:port])")
+        return value
+
+    @field_validator("TIME_ZONE")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (Europe/Warsaw, UTC)") from None
         return value
 
     @field_validator("MEDIA_ADDRESSES")
@@ -202,6 +295,21 @@ class Settings(BaseSettings):
     def _storage_dir(cls, value: Any) -> Any:
         return None if value == "" else value  # LIFELINE_STORAGE_DIR= : the default
 
+    @field_validator("EVIDENCE_KEY_FILE", "CHECKPOINT_FILE", mode="before")
+    @classmethod
+    def _evidence_paths(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("CHECKPOINT_SYSLOG")
+    @classmethod
+    def _checkpoint_syslog(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith("/"):
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("use HOST:PORT (UDP) or a socket path such as /dev/log")
+        return value
+
     @field_validator("PSEUDONYM_KEY")
     @classmethod
     def _pseudonym_key(cls, value: str) -> str:
@@ -223,7 +331,9 @@ class Settings(BaseSettings):
             raise ValueError("use redis://HOST:PORT/DB")
         return value
 
-    @field_validator("CALL_RATE_LIMIT", "DEVICE_RATE_LIMIT", "LOGIN_RATE_LIMIT")
+    @field_validator(
+        "CALL_RATE_LIMIT", "DEVICE_RATE_LIMIT", "LOGIN_RATE_LIMIT", "THREAD_RATE_LIMIT"
+    )
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse_many
@@ -236,6 +346,10 @@ class Settings(BaseSettings):
         "CONFIRM_RATE_LIMIT",
         "CALL_PHOTO_RATE_LIMIT",
         "CALL_PHOTO_MEGABYTES_LIMIT",
+        "RECEIPT_CHECK_RATE_LIMIT",
+        "INVITE_RATE_LIMIT",
+        "THREAD_MESSAGE_RATE_LIMIT",
+        "THREAD_UPLOAD_MEGABYTES_LIMIT",
     )
     @classmethod
     def _report_rates(cls, value: str) -> str:
@@ -262,6 +376,19 @@ class Settings(BaseSettings):
             raise ValueError("use the full URL the browsers open, e.g. https://lifeline.example")
         return value.rstrip("/")
 
+    @field_validator("SMS_HTTP_URL")
+    @classmethod
+    def _sms_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("use the gateway's full URL, e.g. https://sms.example/send")
+        return value
+
+    @model_validator(mode="after")
+    def _sms_gateway(self) -> Settings:
+        if self.SMS_GATEWAY == "http" and not self.SMS_HTTP_URL:
+            raise ValueError("SMS_GATEWAY=http needs SMS_HTTP_URL")
+        return self
+
     @model_validator(mode="after")
     def _node_id(self) -> Settings:
         if not self.NODE_ID:
@@ -278,9 +405,22 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.DATA_DIR / 'lifeline.db').resolve()}"
 
     @property
+    def sms_file(self) -> Path:
+        """Where the file sink writes: ``SMS_FILE``, else ``sms-outbox.jsonl`` in ``DATA_DIR``."""
+        return self.SMS_FILE if self.SMS_FILE is not None else self.DATA_DIR / "sms-outbox.jsonl"
+
+    @property
     def storage_dir(self) -> Path:
         """Where stored files live: ``STORAGE_DIR``, else ``files`` under ``DATA_DIR``."""
         return self.STORAGE_DIR if self.STORAGE_DIR is not None else self.DATA_DIR / "files"
+
+    @property
+    def evidence_key_file(self) -> Path:
+        return self.EVIDENCE_KEY_FILE or self.DATA_DIR / "evidence.key"
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.CHECKPOINT_FILE or self.DATA_DIR / "checkpoints.jsonl"
 
     @property
     def report_area(self) -> tuple[float, float, float, float]:

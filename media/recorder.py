@@ -5,13 +5,18 @@ MediaRecorder re-encodes on the event loop and dropped three quarters of the fra
 through a queue, so file IO never blocks the event loop. A segment starts on a video keyframe
 (it must play on its own) and closes after ``segment_secs``, at call end, and when the citizen's
 peer is replaced; then its SHA-256 goes to ``on_closed``.
+
+Each segment is claimed before its file is opened (media/segment_claims.py) and its claim kept
+until the node has stored it, so a segment whose process dies with it open, or before its
+report got through, is found and closed by whichever media node sweeps next
+(media/recovery.py). A writer that fails (an I/O error, a full disk) is reported to
+``on_failed`` and its claim let go, so what it wrote is recovered, never silently lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
-import hashlib
 import logging
 import queue
 import threading
@@ -19,14 +24,17 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import av
 
 from media.passthrough import EncodedFrame
+from media.recovery import describe, sha256_of
+from media.segment_claims import Claim, SegmentClaims
 from server.core.clock import Clock
-from server.core.media_rpc import ClosedSegment
+from server.core.media_rpc import ClosedSegment, RecordingFailure
 from server.core.storage import recording_key
 
 logger = logging.getLogger(__name__)
@@ -46,8 +54,11 @@ MAX_QUEUED_FRAMES = 3000  # ~40 s of 30 fps video + Opus; only a stuck disk fill
 MAX_PENDING_AUDIO_FRAMES = 250  # 5 s of Opus kept while a segment waits for its keyframe
 VIDEO_WAIT_SECS = 3.0  # audio waits this long for the first keyframe, then records alone
 KEYFRAME_LEAD_SECS = 2.0  # ask for the next segment's keyframe this long before it is due
-HASH_CHUNK_BYTES = 1 << 20
 WRITE_BATCH_SECS = 0.2  # frames wait at most this long on the event loop before the thread
+# After a writer fails (a full disk, say), the next segment is tried this long later, doubling
+# up to the maximum while it keeps failing: each failure is a chain entry, never a flood of them.
+RETRY_AFTER_FAILURE_SECS = 5.0
+MAX_RETRY_AFTER_FAILURE_SECS = 60.0
 
 
 @dataclass
@@ -78,11 +89,16 @@ class _SegmentWriter:
     """One Matroska file, written by its own thread from a queue."""
 
     def __init__(
-        self, path: Path, video_size: tuple[int, int] | None, loop: asyncio.AbstractEventLoop
+        self,
+        path: Path,
+        video_size: tuple[int, int] | None,
+        loop: asyncio.AbstractEventLoop,
+        take_claim: Callable[[], Claim],
     ) -> None:
         self.path = path
         self._video_size = video_size
         self._loop = loop
+        self._take_claim = take_claim
         # Frames go to the thread in batches: waking it for every frame cost more CPU (lock
         # hand-offs and GIL contention) than the muxing itself.
         self._items: queue.Queue[list[_Item] | None] = queue.Queue()
@@ -140,6 +156,7 @@ class _SegmentWriter:
 
     def _write_all(self) -> _WriterResult:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        claim = self._take_claim()  # before the file: a file is never open unclaimed
         counts: dict[Track, int] = {"video": 0, "audio": 0, "operator_audio": 0}
         container = av.open(
             str(self.path), "w", format="matroska", container_options=CONTAINER_OPTIONS
@@ -172,11 +189,17 @@ class _SegmentWriter:
                 self._muxed += len(batch)
         finally:
             container.close()
-        digest = hashlib.sha256()
-        with self.path.open("rb") as file:
-            while chunk := file.read(HASH_CHUNK_BYTES):
-                digest.update(chunk)
-        return _WriterResult(self.path.stat().st_size, digest.hexdigest(), counts)
+        sha256, size = sha256_of(self.path)
+        try:
+            claim.mark_closed(
+                sha256=sha256,
+                size_bytes=size,
+                counts={str(track): n for track, n in counts.items()},
+            )
+        except OSError:
+            # Still "open" on disk: should the report be lost, recovery hashes the file anew.
+            logger.warning("segment claim not marked closed", exc_info=True)
+        return _WriterResult(size, sha256, counts)
 
 
 @dataclass
@@ -232,6 +255,8 @@ class Recording:
         segment_secs: float,
         request_keyframe: Callable[[], None],
         on_closed: Callable[[ClosedSegment], Awaitable[None]],
+        claims: SegmentClaims,
+        on_failed: Callable[[RecordingFailure], Awaitable[None]] | None = None,
         first_segment: int = 1,
         log_name: str = "",
         totals: Counter[str] | None = None,
@@ -242,7 +267,9 @@ class Recording:
         after the segments already stored. ``log_name``: how the logs name the call (never by
         its id, nor by a path holding it, when it is an internal-security call). ``totals``:
         the media node's counts, shared by its calls (segments_written, segments_failed,
-        frames_dropped: its metrics)."""
+        frames_dropped: its metrics). ``claims``: the media node's segment claims; a segment's
+        is given up by whoever sees it stored (``claims.release``). ``on_failed``: told of a
+        segment whose writer failed (its claim is then let go, for a sweep to recover)."""
         if first_segment < 1:
             raise ValueError("first_segment must be at least 1")
         self.call_id = call_id
@@ -252,6 +279,8 @@ class Recording:
         self._segment_secs = segment_secs
         self._request_keyframe = request_keyframe
         self._on_closed = on_closed
+        self._claims = claims
+        self._on_failed = on_failed
         self._totals = totals if totals is not None else Counter()
         self._segment: _OpenSegment | None = None
         self._numbers = first_segment - 1
@@ -262,6 +291,11 @@ class Recording:
             maxlen=MAX_PENDING_AUDIO_FRAMES
         )
         self._closing: list[asyncio.Task[ClosedSegment | None]] = []
+        self._failures = 0  # writers failed in a row
+        # Set while the recording volume is low on space (media/disk_space.py): no segment
+        # opens, the call itself goes on.
+        self.paused = False
+        self._retry_at: float | None = None  # monotonic time before which no segment opens
         self.closed: list[ClosedSegment] = []
         self.counts: dict[str, int] = {
             "video_received": 0,
@@ -270,6 +304,8 @@ class Recording:
             "operator_audio_received": 0,
             "queued": 0,
             "lost_disk_behind": 0,
+            "lost_writer_failed": 0,
+            "lost_disk_low": 0,
         }
 
     @property
@@ -296,9 +332,29 @@ class Recording:
         self._pending_audio.clear()
         self._close_current()
 
+    def pause(self) -> int | None:
+        """The disk is low: close the open segment (stored and hashed like any other), open
+        none until ``resume``. Returns the number of the last segment begun (None: none yet)."""
+        self.paused = True
+        self._pending_audio.clear()
+        self._close_current()
+        return self._numbers or None
+
+    def resume(self) -> None:
+        """Space is back: the next keyframe opens the next segment (a new number, never a file
+        that exists), and the pause after a failed writer is forgotten."""
+        self.paused = False
+        self._retry_at = None
+        self._failures = 0
+        if self._want_segment and self._has_video:
+            self._request_keyframe()
+
     def on_frame(self, track: Track, frame: EncodedFrame) -> None:
         """Called on the event loop for every frame of the call, in arrival order."""
         self.counts[f"{track}_received"] += 1
+        if self.paused:
+            self.counts["lost_disk_low"] += 1
+            return
         segment = self._segment
         if segment is not None and self._rotation_due(segment, frame, track):
             self._close_current()
@@ -308,6 +364,13 @@ class Recording:
                 if track == "video":
                     self.counts["video_before_keyframe"] += 1
                 return
+            if self._retry_at is not None:
+                if self._clock.monotonic() < self._retry_at:
+                    self.counts["lost_writer_failed"] += 1
+                    return
+                self._retry_at = None
+                if self._has_video:
+                    self._request_keyframe()  # the next segment starts on one
             if track == "video":
                 if not frame.keyframe:
                     self.counts["video_before_keyframe"] += 1
@@ -351,20 +414,31 @@ class Recording:
     def _open(self, first: EncodedFrame) -> _OpenSegment:
         self._numbers += 1
         key, path = self._file(self._numbers)
-        while path.exists():  # evidence is never overwritten: a moved call's files stay
+        # Evidence is never overwritten: a moved call's files (and claims) stay.
+        while path.exists() or self._claims.exists(self.call_id, self._numbers):
             self._numbers += 1
             key, path = self._file(self._numbers)
         self._keyframe_asked_for_rotation = False
         video_size = vp8_size(first.data) if first.kind == "video" else None
         origin = min([first.arrival] + [f.arrival for _, f in self._pending_audio])
+        started_at = self._clock.now()
+        take_claim = partial(
+            self._claims.take,
+            call_id=self.call_id,
+            segment=self._numbers,
+            key=key,
+            started_at=started_at.isoformat(),
+            log_as=self.log_name,
+        )
         segment = _OpenSegment(
             number=self._numbers,
             has_video=video_size is not None,
             key=key,
-            writer=_SegmentWriter(path, video_size, asyncio.get_running_loop()),
-            started_at=self._clock.now(),
+            writer=_SegmentWriter(path, video_size, asyncio.get_running_loop(), take_claim),
+            started_at=started_at,
             timeline=_SegmentTimeline(origin=origin),
         )
+        segment.writer.done.add_done_callback(partial(self._writer_done, segment))
         self._segment = segment
         pending = list(self._pending_audio)
         self._pending_audio.clear()
@@ -385,6 +459,16 @@ class Recording:
                 segment.number,
             )
 
+    def _writer_done(self, segment: _OpenSegment, done: asyncio.Future[_WriterResult]) -> None:
+        """A writer that fails while its segment is open: the segment is closed at once (its
+        failure reported, what it wrote recovered) and the next one waits a while."""
+        if done.cancelled() or done.exception() is None or self._segment is not segment:
+            return
+        self._close_current()
+        self._failures += 1
+        pause = RETRY_AFTER_FAILURE_SECS * 2 ** (self._failures - 1)
+        self._retry_at = self._clock.monotonic() + min(pause, MAX_RETRY_AFTER_FAILURE_SECS)
+
     def _close_current(self) -> None:
         segment, self._segment = self._segment, None
         if segment is None:
@@ -397,13 +481,27 @@ class Recording:
     async def _finish(self, segment: _OpenSegment, ended_at: datetime) -> ClosedSegment | None:
         try:
             result = await segment.writer.done
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - reported (recording_failed) and logged
             self._totals["segments_failed"] += 1
-            logger.exception(
-                "recording of call %s, segment %d failed", self.log_name, segment.number
+            cause = describe(exc, self.call_id, self.log_name)
+            # The cause, not a traceback: its messages name the file, whose path holds the id.
+            logger.error(
+                "recording of call %s, segment %d failed: %s", self.log_name, segment.number, cause
+            )
+            # What it wrote is kept: its claim stays on disk, unlocked, for a sweep to close.
+            self._claims.let_go(segment.key)
+            await self._failed(
+                RecordingFailure(
+                    call_id=self.call_id,
+                    segment=segment.number,
+                    stage="writing",
+                    cause=cause,
+                    log_as=self.log_name,
+                )
             )
             return None
         self._totals["segments_written"] += 1
+        self._failures = 0
         closed = ClosedSegment(
             call_id=self.call_id,
             segment=segment.number,
@@ -426,6 +524,16 @@ class Recording:
                 "on_segment_closed failed for call %s, segment %d", self.log_name, closed.segment
             )
         return closed
+
+    async def _failed(self, failure: RecordingFailure) -> None:
+        if self._on_failed is None:
+            return
+        try:
+            await self._on_failed(failure)
+        except Exception:
+            logger.exception(
+                "on_failed failed for call %s, segment %s", self.log_name, failure.segment
+            )
 
     async def wait_closed(self) -> None:
         """Wait until every closed segment is hashed and reported."""

@@ -16,6 +16,7 @@ from media.hub import MediaHub
 from server.core.errors import AppError, ErrorCode
 from server.core.media_rpc import (
     Answer,
+    Barge,
     CallEnded,
     Candidate,
     CitizenOffer,
@@ -30,6 +31,7 @@ from server.core.media_rpc import (
     Stats,
     StatsReply,
     SubscriberOffer,
+    Thumbnail,
 )
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,11 @@ class HubHandler:
                 return Done()
             case Snapshot():
                 return SnapshotReply.of(await hub.snapshot(request.call_id))
+            case Barge():
+                hub.set_barging(request.call_id, request.subscriber_id, request.on)
+                return Done()
+            case Thumbnail():
+                return SnapshotReply.of(await hub.thumbnail(request.call_id))
             case EndCall():
                 return CallEnded(segments=len(await hub.end_call(request.call_id)))
             case Stats():

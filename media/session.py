@@ -23,10 +23,11 @@ from aiortc.sdp import candidate_from_sdp
 from media import ice, passthrough
 from media.passthrough import EncodedFrame, Kind, PacketTrack
 from media.recorder import Recording
-from media.snapshot import vp8_keyframe_to_jpeg
+from media.segment_claims import SegmentClaims
+from media.snapshot import vp8_keyframe_to_jpeg, vp8_keyframe_to_thumbnail
 from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
-from server.core.media_rpc import ClosedSegment
+from server.core.media_rpc import ClosedSegment, RecordingFailure
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class MediaConfig:
     media_addresses: Sequence[str]
     peer_networks: Sequence[ice.Network]
     segment_secs: float
+    # Which segments this media node has open (media/segment_claims.py).
+    claims: SegmentClaims
     # MEDIA_PORT_RANGE: the ports every peer connection's ICE sockets bind (None: any).
     ports: ice.PortRange | None = None
     # The node's recording counts, shared by every call's recording (media/recorder.py).
@@ -65,6 +68,11 @@ class _Peer:
     video_out: PacketTrack | None = None  # citizen video toward a subscriber
     # citizen audio toward a subscriber; the operator's audio toward the citizen
     audio_out: PacketTrack | None = None
+    # A second voice, on a second audio line where the page offered one: toward the citizen
+    # and the operator, a supervisor's who barges in; toward a monitor, the operator's.
+    voice_out: PacketTrack | None = None
+    # A monitor whose voice goes to the caller and the operator (barge-in).
+    barging: bool = False
     received: dict[str, int] = field(default_factory=lambda: {"video": 0, "audio": 0})
     closed: bool = False
     # Trickled candidates that arrive before the offer is applied wait here.
@@ -73,7 +81,7 @@ class _Peer:
     candidates: int = 0  # trickled to this peer connection so far
 
     def stop_tracks(self) -> None:
-        for track in (self.video_out, self.audio_out):
+        for track in (self.video_out, self.audio_out, self.voice_out):
             if track is not None:
                 track.stop()
 
@@ -94,6 +102,7 @@ class MediaSession:
         config: MediaConfig,
         clock: Clock,
         on_segment_closed: Callable[[ClosedSegment], Awaitable[None]],
+        on_recording_failed: Callable[[RecordingFailure], Awaitable[None]] | None = None,
         first_segment: int = 1,
         log_name: str = "",
     ) -> None:
@@ -114,6 +123,11 @@ class MediaSession:
         self._last_keyframe: EncodedFrame | None = None
         self._keyframe_waiters: list[asyncio.Future[EncodedFrame]] = []
         self._keyframes = 0
+        # The keyframe the last thumbnail was made of, and that thumbnail: no keyframe is
+        # decoded twice for the wall.
+        self._thumbnail_of: EncodedFrame | None = None
+        self._thumbnail = b""
+        self.thumbnails_made = 0
         self.recording = Recording(
             call_id=call_id,
             directory=config.recordings_dir,
@@ -121,6 +135,8 @@ class MediaSession:
             segment_secs=config.segment_secs,
             request_keyframe=self.request_keyframe,
             on_closed=on_segment_closed,
+            claims=config.claims,
+            on_failed=on_recording_failed,
             first_segment=first_segment,
             log_name=self.log_name,
             totals=config.totals,
@@ -140,7 +156,17 @@ class MediaSession:
             await self._set_offer(peer, sdp)
             has_video = False
             for transceiver in peer.pc.getTransceivers():
-                if (transceiver.kind == "video" and has_video) or (
+                if (
+                    transceiver.kind == "audio"
+                    and peer.audio_out is not None
+                    and (peer.voice_out is None)
+                ):
+                    # A second audio line the page offered to hear a supervisor who barges in.
+                    passthrough.restrict_codecs(transceiver, "audio/opus")
+                    passthrough.tap_receiver(transceiver.receiver, "audio", _discard)
+                    peer.voice_out = PacketTrack("audio", max_queue=AUDIO_QUEUE_FRAMES)
+                    peer.pc.addTrack(peer.voice_out)
+                elif (transceiver.kind == "video" and has_video) or (
                     transceiver.kind == "audio" and peer.audio_out is not None
                 ):
                     # One camera and one microphone per call: a further m-line is ignored,
@@ -195,12 +221,23 @@ class MediaSession:
                     )
                     sender = peer.pc.addTrack(peer.video_out)
                     passthrough.on_keyframe_request(sender, self.request_keyframe)
-                elif transceiver.kind == "audio":
+                elif transceiver.kind == "audio" and peer.audio_out is None:
                     passthrough.restrict_codecs(transceiver, "audio/opus")
-                    sink = partial(self._on_operator_audio, peer) if talk else _discard
+                    sink = partial(
+                        self._on_operator_audio if talk else self._on_supervisor_audio, peer
+                    )
                     passthrough.tap_receiver(transceiver.receiver, "audio", sink)
                     peer.audio_out = PacketTrack("audio", max_queue=AUDIO_QUEUE_FRAMES)
                     peer.pc.addTrack(peer.audio_out)
+                elif transceiver.kind == "audio" and peer.voice_out is None:
+                    # The second voice: the operator's for a monitor, a supervisor's for the
+                    # operator. A further audio line is ignored.
+                    passthrough.restrict_codecs(transceiver, "audio/opus")
+                    passthrough.tap_receiver(transceiver.receiver, "audio", _discard)
+                    peer.voice_out = PacketTrack("audio", max_queue=AUDIO_QUEUE_FRAMES)
+                    peer.pc.addTrack(peer.voice_out)
+                elif transceiver.kind == "audio":
+                    passthrough.tap_receiver(transceiver.receiver, "audio", _discard)
             answer = await self._answer(peer)
         except BaseException:
             await self._close_pc(peer)
@@ -209,6 +246,8 @@ class MediaSession:
             if self._negotiating.get(subscriber_id) is peer:
                 del self._negotiating[subscriber_id]
         old = self._subscribers.get(subscriber_id)
+        if old is not None:
+            peer.barging = old.barging and not talk  # a monitor's new link keeps its barge-in
         self._subscribers[subscriber_id] = peer
         if subscriber_id in self._talkers:
             self._talkers.remove(subscriber_id)
@@ -266,6 +305,17 @@ class MediaSession:
             return
         await peer.pc.addIceCandidate(parsed)
 
+    def set_barging(self, subscriber_id: str, on: bool) -> None:
+        """A monitor's voice goes to the caller and the operator (``on``) or to nobody.
+
+        Raises:
+            AppError: ``NO_MEDIA``, that monitor has no link to the call's media.
+        """
+        peer = self._subscribers.get(subscriber_id)
+        if peer is None or peer.talk:
+            raise AppError(ErrorCode.NO_MEDIA, "Link to the call's media first")
+        peer.barging = on
+
     async def remove_subscriber(self, subscriber_id: str) -> None:
         peer = self._subscribers.get(subscriber_id)
         if peer is not None:
@@ -319,12 +369,52 @@ class MediaSession:
         if self._subscribers.get(peer.name) is not peer:
             return
         peer.received["audio"] += 1
-        if not self._talkers or self._talkers[0] != peer.name:
-            return  # one voice at a time: mixing would mean decoding
+        if not self._talkers:
+            return
+        if self._talkers[0] != peer.name:
+            self._second_talker_audio(peer, frame)
+            return
         citizen = self._citizen
         if citizen is not None and citizen.audio_out is not None:
             citizen.audio_out.push(frame)
         self.recording.on_frame("operator_audio", frame)
+        for subscriber in self._subscribers.values():
+            if subscriber is not peer and subscriber.voice_out is not None:
+                # Monitors hear the operator too, and so does a second operator on the call.
+                subscriber.voice_out.push(frame)
+
+    def _second_talker_audio(self, peer: _Peer, frame: EncodedFrame) -> None:
+        """A second operator or supervisor on the call (a warm transfer's target, a
+        conference's guest) speaks on the second audio line of the caller and the operator,
+        as a barging supervisor does, while nobody barges: one voice per line, no mixing (that
+        would mean decoding). A third talker waits for one of them to leave."""
+        if len(self._talkers) < 2 or self._talkers[1] != peer.name or self._first_barging():
+            return
+        citizen = self._citizen
+        if citizen is not None and citizen.voice_out is not None:
+            citizen.voice_out.push(frame)
+        operator = self._subscribers.get(self._talkers[0])
+        if operator is not None and operator.voice_out is not None:
+            operator.voice_out.push(frame)
+
+    def _on_supervisor_audio(self, peer: _Peer, frame: EncodedFrame) -> None:
+        """A monitor's microphone: forwarded only while they barge in, and one barging voice at
+        a time (the first), on the caller's and the operator's second audio line."""
+        if self._subscribers.get(peer.name) is not peer:
+            return
+        peer.received["audio"] += 1
+        if not peer.barging or self._first_barging() is not peer:
+            return
+        citizen = self._citizen
+        if citizen is not None and citizen.voice_out is not None:
+            citizen.voice_out.push(frame)
+        if self._talkers:
+            operator = self._subscribers.get(self._talkers[0])
+            if operator is not None and operator.voice_out is not None:
+                operator.voice_out.push(frame)
+
+    def _first_barging(self) -> _Peer | None:
+        return next((p for p in self._subscribers.values() if p.barging), None)
 
     # -- keyframes and snapshots -----------------------------------------------------------
 
@@ -360,13 +450,28 @@ class MediaSession:
             if self._someone_waits_for_keyframe():
                 self.request_keyframe()
 
-    async def snapshot(self) -> bytes:
-        """A JPEG of the citizen's picture now: a fresh keyframe if one comes within a second,
-        else the last one.
+    async def thumbnail(self) -> bytes:
+        """The wall's small JPEG of the caller's picture: one fresh keyframe (asked for with a
+        PLI, waited for up to a second) decoded and resized, never a decode of the stream. The
+        same keyframe twice gives the same thumbnail without decoding it again.
 
         Raises:
             AppError: ``NO_VIDEO``, no picture has arrived (or it does not decode).
         """
+        frame = await self._fresh_keyframe()
+        if frame is self._thumbnail_of:
+            return self._thumbnail
+        try:
+            jpeg = await asyncio.to_thread(vp8_keyframe_to_thumbnail, frame.data)
+        except ValueError as exc:
+            message = f"The caller's picture did not decode: {exc}"
+            raise AppError(ErrorCode.NO_VIDEO, message) from None
+        self._thumbnail_of, self._thumbnail = frame, jpeg
+        self.thumbnails_made += 1
+        return jpeg
+
+    async def _fresh_keyframe(self) -> EncodedFrame:
+        """A keyframe that arrives within a second of asking, else the last one."""
         citizen = self._citizen
         if (citizen is None or citizen.video_receiver is None) and self._last_keyframe is None:
             raise AppError(ErrorCode.NO_VIDEO, "No video in this call")
@@ -374,14 +479,23 @@ class MediaSession:
         self._keyframe_waiters.append(waiter)
         self.request_keyframe()
         try:
-            frame = await asyncio.wait_for(waiter, SNAPSHOT_KEYFRAME_WAIT_SECS)
+            return await asyncio.wait_for(waiter, SNAPSHOT_KEYFRAME_WAIT_SECS)
         except TimeoutError:
             if self._last_keyframe is None:
                 raise AppError(ErrorCode.NO_VIDEO, "No picture from the caller yet") from None
-            frame = self._last_keyframe
+            return self._last_keyframe
         finally:
             if waiter in self._keyframe_waiters:
                 self._keyframe_waiters.remove(waiter)
+
+    async def snapshot(self) -> bytes:
+        """A JPEG of the citizen's picture now: a fresh keyframe if one comes within a second,
+        else the last one.
+
+        Raises:
+            AppError: ``NO_VIDEO``, no picture has arrived (or it does not decode).
+        """
+        frame = await self._fresh_keyframe()
         try:
             return await asyncio.to_thread(vp8_keyframe_to_jpeg, frame.data)
         except ValueError as exc:  # the caller's frame, not our code: no picture to give
@@ -482,6 +596,8 @@ class MediaSession:
                 "audio_forwarded": peer.audio_out.forwarded if peer.audio_out else 0,
                 "audio_dropped": peer.audio_out.dropped if peer.audio_out else 0,
                 "audio_received": peer.received["audio"],
+                "barging": peer.barging,
+                "voice_forwarded": peer.voice_out.forwarded if peer.voice_out else 0,
             }
         return {
             "call_id": self.call_id,
@@ -493,12 +609,18 @@ class MediaSession:
                 # Keyframe requests (PLIs) sent to the caller's camera, and when the last went.
                 "plis_sent": self._plis_sent,
                 "last_pli_at": self._last_pli if self._plis_sent else None,
+                "thumbnails_made": self.thumbnails_made,
+                # A barging supervisor's voice, on the caller's second audio line.
+                "supervisor_audio_forwarded": (
+                    citizen.voice_out.forwarded if citizen and citizen.voice_out else 0
+                ),
                 "operator_audio_forwarded": (
                     citizen.audio_out.forwarded if citizen and citizen.audio_out else 0
                 ),
             },
             "recording": {
                 **self.recording.counts,
+                "paused": self.recording.paused,
                 "segments_closed": len(self.recording.closed),
                 "video_recorded": sum(s.video_frames for s in self.recording.closed),
                 "audio_recorded": sum(s.audio_frames for s in self.recording.closed),

@@ -20,7 +20,7 @@ from media.hub import hub_from_settings
 from server.core.clock import SystemClock
 from server.core.gc_tuning import freeze_startup_objects
 from server.core.logs import setup_logging
-from server.core.media_rpc import ClosedSegment
+from server.core.media_rpc import ClosedSegment, RecordingFailure, RecordingState
 
 SECRET_ENV = "MEDIA_WORKER_SECRET"
 
@@ -32,7 +32,22 @@ async def _serve(settings: Settings, node_url: str, node_id: str, home: str, sec
         assert agent is not None
         await agent.segment_closed(segment)
 
-    hub = hub_from_settings(settings, on_segment_closed=on_segment_closed, clock=SystemClock())
+    async def on_recording_failed(failure: RecordingFailure) -> None:
+        assert agent is not None
+        await agent.recording_failed(failure)
+
+    async def on_recording_state(state: RecordingState) -> None:
+        assert agent is not None
+        await agent.recording_state(state)
+
+    hub = hub_from_settings(
+        settings,
+        on_segment_closed=on_segment_closed,
+        on_recording_failed=on_recording_failed,
+        clock=SystemClock(),
+        node_id=node_id,
+        on_recording_state=on_recording_state,
+    )
     agent = MediaAgent(hub, node_id=node_id, home=home, secret=secret, admission=hub.admission)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -41,6 +56,9 @@ async def _serve(settings: Settings, node_url: str, node_id: str, home: str, sec
     watchdog = asyncio.create_task(_orphaned(stop))
     try:
         await agent.connect(node_url)
+        # A worker restarted after a crash first closes what its predecessor left open.
+        hub.start_recovery()
+        hub.watch_disk()
         freeze_startup_objects()
         await stop.wait()
     finally:

@@ -3,6 +3,7 @@ wires them from settings (storage, shared state, media, Socket.IO, the HTTP rout
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 
@@ -14,24 +15,51 @@ from redis.asyncio import Redis
 
 from config import Settings
 from media.agent import load_of
+from media.clips import PyAVClipProbe
 from media.hub import MediaHub, hub_from_settings
+from media.redaction import FaceBlur
 from media.rpc import HubHandler
+from server.actions import transfers
+from server.actions.abandonment import schedule_abandonment
+from server.actions.checkpoints import CheckpointSchedule
+from server.actions.database_watch import schedule_database_watch
 from server.actions.media import MediaRouter
-from server.actions.recordings import record_segment
+from server.actions.recording_state import do_recording_state
+from server.actions.recordings import record_failure, record_segment
+from server.actions.retention import schedule_purges
+from server.actions.routing import schedule_routing
+from server.actions.thumbnails import schedule_thumbnails
 from server.actions.uploads import return_decoded_memory
+from server.actions.wall import schedule_new_day
 from server.core.background import Background
 from server.core.clock import Clock, SystemClock
-from server.core.media_rpc import ClosedSegment, LoadReport
+from server.core.errors import AppError, ErrorCode
+from server.core.media_rpc import ClosedSegment, LoadReport, RecordingFailure, RecordingState
 from server.core.outages import Outages
 from server.core.services import Services
 from server.core.storage import FileStorage
 from server.core.work_pool import WorkPool
 from server.db.audit import AuditLog
 from server.db.engine import Database
-from server.http import admin, health, open311, page_routes, security
+from server.http import (
+    admin,
+    archive,
+    call_stats,
+    evidence,
+    health,
+    installable,
+    legal_holds,
+    open311,
+    page_routes,
+    redactions,
+    security,
+)
 from server.http import calls as call_routes
+from server.http import invites as invite_routes
 from server.http import photos as call_photos
+from server.http import receipts as receipt_routes
 from server.http import recordings as call_recordings
+from server.http import threads as thread_routes
 from server.http.access_log import echo_request_id, request_id_middleware
 from server.http.auth import routes as auth_routes
 from server.http.auth.sessions import session_middleware
@@ -55,9 +83,11 @@ from server.http.pages import STATIC_DIR, Pages
 from server.http.threats import categories as threat_categories
 from server.http.threats import public as threat_public
 from server.http.threats import staff as threat_staff
-from server.http.uploads import body_limit_middleware
+from server.http.uploads import body_limit_middleware, clip_body_limit
 from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY, SIO_KEY
+from server.security.evidence_key import load_evidence_key
 from server.security.pseudonyms import load_pseudonyms
+from server.sms import sms_gateway_from_settings
 from server.state.media_nodes import LocalMediaNodes, RedisMediaNodes
 from server.state.presence import LocalPresence, RedisPresence
 from server.state.ratelimit import REDIS_TIMEOUT_SECS, RateLimits
@@ -67,6 +97,7 @@ from signaling.media_bus import SocketIOMediaBus
 from signaling.media_ns import MediaNamespace
 from signaling.notifier import SocketIONotifier
 from signaling.server import attach, close_manager, connection_counts, create_sio
+from signaling.thread import ThreadNamespace
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -103,7 +134,9 @@ def _headers_middleware(settings: Settings) -> Middleware:
         )
         if hsts is not None:
             response.headers.setdefault("Strict-Transport-Security", hsts)
-        if request.path.startswith(("/login", "/account", "/admin", "/security", "/api/")):
+        if request.path.startswith(
+            ("/login", "/account", "/admin", "/security", "/archive", "/api/")
+        ):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
@@ -123,6 +156,23 @@ def _own_media(node_id: str, hub: MediaHub | None) -> Callable[[], tuple[str, Lo
         return None
     own = hub
     return lambda: (node_id, load_of(own, own.admission))
+
+
+log = logging.getLogger("lifeline.node")
+
+REARM_RETRY_SECS = 5.0
+
+
+async def _rearm_offers(services: Services) -> None:
+    try:
+        await transfers.rearm_open_offers(services)
+    except Exception:
+        log.warning("re-arming open transfer offers failed; trying again", exc_info=True)
+
+        async def again() -> None:
+            await _rearm_offers(services)
+
+        services.background.later(services.clock, REARM_RETRY_SECS, again, name="rearm-offers")
 
 
 def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> CleanupContext:
@@ -157,14 +207,45 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             max_wait_secs=settings.IMAGE_QUEUE_WAIT_SECS,
             name="images",
         )
+        # Redacted copies: one thread (each is minutes of decoding, detection and encoding),
+        # a long line that waits as long as it takes.
+        redaction_pool = WorkPool(
+            clock, workers=1, max_waiting=64, max_wait_secs=24 * 3600, name="redaction"
+        )
         services_box: list[Services] = []
         pseudonyms = load_pseudonyms(settings.PSEUDONYM_KEY, settings.DATA_DIR)
+        evidence_key = load_evidence_key(settings.evidence_key_file)
 
         async def on_segment_closed(segment: ClosedSegment) -> None:
-            await record_segment(services_box[0], segment)
+            assert hub is not None
+            try:
+                await record_segment(services_box[0], segment)
+            except AppError as exc:
+                if exc.code is ErrorCode.SEGMENT_CONFLICT:
+                    hub.release(segment)  # never to be stored; the chain says why
+                raise
+            except Exception:
+                # Not stored now (the database away): its claim is let go, so the next sweep
+                # reports it again.
+                hub.claims.let_go(segment.key)
+                raise
+            hub.release(segment)
+
+        async def on_recording_failed(failure: RecordingFailure) -> None:
+            await record_failure(services_box[0], failure)
+
+        async def on_recording_state(state: RecordingState) -> None:
+            await do_recording_state(services_box[0], state)
 
         hub = (
-            hub_from_settings(settings, on_segment_closed=on_segment_closed, clock=clock)
+            hub_from_settings(
+                settings,
+                on_segment_closed=on_segment_closed,
+                on_recording_failed=on_recording_failed,
+                clock=clock,
+                node_id=settings.NODE_ID,
+                on_recording_state=on_recording_state,
+            )
             if settings.MEDIA_WORKERS == 0
             else None
         )
@@ -199,8 +280,15 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             image_pool=image_pool,
             telemetry=app[METRICS_KEY],
             storage=FileStorage(settings.storage_dir),
+            redactor=FaceBlur(),
+            clip_probe=PyAVClipProbe(),
+            redaction_pool=redaction_pool,
+            evidence_key=evidence_key,
+            sms=sms_gateway_from_settings(settings, clock),
         )
         services_box.append(services)
+        checkpoints = CheckpointSchedule(services)
+        checkpoints.start()
         app[SERVICES_KEY] = services
         app[METRICS_KEY].watch(
             Sources(
@@ -211,12 +299,30 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
         )
         sio.register_namespace(CitizenNamespace(services))
         sio.register_namespace(ConsoleNamespace(services))
+        sio.register_namespace(ThreadNamespace(services))
         sio.register_namespace(MediaNamespace(services, app[MEDIA_SECRET_KEY]))
+        schedule_purges(services)
+        # Queued calls whose caller went while no node was counting (or never came): a node
+        # that starts after a crash settles them at its first round.
+        schedule_abandonment(services)
+        schedule_thumbnails(services)
+        schedule_new_day(services)
+        schedule_database_watch(services, outages)  # the console's banner while it is away
+        # Offers a node that died left waiting: each settles on time all the same. A node
+        # starts while its database is away (/readyz says so) and re-arms them once it answers.
+        await _rearm_offers(services)
+        schedule_routing(services)
+        if hub is not None:
+            # At start-up, close what dead processes left open (this node's last run, say).
+            hub.start_recovery()
+            hub.watch_disk()
         try:
             yield
         finally:
             await background.close()
+            await services.sms.close()
             image_pool.close()
+            redaction_pool.close()
             if hub is not None:
                 await hub.close()
             await sio.shutdown()
@@ -224,6 +330,8 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             await limits.close()
             if redis is not None:
                 await redis.aclose()
+            # After the media: the last segments' entries are anchored too.
+            await checkpoints.stop()
             await db.close()
 
     return node
@@ -236,7 +344,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app_metrics = Metrics(registry, outages)
     app = web.Application(
         # The largest body any route takes; body_limit_middleware holds the others to less.
-        client_max_size=max(settings.MAX_BODY_BYTES, settings.MAX_UPLOAD_BYTES),
+        client_max_size=max(
+            settings.MAX_BODY_BYTES,
+            clip_body_limit(settings.MAX_CLIP_BYTES, settings.MAX_UPLOAD_BYTES),
+        ),
         middlewares=[
             request_id_middleware(settings.TRUSTED_PROXIES),
             *[m for m in [forwarded_middleware(settings.TRUSTED_PROXIES)] if m is not None],
@@ -277,6 +388,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         open311.routes,
         call_photos.routes,
         call_recordings.routes,
+        legal_holds.routes,
+        redactions.routes,
+        receipt_routes.routes,
+        archive.routes,
+        evidence.routes,
+        invite_routes.routes,
+        installable.routes,
+        thread_routes.routes,
+        call_stats.routes,
     ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)

@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
@@ -23,6 +24,10 @@ from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.db.migrate import upgrade
 from server.notify import sd_notify
+
+if TYPE_CHECKING:
+    from server.actions.evidence_export import ExportPlan
+    from server.core.storage import Storage
 from server.security.passwords import PROBLEM_TEXTS, password_problem
 from server.security.totp import provisioning_uri
 
@@ -58,7 +63,24 @@ def _parser() -> argparse.ArgumentParser:
     evidence = sub.add_parser("evidence", help="evidence and the audit chain").add_subparsers(
         dest="evidence_command", required=True
     )
-    evidence.add_parser("verify", help="verify the whole audit chain")
+    verify = evidence.add_parser(
+        "verify", help="verify the audit chain, its checkpoints and files, or a bundle"
+    )
+    verify.add_argument("bundle", nargs="?", type=Path, help="an export bundle (a zip)")
+    evidence.add_parser(
+        "purge", help="delete the stored files whose retention has ended now (docs/retention.md)"
+    )
+    redact = evidence.add_parser(
+        "redact", help="make a redacted copy of a call's recording: faces blurred, audio kept"
+    )
+    redact.add_argument("call_id")
+    redact.add_argument("--reason", required=True, help="why (free text or a case number)")
+    export = evidence.add_parser("export", help="write a call's signed evidence bundle")
+    export.add_argument("call_id")
+    export.add_argument("out", type=Path, help="the zip to write (a new file)")
+    export.add_argument(
+        "--reason", default="exported on the command line", help="why (kept in the audit chain)"
+    )
     return parser
 
 
@@ -88,6 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "users":
             return asyncio.run(_users_add(settings, args.name, args.role, args.password_stdin))
+        if args.evidence_command == "purge":
+            return asyncio.run(_purge(settings))
+        if args.evidence_command == "redact":
+            return asyncio.run(_redact(settings, args.call_id, args.reason))
+        if args.command == "evidence" and args.evidence_command == "export":
+            return _export(settings, args.call_id, args.out, args.reason)
+        if args.command == "evidence" and getattr(args, "bundle", None) is not None:
+            return _verify_bundle(settings, args.bundle)
         return asyncio.run(_verify(settings))
     except DBAPIError as exc:
         # No database there, or one that was never migrated: say so in one line.
@@ -209,7 +239,7 @@ def _backup(settings: Settings, destination: Path) -> int:
     copy = settings.model_copy(
         update={"DATABASE_URL": f"sqlite+aiosqlite:///{destination.resolve()}"}
     )
-    code = asyncio.run(_verify(copy))
+    code = asyncio.run(_verify(copy, backup=True))
     with contextlib.closing(sqlite3.connect(destination)) as dst:
         dst.execute("PRAGMA journal_mode=DELETE")  # the engine opened it in WAL mode
     if code == 0:
@@ -253,14 +283,173 @@ async def _users_add(settings: Settings, name: str, role: str, password_stdin: b
     return 0
 
 
-async def _verify(settings: Settings) -> int:
+async def _purge(settings: Settings) -> int:
+    """What the nodes' daily purge does, now (the same locks and checks: safe beside them)."""
+    from server.actions.retention import Purger
+    from server.core.storage import FileStorage
+
     db = Database(settings.database_url)
     try:
-        report = await AuditLog(db, SystemClock()).verify()
+        clock = SystemClock()
+        report = await Purger(
+            settings, AuditLog(db, clock), FileStorage(settings.storage_dir), clock
+        ).run()
+    finally:
+        await db.close()
+    if not report.ran:
+        print("error: another node is purging now; nothing done", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{kind} {n}" for kind, n in sorted(report.counts().items())) or "nothing"
+    print(f"purged: {counts} ({report.files_deleted} files deleted)")
+    return 0
+
+
+async def _redact(settings: Settings, call_id: str, reason: str) -> int:
+    """A redacted copy made here and now (the page's request makes it on a node, in the
+    background); the chain names the command line as who asked."""
+    from media.redaction import FaceBlur
+    from server.actions.redactions import Redactions
+    from server.core.errors import AppError
+    from server.core.storage import FileStorage
+    from server.db.models import Call, RedactionState
+
+    db = Database(settings.database_url)
+    try:
+        clock = SystemClock()
+        async with db.session() as session:
+            call = await session.get(Call, call_id)
+        if call is None:
+            print(f"error: no call {call_id}", file=sys.stderr)
+            return 1
+        desk = Redactions(
+            AuditLog(db, clock),
+            FileStorage(settings.storage_dir),
+            clock,
+            FaceBlur(),
+            asyncio.to_thread,
+        )
+        try:
+            rows = await desk.request(call, Actor.command_line().name, reason)
+        except AppError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        made = await desk.make([row.id for row in rows if row.id is not None])
+    finally:
+        await db.close()
+    for row in made:
+        if row.state == RedactionState.DONE:
+            print(
+                f"segment {row.segment}: {row.path} sha256 {row.sha256} "
+                f"({row.frames_with_faces} of {row.frames} frames with faces blurred)"
+            )
+        else:
+            print(f"segment {row.segment}: failed (the audit chain says why)")
+    return 0 if all(row.state == RedactionState.DONE for row in made) else 1
+
+
+async def _verify(settings: Settings, *, backup: bool = False) -> int:
+    """The store's evidence; for ``backup``'s copy, its chain and checkpoints only (the files
+    are the live ones, and the live checkpoint file may have run ahead of the copy)."""
+    from server.actions.checkpoints import Custody
+    from server.actions.custody import verify_custody
+    from server.core.storage import FileStorage
+    from server.security.evidence_key import read_evidence_key
+
+    db = Database(settings.database_url)
+    try:
+        custody = Custody(
+            audit=AuditLog(db, SystemClock()),
+            clock=SystemClock(),
+            key=read_evidence_key(settings.evidence_key_file),
+            file=settings.checkpoint_file,
+        )
+        storage = None if backup else FileStorage(settings.storage_dir)
+        report = await verify_custody(custody, storage, snapshot=backup)
     finally:
         await db.close()
     if report.ok:
-        print(f"audit chain intact: {report.entries} entries")
+        files = "" if backup else f", {report.files} files re-hashed"
+        print(
+            f"audit chain intact: {report.entries} entries, {report.checkpoints} checkpoints"
+            + files
+        )
         return 0
-    print(f"audit chain BROKEN at {report.broken} ({report.entries} entries before it hold)")
+    print(f"evidence BROKEN at {report.broken}")
     return 1
+
+
+def _export(settings: Settings, call_id: str, out: Path, reason: str) -> int:
+    """``evidence export``: the bundle written to a new file, the export in the chain."""
+    from server.actions.evidence_export import write_bundle
+    from server.core.errors import AppError
+    from server.core.storage import FileStorage
+
+    if out.exists():
+        print(f"error: {out} exists; name a new file", file=sys.stderr)
+        return 2
+    storage = FileStorage(settings.storage_dir)
+    try:
+        plan = asyncio.run(_plan_export(settings, storage, call_id, reason))
+    except AppError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    try:
+        with out.open("xb") as sink:
+            manifest = write_bundle(plan, storage, sink)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    print(
+        f"bundle written to {out}: call {plan.call_id}, {len(plan.items)} files "
+        f"and the signed manifest (SHA-256 {manifest})"
+    )
+    return 0
+
+
+async def _plan_export(
+    settings: Settings, storage: Storage, call_id: str, reason: str
+) -> ExportPlan:
+    from server.actions.access import COMMAND_LINE
+    from server.actions.checkpoints import Custody
+    from server.actions.evidence_export import check_call_for_export, plan_export
+    from server.security.evidence_key import load_evidence_key
+    from server.security.pseudonyms import load_pseudonyms
+
+    db = Database(settings.database_url)
+    try:
+        custody = Custody(
+            audit=AuditLog(db, SystemClock()),
+            clock=SystemClock(),
+            key=load_evidence_key(settings.evidence_key_file),
+            file=settings.checkpoint_file,
+            syslog=settings.CHECKPOINT_SYSLOG,
+        )
+        call = await check_call_for_export(custody, call_id, COMMAND_LINE)
+        return await plan_export(
+            custody,
+            storage,
+            load_pseudonyms(settings.PSEUDONYM_KEY, settings.DATA_DIR),
+            call,
+            actor="cli",
+            role=COMMAND_LINE,
+            reason=reason,
+            remote=None,
+        )
+    finally:
+        await db.close()
+
+
+def _verify_bundle(settings: Settings, bundle: Path) -> int:
+    """The bundle's own verifier (the file copied into it), held to this deployment's key."""
+    from server.evidence.verify_bundle import verify
+    from server.security.evidence_key import read_evidence_key
+
+    if not bundle.exists():
+        print(f"error: no bundle at {bundle}", file=sys.stderr)
+        return 2
+    key = read_evidence_key(settings.evidence_key_file)
+    verdict = verify(bundle, key.key_id if key is not None else None)
+    print(verdict.line())
+    if key is None and verdict.ok:
+        print("no deployment key here: compare that key id with the published one")
+    return 0 if verdict.ok else 1

@@ -15,7 +15,13 @@ from server.core.events import (
     ChatMessageEvent,
     LocationEvent,
     OperatorState,
+    OperatorStateName,
     PhotoEvent,
+    PresentRole,
+    ThreadMessageEvent,
+    ThreadStateName,
+    TransferOfferEvent,
+    WallFigures,
 )
 
 CallEvent = Annotated[ChatMessageEvent | LocationEvent | PhotoEvent, Field(discriminator="type")]
@@ -81,6 +87,13 @@ class CallAck(Ack):
     call: CallSummary
 
 
+class People(Ack):
+    """Who is on the call besides the caller, as the caller's page shows it."""
+
+    roles: list[PresentRole]
+    speaking: list[PresentRole]
+
+
 class Queue(Ack):
     calls: list[CallSummary]
     me: str
@@ -90,13 +103,71 @@ class Operators(Ack):
     operators: list[OperatorState]
 
 
+class Wall(Ack):
+    """Everything a wall shows, from the database: on every (re)connect it starts from this."""
+
+    calls: list[CallSummary]
+    operators: list[OperatorState]
+    figures: list[WallFigures]
+    target_secs: float
+
+
 class SnapshotTaken(Ack):
     snapshot_id: int
     sha256: str
     url: str
 
 
+class TransferTarget(BaseModel):
+    """Someone the transfer dialog lists, in the state routing and the wall see them in (a
+    call offered to them by name counts as ringing)."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str
+    role: str
+    state: OperatorStateName
+
+
+class Targets(Ack):
+    """Whom a call may be handed to: people, and the queues this role sees."""
+
+    people: list[TransferTarget]
+    queues: list[str]
+
+
+class Offered(Ack):
+    """A transfer made: the offer's id (None: handed back to a queue) and the call now."""
+
+    offer_id: int | None
+    call: CallSummary
+
+
+class Offers(Ack):
+    """The offers waiting for this console's staff member."""
+
+    offers: list[TransferOfferEvent]
+
+
+class Shift(Ack):
+    """Whether this console is on shift now (its session then stays alive while it is open)."""
+
+    on: bool
+
+
+class Status(Ack):
+    """The operator's own state now (docs/routing.md); None for a role nobody routes to."""
+
+    status: OperatorState | None = None
+
+
 # Every request of each namespace, and its answer when done.
+class ThreadResumed(Ack):
+    """A message thread's state, and its messages after the number the page saw."""
+
+    state: ThreadStateName
+    messages: list[ThreadMessageEvent]
+
+
 ACKS: dict[str, dict[str, type[Ack]]] = {
     "/citizen": {
         "resume": Resumed,
@@ -105,17 +176,35 @@ ACKS: dict[str, dict[str, type[Ack]]] = {
         "media_offer": Answer,
         "media_ice": Ack,
         "end_call": Ended,
+        "situation": Ack,
+        "link": Ack,
     },
     "/console": {
         "operators": Operators,
+        "wall": Wall,
+        "monitor": People,
+        "barge": People,
         "queue": Queue,
         "accept": CallAck,
-        "transfer": CallAck,
+        "transfer": Offered,
+        "transfer_targets": Targets,
+        "offers": Offers,
+        "offer_accept": CallAck,
+        "offer_decline": Ack,
+        "transfer_complete": CallAck,
+        "transfer_cancel": Ack,
+        "leave_call": Ack,
         "join": Joined,
         "chat": Stored,
         "media_offer": Answer,
         "media_ice": Ack,
         "snapshot": SnapshotTaken,
         "end_call": Ended,
+        "shift": Shift,
+        "status": Status,
+        "set_status": Status,
+        "decline": Status,
+        "link": Ack,
     },
+    "/thread": {"resume": ThreadResumed},
 }

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
-from server.actions import call_events, calls
+from server.actions import call_events, calls, link_quality, queue_position, situations
 from server.actions.call_marks import do_mark_call
 from server.core.errors import ErrorCode
 from server.core.services import Services
@@ -19,11 +17,12 @@ from signaling.notifier import CITIZEN_NS, call_room
 from signaling.payloads import (
     ChatSend,
     CitizenEnd,
-    CitizenHello,
     IceCandidate,
+    LinkReport,
     Location,
     Resume,
     SessionDescription,
+    SituationSet,
 )
 
 
@@ -39,12 +38,7 @@ class CitizenNamespace(LifelineNamespace):
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         self.check_origin(environ)
-        try:
-            hello = CitizenHello.model_validate(auth or {})
-        except ValidationError:
-            raise connection_refused(
-                ErrorCode.TOKEN_REQUIRED, "Connect with the call's token"
-            ) from None
+        hello = self.hello_of(auth, "call")
         call = await calls.call_by_token(self.services, hello.token)
         if call is None:
             raise connection_refused(ErrorCode.BAD_CALL_TOKEN, "Unknown call")
@@ -87,6 +81,13 @@ class CitizenNamespace(LifelineNamespace):
         missed = await call_events.events_since(
             self.services, call_id, payload.last_seq, locations=False
         )
+        # Who is on the call (a supervisor may have joined while the page was away).
+        people = await calls.people_present(self.services, call_id)
+        await self.emit("event", people.model_dump(mode="json"), to=sid)
+        # A waiting call's place in the queue (it may have moved while the page was away).
+        place = await queue_position.position_of_call(self.services, call_id)
+        if place is not None:
+            await self.emit("event", place.model_dump(mode="json"), to=sid)
         return acks.Resumed(call=state, events=missed)
 
     @event(Location)
@@ -104,6 +105,20 @@ class CitizenNamespace(LifelineNamespace):
             measured_ms=payload.timestamp,
         )
         return acks.Located(seq=seq)
+
+    @event(SituationSet)
+    async def on_situation(self, sid: str, payload: SituationSet) -> acks.Ack:
+        call_id, _ = await self._call_of(sid)
+        call = await calls.check_live_call(self.services, call_id)
+        await situations.do_set_situation(self.services, call, payload.situation)
+        return acks.Ack()
+
+    @event(LinkReport)
+    async def on_link(self, sid: str, payload: LinkReport) -> acks.Ack:
+        """The degradation ladder's rung and the measured quality, for the operator's console."""
+        call_id, _ = await self._call_of(sid)
+        await link_quality.do_caller_link(self.services, call_id, payload.rung, payload.quality)
+        return acks.Ack()
 
     @event(ChatSend)
     async def on_chat(self, sid: str, payload: ChatSend) -> acks.Ack:

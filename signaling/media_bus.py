@@ -15,6 +15,7 @@ from server.core.errors import AppError, ErrorCode
 from server.core.media_rpc import (
     NAMESPACE,
     CitizenOffer,
+    EndCall,
     MediaHandler,
     MediaRequest,
     R,
@@ -30,6 +31,10 @@ from server.core.ports import MediaNodes
 # and the page's own request timed out first).
 OFFER_TIMEOUT_SECS = 4.0
 REQUEST_TIMEOUT_SECS = 3.0
+# Ending a call waits for its last segment to be muxed, hashed and stored (media/agent.py
+# answers after its reports are acknowledged, at most END_CALL_REPORT_WAIT_SECS): the seal
+# covers it. The pages were told the call ended before this.
+END_CALL_TIMEOUT_SECS = 8.0
 
 
 class SocketIOMediaBus:
@@ -57,7 +62,13 @@ class SocketIOMediaBus:
             return await self._local(request)
         if node_id not in {node.id for node in await self._nodes.alive()}:
             raise AppError(ErrorCode.MEDIA_UNREACHABLE, f"Media node {node_id} is not alive")
-        timeout = OFFER_TIMEOUT_SECS if isinstance(request, CitizenOffer) else REQUEST_TIMEOUT_SECS
+        timeout = (
+            OFFER_TIMEOUT_SECS
+            if isinstance(request, CitizenOffer)
+            else END_CALL_TIMEOUT_SECS
+            if isinstance(request, EndCall)
+            else REQUEST_TIMEOUT_SECS
+        )
         try:
             raw = await self._sio.call(
                 request.event,

@@ -3,7 +3,8 @@
 Only a holder of the node's media secret gets in; it joins room ``node:<id>``, where any node's
 media bus (signaling/media_bus.py) reaches it. Its reports are parsed into their models
 (server/core/media_rpc.py) and handed to one action each: its load to the placement of new
-calls, its closed recording segments to be stored with their audit entries.
+calls, its closed recording segments to be stored with their audit entries, its recording
+failures to be entered in the chain, a call's recording paused or resumed to its watchers.
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import socketio
 from pydantic import ValidationError
 
 from server.actions import media
-from server.actions.recordings import record_segment
+from server.actions.recording_state import do_recording_state
+from server.actions.recordings import record_failure, record_segment
 from server.core.errors import AppError, ErrorCode
 from server.core.media_rpc import (
     NAMESPACE,
     ClosedSegment,
+    Done,
     LoadReport,
+    RecordingFailure,
+    RecordingState,
     SegmentStored,
     invalid,
     node_room,
@@ -32,6 +38,8 @@ from server.core.services import Services
 from signaling.namespace import connection_refused
 
 log = logging.getLogger("lifeline.signaling")
+
+ReportT = TypeVar("ReportT", RecordingFailure, RecordingState)
 
 NODE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -89,6 +97,40 @@ class MediaNamespace(socketio.AsyncNamespace):
             log.exception("storing a recording segment failed", extra={"node": node})
             return to_wire(AppError(ErrorCode.INTERNAL, "The segment could not be stored now"))
         return to_wire(SegmentStored(stored=stored))
+
+    async def on_recording_failed(self, sid: str, data: Any = None) -> dict[str, Any]:
+        async def enter(failure: RecordingFailure, node: str | None) -> None:
+            await record_failure(self.services, failure, media_node=node)
+
+        return await self._entered(sid, data, RecordingFailure, enter, "recording failure")
+
+    async def on_recording_state(self, sid: str, data: Any = None) -> dict[str, Any]:
+        async def keep(state: RecordingState, node: str | None) -> None:
+            await do_recording_state(self.services, state, media_node=node)
+
+        return await self._entered(sid, data, RecordingState, keep, "recording state")
+
+    async def _entered(
+        self,
+        sid: str,
+        data: Any,
+        model: type[ReportT],
+        action: Callable[[ReportT, str | None], Awaitable[None]],
+        what: str,
+    ) -> dict[str, Any]:
+        """A report acknowledged once its action has stored it; one it could not store now is
+        refused as ``INTERNAL``, and the media node keeps it and sends it again."""
+        node = await self._node(sid)
+        try:
+            report = model.model_validate(data)
+        except ValidationError as exc:
+            return to_wire(invalid(what, exc))
+        try:
+            await action(report, node)
+        except Exception:
+            log.exception(f"entering a {what} failed", extra={"node": node})
+            return to_wire(AppError(ErrorCode.INTERNAL, f"The {what} could not be entered now"))
+        return to_wire(Done())
 
     async def _node(self, sid: str) -> str | None:
         node = (await self.get_session(sid)).get("node")

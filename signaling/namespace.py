@@ -14,11 +14,13 @@ from typing import Any, TypeVar
 import socketio
 from pydantic import BaseModel, ValidationError
 
+from server.actions.database_watch import is_database_away
 from server.core.errors import AppError, ErrorCode
 from server.core.events import ErrorEvent
 from server.core.services import Services
 from server.security.origins import is_own_origin
 from signaling.acks import Ack, Refusal, RefusalDetail
+from signaling.payloads import CitizenHello
 
 log = logging.getLogger("lifeline.signaling")
 
@@ -36,7 +38,9 @@ EVENT_BURST_BY_NAME = {"media_ice": 64}
 EVENT_REFILL_PER_SEC = 5.0
 
 # Every socket of a namespace is looked at again this often (the node's clock): a staff session
-# that ran out is closed, and the presence of the live ones renewed well inside its TTL.
+# that ran out is closed, and the presence of the live ones renewed well inside its TTL. Under a
+# short idle limit it is a third of that limit, so an on-shift console's session is renewed
+# before it could run out.
 RECHECK_SECS = 30.0
 
 
@@ -95,7 +99,7 @@ class LifelineNamespace(socketio.AsyncNamespace):
         self._rechecking = True
         self.services.background.later(
             self.services.clock,
-            RECHECK_SECS,
+            min(RECHECK_SECS, self.services.settings.SESSION_IDLE_SECS / 3),
             self._recheck_all,
             name=f"recheck:{self.namespace}",
         )
@@ -132,6 +136,16 @@ class LifelineNamespace(socketio.AsyncNamespace):
         log.info("event refused", extra={"event": event, "code": code, "reason": message})
         await self.emit("error", error.model_dump(), to=sid)
         return Refusal(error=RefusalDetail(code=code.value, message=message)).model_dump()
+
+    def hello_of(self, auth: Any, what: str) -> CitizenHello:
+        """A citizen page's ``auth`` at connect (its capability token), or the refusal that
+        names ``what`` the token is of (a call, a thread)."""
+        try:
+            return CitizenHello.model_validate(auth or {})
+        except ValidationError:
+            raise connection_refused(
+                ErrorCode.TOKEN_REQUIRED, f"Connect with the {what}'s token"
+            ) from None
 
     def check_origin(self, environ: dict[str, Any]) -> None:
         """Only our own pages connect (server/security/origins.py); a missing Origin is refused
@@ -178,7 +192,15 @@ def event(
                 return (await handler(self, sid, payload)).wire()
             except AppError as exc:
                 return await self.refuse(sid, name, exc.code, exc.message)
-            except Exception:
+            except Exception as exc:
+                if is_database_away(exc):
+                    log.warning("event not stored: the database is away", extra={"event": name})
+                    return await self.refuse(
+                        sid,
+                        name,
+                        ErrorCode.DATABASE_UNAVAILABLE,
+                        "Not stored: the database does not answer. Send it again shortly",
+                    )
                 log.exception("event failed", extra={"event": name})
                 return await self.refuse(
                     sid, name, ErrorCode.INTERNAL, "Something went wrong on our side"

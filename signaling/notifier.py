@@ -21,6 +21,7 @@ log = logging.getLogger("lifeline.signaling")
 
 CITIZEN_NS = "/citizen"
 CONSOLE_NS = "/console"
+THREAD_NS = "/thread"
 REPORTS_ROOM = "reports"
 
 
@@ -28,8 +29,23 @@ def call_room(call_id: str) -> str:
     return f"call:{call_id}"
 
 
+def thread_room(thread_id: str) -> str:
+    return f"thread:{thread_id}"
+
+
 def queue_room(channel: str) -> str:
     return f"queue:{channel}"
+
+
+def staff_room(user_id: int) -> str:
+    """One staff member's consoles: a transfer offered to them by name, their own state and
+    the calls that ring them (docs/routing.md) go here."""
+    return f"staff:{user_id}"
+
+
+def wall_room(channel: str) -> str:
+    """The walls open on a channel: its thumbnails and figures go to them only."""
+    return f"wall:{channel}"
 
 
 class SocketIONotifier:
@@ -46,7 +62,13 @@ class SocketIONotifier:
             )
         except Exception:
             # A call's room by its kind only: it may be an internal-security call's.
-            shown = "call" if room.startswith(call_room("")) else room
+            shown = (
+                "call"
+                if room.startswith(call_room(""))
+                else "thread"
+                if room.startswith(thread_room(""))
+                else room
+            )
             log.exception("broadcast failed", extra={"room": shown, "type": event.type})
 
     async def to_citizen(self, call_id: str, event: ServerEvent) -> None:
@@ -59,11 +81,28 @@ class SocketIONotifier:
         await self.to_citizen(call_id, event)
         await self.to_call_watchers(call_id, event)
 
+    async def to_own_consoles(self, event: ServerEvent) -> None:
+        try:
+            await self._sio.emit(
+                "event", event.model_dump(mode="json"), namespace=CONSOLE_NS, ignore_queue=True
+            )
+        except Exception:
+            log.exception("telling this node's consoles failed", extra={"type": event.type})
+
     async def to_queue(self, channel: str, event: ServerEvent) -> None:
         await self._emit(event, queue_room(channel), CONSOLE_NS)
 
+    async def to_staff(self, user_id: int, event: ServerEvent) -> None:
+        await self._emit(event, staff_room(user_id), CONSOLE_NS)
+
     async def to_report_desks(self, event: ServerEvent) -> None:
         await self._emit(event, REPORTS_ROOM, CONSOLE_NS)
+
+    async def to_wall(self, channel: str, event: ServerEvent) -> None:
+        await self._emit(event, wall_room(channel), CONSOLE_NS)
+
+    async def to_thread(self, thread_id: str, event: ServerEvent) -> None:
+        await self._emit(event, thread_room(thread_id), THREAD_NS)
 
     async def end_staff_sessions(
         self, session_ids: Sequence[int], reason: SessionEndReason

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from server.core.events import LinkQuality, LinkRung, SituationName
+
 MAX_SDP_BYTES = 64 * 1024
 MAX_CHAT_CHARS = 2000
 MAX_NOTE_CHARS = 4000
@@ -47,6 +49,26 @@ class Location(Strict):
         if value is not None and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+
+class SituationSet(Strict):
+    """ "What is happening?", named after the call began."""
+
+    situation: SituationName
+
+
+class LinkReport(Strict):
+    """The caller's page: the rung its call is on and the link quality it measures."""
+
+    rung: LinkRung
+    quality: LinkQuality
+
+
+class ConsoleLinkReport(Strict):
+    """A console on the call: the quality of the caller's media as it arrives there."""
+
+    call_id: str = Field(max_length=36)
+    quality: LinkQuality
 
 
 class ChatSend(Strict):
@@ -99,6 +121,12 @@ class CallRef(Strict):
     call_id: str = Field(max_length=36)
 
 
+class CallMonitor(CallRef):
+    """Start (``on``) or stop monitoring a call, or speaking to it (barge-in)."""
+
+    on: bool
+
+
 class CallJoin(CallRef):
     last_seq: int = Field(default=0, ge=0, le=MAX_SEQ)
 
@@ -119,9 +147,32 @@ class CallEnd(CallRef):
 
 
 class CallTransfer(CallRef):
-    """The operator gives the call back to its queue, saying why (kept with the transition)."""
+    """The operator hands the call on, saying why (kept with the transition): to a named
+    operator (warm, cold) or beside them (conference), or to a queue; with neither named, back
+    to its own queue."""
 
     note: str = Field(default="", max_length=255)
+    kind: Literal["warm", "cold", "conference"] = "cold"
+    target_user: str | None = Field(default=None, min_length=1, max_length=64)
+    target_channel: Literal["police", "internal_security"] | None = None
+
+
+class OfferRef(Strict):
+    offer_id: int = Field(ge=1)
+
+
+class ShiftSet(Strict):
+    """The console's operator starts (``on``) or ends their shift."""
+
+    on: bool
+
+
+class StatusSet(Strict):
+    """The operator sets their state: ``available``, ``away`` (with an optional note) or
+    ``ready`` (after a call's wrap-up). Checked by the action, which names the states."""
+
+    state: str = Field(max_length=32)
+    note: str = Field(default="", max_length=400)
 
 
 class CitizenHello(Strict):

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import socketio
 from aiohttp import web
@@ -20,6 +21,7 @@ from socketio import packet
 
 from config import Settings
 from server.core.errors import ErrorCode
+from server.core.events import ResyncEvent
 from server.core.media_rpc import NAMESPACE as MEDIA_NAMESPACE
 from server.core.outages import Outages
 from signaling.frames import (
@@ -28,7 +30,7 @@ from signaling.frames import (
     MalformedPacket,
     checked_engineio_drivers,
 )
-from signaling.notifier import CITIZEN_NS, CONSOLE_NS
+from signaling.notifier import CITIZEN_NS, CONSOLE_NS, THREAD_NS
 
 log = logging.getLogger("lifeline.signaling")
 
@@ -38,7 +40,10 @@ _LIBRARY_REFUSALS = frozenset(
 
 PART = "Socket.IO fan-out"
 REDIS_CONNECT_SECS = 1.0
-LISTEN_RETRY_MAX_SECS = 5.0
+# At most this long from Redis answering again to this node hearing the others (and its
+# consoles told to resync): within the 5 s a console must match the database again.
+LISTEN_RETRY_MAX_SECS = 2.0
+CLOSE_WAIT_SECS = 2.0
 
 
 class BroadcastManager(socketio.AsyncManager):
@@ -102,6 +107,8 @@ class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
         )
         self._outages = outages
         self.connected: bool = False
+        # Set by ``close``: the listener stops rather than listen again.
+        self.closing = False
 
     async def _publish(self, data: Any) -> None:
         """One try, and the outage said once, not two ERROR lines per emit: while Redis is
@@ -121,10 +128,15 @@ class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         """The library's listener doubles its wait after every failure without a bound: after
         ten minutes without Redis a node would hear the others only minutes after it returned.
-        Here the wait stays under ``LISTEN_RETRY_MAX_SECS``."""
+        Here the wait stays under ``LISTEN_RETRY_MAX_SECS``.
+
+        Whatever the other nodes emitted while this one did not listen is lost (Socket.IO is
+        at most once): once subscribed again, this node's consoles and walls are told to read
+        what they show again from the database (``console.resync``)."""
         wait = 0.5
         subscribed = False
-        while True:
+        missed = False
+        while not self.closing:
             try:
                 if not subscribed:
                     self._redis_connect()
@@ -132,16 +144,32 @@ class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
                     await self.pubsub.subscribe(self.channel)
                     subscribed, wait = True, 0.5
                     self._outages.answered("redis", PART)
+                    if missed:
+                        missed = False
+                        await self.resync_local()
                 assert self.pubsub is not None
                 async for message in self.pubsub.listen():
                     yield message
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure: listen again shortly
+                if self.closing:
+                    return
                 self._outages.failed("redis", PART, repr(exc))
-                subscribed = False
+                subscribed, missed = False, True
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, LISTEN_RETRY_MAX_SECS)
+
+    async def resync_local(self) -> None:
+        """Tell this node's own console sockets (not the other nodes': each resyncs its own
+        when its listener is back) to read the queue, the wall and the open call again."""
+        resync = ResyncEvent().model_dump(mode="json")
+        try:
+            await self.emit("event", resync, namespace=CONSOLE_NS, ignore_queue=True)
+        except Exception:  # the listener must go on whatever a socket does
+            log.exception("telling the consoles to resync failed")
+        else:
+            log.info("consoles told to resync: the bus to the other nodes is back")
 
     def _redis_connect(self) -> None:
         if self.redis is None:
@@ -154,15 +182,25 @@ class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
         self.connected = True
 
     async def close(self) -> None:
+        """Stop the listener, then close its connections, each wait bounded: a cancel that
+        lands inside redis-py's connect or subscribe can be lost there (the listener then
+        reads its socket for ever, and a node's shutdown, or a test's teardown, hung 120 s on
+        it once). Closing the connections ends that read; ``closing`` ends the loop."""
+        self.closing = True
         task = getattr(self, "thread", None)
         if isinstance(task, asyncio.Task):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=CLOSE_WAIT_SECS)
         for name in ("pubsub", "redis"):
             resource = getattr(self, name, None)
             if resource is not None:
-                await resource.aclose()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(resource.aclose(), CLOSE_WAIT_SECS)
+        if isinstance(task, asyncio.Task) and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=CLOSE_WAIT_SECS)
+            if not task.done():
+                log.warning("the Redis listener did not stop; left to the process's exit")
 
 
 async def close_manager(sio: socketio.AsyncServer) -> None:
@@ -244,16 +282,26 @@ def allowed_origins(settings: Settings) -> list[str] | None:
     return named or None
 
 
+def broadcast_channel(redis_url: str) -> str:
+    """Redis pub/sub ignores the database number: two deployments on one Redis server, each
+    with a database of its own, would hear each other's events (a call on the other one's
+    wall) on one channel name. The channel carries the database number."""
+    path = urlsplit(redis_url).path.strip("/")
+    return f"lifeline-socketio:{path or '0'}"
+
+
 def create_sio(settings: Settings, outages: Outages) -> socketio.AsyncServer:
     manager: socketio.AsyncManager = (
-        ClosingRedisManager(settings.REDIS_URL, channel="lifeline-socketio", outages=outages)
+        ClosingRedisManager(
+            settings.REDIS_URL, channel=broadcast_channel(settings.REDIS_URL), outages=outages
+        )
         if settings.REDIS_URL
         else BroadcastManager()
     )
     return LifelineServer(
         async_mode="aiohttp",
         # Only our namespaces: the default one ("/") would accept anyone, token or not.
-        namespaces=[CITIZEN_NS, CONSOLE_NS, MEDIA_NAMESPACE],
+        namespaces=[CITIZEN_NS, CONSOLE_NS, THREAD_NS, MEDIA_NAMESPACE],
         client_manager=manager,
         cors_allowed_origins=allowed_origins(settings),
         transports=["websocket"],
@@ -271,5 +319,5 @@ def connection_counts(sio: socketio.AsyncServer) -> dict[str, int]:
     own, in scale-out too): what its metrics export."""
     return {
         namespace: sum(1 for _ in sio.manager.get_participants(namespace, None))
-        for namespace in (CITIZEN_NS, CONSOLE_NS, MEDIA_NAMESPACE)
+        for namespace in (CITIZEN_NS, CONSOLE_NS, THREAD_NS, MEDIA_NAMESPACE)
     }

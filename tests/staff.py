@@ -11,11 +11,18 @@ from aiohttp.test_utils import TestClient
 
 from server.actions.users import Actor, do_create_user
 from server.core.clock import FrozenClock
+from server.core.services import Services
 from server.http.keys import SERVICES_KEY
 
 Client = TestClient[web.Request, web.Application]
 PASSWORD = "correct horse battery staple"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def services_of(client: Client) -> Services:
+    """The services of the app behind ``client`` (tests call actions on them directly)."""
+    assert client.app is not None
+    return client.app[SERVICES_KEY]
 
 
 @dataclass

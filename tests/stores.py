@@ -1,7 +1,8 @@
 """Test storage chosen by settings: embedded (SQLite, in-process) or scale-out (PostgreSQL, Redis).
 
-``make test`` runs every suite twice; the second run sets ``LIFELINE_DATABASE_URL`` and
-``LIFELINE_REDIS_URL``. The test code is the same.
+``make test`` runs every suite twice, both passes at once; the scale-out pass sets
+``LIFELINE_DATABASE_URL`` and ``LIFELINE_REDIS_URL``. The test code is the same (a ``one_pass``
+test, the same in either mode, runs in the embedded pass only: tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from server.db.migrate import upgrade
 DATABASE_URL = os.environ.get("LIFELINE_DATABASE_URL", "")
 REDIS_URL = os.environ.get("LIFELINE_REDIS_URL", "")
 SCALE_OUT = DATABASE_URL.startswith("postgresql")
+# `make test` runs both passes at once: a fixed UDP range a test binds is its pass's own.
+PORT_OFFSET = 500 if SCALE_OUT else 0
 
 # report_categories is left out: the migration seeds it and the tests expect the seed.
 TABLES = (
@@ -27,7 +30,11 @@ TABLES = (
     "report_history",
     "report_photos",
     "threat_reports",
+    "audit_checkpoints",
     "audit_log",
+    "redactions",
+    "record_plays",
+    "record_views",
     "call_photos",
     "snapshots",
     "recordings",

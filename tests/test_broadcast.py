@@ -14,7 +14,7 @@ import socketio
 
 from server.core.media_rpc import NAMESPACE, node_room
 from server.node import MEDIA_SECRET_KEY, SIO_KEY
-from signaling.server import BroadcastManager
+from signaling.server import BroadcastManager, broadcast_channel
 from tests.sockets import base_url
 from tests.staff import Client
 
@@ -71,3 +71,11 @@ async def test_every_recipient_gets_each_broadcast_once(client: Client) -> None:
     finally:
         for peer in clients:
             await peer.disconnect()
+
+
+def test_deployments_on_one_redis_server_use_channels_of_their_own() -> None:
+    """Pub/sub ignores the database number: the channel name carries it."""
+    one = broadcast_channel("redis://127.0.0.1:6379/6")
+    other = broadcast_channel("redis://127.0.0.1:6379/15")
+    assert one != other
+    assert broadcast_channel("redis://127.0.0.1:6379") == broadcast_channel("redis://h:1/0")

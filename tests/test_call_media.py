@@ -104,9 +104,18 @@ async def test_a_recorded_call_with_a_reload(
             assert picture.shape[:2] == (480, 640)
 
             # The page reloads: a new peer connection; the recording goes on in a new segment.
+            gap_began = time.monotonic()
             await phone_peer.close()
             before = console_peer.received.video_frames
             peers.append(await citizen_peer(answer_via(phone)))
+            await wait_until(
+                lambda: console_peer.received.video_frames > before,
+                MEDIA_TIMEOUT_SECS,
+                "the first frame at the operator after the reload",
+            )
+            # Between the two peer connections nothing was sent, so nothing is recorded: on a
+            # busy machine that gap alone was once more than the tolerance below.
+            gap_secs = time.monotonic() - gap_began
             await wait_until(
                 lambda: console_peer.received.video_frames > before + 30,
                 MEDIA_TIMEOUT_SECS,
@@ -138,7 +147,7 @@ async def test_a_recorded_call_with_a_reload(
     assert [s.segment for s in segments] == [1, 2]
     storage = client.app[SERVICES_KEY].storage
     recorded_secs = sum([_check_segment(storage, segment) for segment in segments])
-    assert abs(recorded_secs - call_secs) <= 2.0, (recorded_secs, call_secs)
+    assert abs(recorded_secs - (call_secs - gap_secs)) <= 2.0, (recorded_secs, call_secs, gap_secs)
     assert sorted(e.subject for e in closed) == [f"call:{call_id}"] * 2
     assert {s.sha256 for s in segments} == {json.loads(e.data)["sha256"] for e in closed}
     report = await client.app[SERVICES_KEY].audit.verify()

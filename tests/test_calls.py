@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import select
 
 from config import Settings
 from server.app import create_app
 from server.core.clock import FrozenClock
-from server.db.models import Call, CallTransition, ChatMessage
+from server.db.models import Call, ChatMessage
 from server.http.keys import SERVICES_KEY
 from tests.conftest import ClientFactory
+from tests.records import transitions_of
 from tests.sockets import citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
 
@@ -27,16 +29,7 @@ WARSAW = {
 
 
 async def _transitions(client: Client, call_id: str) -> list[tuple[str | None, str]]:
-    assert client.app is not None
-    async with client.app[SERVICES_KEY].db.session() as session:
-        rows = (
-            await session.exec(
-                select(CallTransition)
-                .where(col(CallTransition.call_id) == call_id)
-                .order_by(col(CallTransition.id))
-            )
-        ).all()
-    return [(r.from_state, r.to_state) for r in rows]
+    return [(r.from_state, r.to_state) for r in await transitions_of(client, call_id)]
 
 
 async def test_a_call_end_to_end(client: Client, operator: Client) -> None:
@@ -266,6 +259,11 @@ async def test_an_answered_calls_track_goes_only_to_its_watchers(
         await other.close()
 
 
+def _states(reply: dict[str, Any]) -> list[dict[str, str]]:
+    """Who is in which state (the wall's since and call are tested in test_wall_figures.py)."""
+    return [{"username": o["username"], "state": o["state"]} for o in reply["operators"]]
+
+
 async def test_operator_states_are_for_the_wall(
     client: Client, operator: Client, clock: FrozenClock
 ) -> None:
@@ -276,17 +274,17 @@ async def test_operator_states_are_for_the_wall(
         async with console(operator) as desk, console(supervisor) as wall:
             refused = await desk.call("operators", {})
             assert refused["error"]["code"] == "role_forbidden"
-            assert (await wall.call("operators", {}))["operators"] == [
+            assert _states(await wall.call("operators", {})) == [
                 {"username": "olga", "state": "available"}
             ]
             assert (await desk.call("accept", {"call_id": started["call_id"]}))["ok"]
-            assert (await wall.call("operators", {}))["operators"] == [
+            assert _states(await wall.call("operators", {})) == [
                 {"username": "olga", "state": "in_call"}
             ]
         await add_account(client, "oskar", "operator")  # no console open, no call
         async with console(supervisor) as wall:
             # Olga's console has closed, but she still holds the call.
-            assert (await wall.call("operators", {}))["operators"] == [
+            assert _states(await wall.call("operators", {})) == [
                 {"username": "olga", "state": "in_call"},
                 {"username": "oskar", "state": "offline"},
             ]

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from server.core.clock import FrozenClock
+
+# One pass: no store.
+pytestmark = pytest.mark.one_pass
 
 
 def test_timers_fire_in_order_when_time_passes_them() -> None:

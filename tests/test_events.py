@@ -14,6 +14,7 @@ from server.http.keys import SERVICES_KEY
 from signaling.acks import ACKS
 from signaling.citizen import CitizenNamespace
 from signaling.console import ConsoleNamespace
+from signaling.thread import ThreadNamespace
 from tests.sockets import console
 from tests.staff import Client
 
@@ -69,6 +70,10 @@ def test_every_request_of_each_namespace_has_its_ack_model() -> None:
             for name in dir(cls)
             if name.startswith("on_") and name not in ("on_connect", "on_disconnect")
         }
-        for namespace, cls in (("/citizen", CitizenNamespace), ("/console", ConsoleNamespace))
+        for namespace, cls in (
+            ("/citizen", CitizenNamespace),
+            ("/console", ConsoleNamespace),
+            ("/thread", ThreadNamespace),
+        )
     }
     assert handled == {namespace: set(events) for namespace, events in ACKS.items()}

@@ -19,10 +19,15 @@ from typing import Any
 import jinja2
 import pytest
 from babel.messages.pofile import read_po
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config.settings import LANGUAGES
 from server.http.i18n import LANGUAGE_NAMES, TRANSLATIONS_DIR, Catalogs
 from server.http.pages import STATIC_DIR, TEMPLATES_DIR, Pages
+from server.security.evidence_key import EvidenceKey
+
+# One pass: no store.
+pytestmark = pytest.mark.one_pass
 
 # `_("key")` / `_('key')` and `gettext(...)` in templates; `t('key')` / `t("key")` in scripts.
 # A literal followed by `~` (a key built at run time) is left to test_every_page_renders.
@@ -147,12 +152,19 @@ def user(user_id: int, role: str, *, flags: bool) -> SimpleNamespace:
         totp_confirmed=not flags,
         locked=flags,
         must_change_password=flags,
+        display_name="Anna K." if flags else None,
+        badge="4521" if flags else None,
+        skills=["ru", "kk"] if flags else [],
     )
 
 
 def page_cases() -> list[tuple[str, dict[str, Any]]]:
     """Each page with the values its handler passes, in the states that change its markup."""
     created = SimpleNamespace(username="new-operator", password="one-time-secret")
+    evidence_key = {
+        "evidence_key": EvidenceKey(Ed25519PrivateKey.generate()),
+        "evidence_key_url": "/.well-known/lifeline-evidence-key",
+    }
     users = [
         user(1, "admin", flags=False),
         user(2, "operator", flags=True),
@@ -194,9 +206,18 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
         ),
         (
             "admin.html",
-            {"staff": staff("admin"), "users": users, "roles": list(ROLES), "created": created},
+            {
+                "staff": staff("admin"),
+                "users": users,
+                "roles": list(ROLES),
+                "created": created,
+                **evidence_key,
+            },
         ),
-        ("admin.html", {"staff": staff("admin"), "users": [], "roles": [], "created": None}),
+        (
+            "admin.html",
+            {"staff": staff("admin"), "users": [], "roles": [], "created": None, **evidence_key},
+        ),
         (
             "admin.html",
             {
@@ -206,6 +227,7 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
                 "created": None,
                 "error": "x",
                 "error_code": "internal_security_only",
+                **evidence_key,
             },
         ),
         (
@@ -229,6 +251,9 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
             },
         ),
         ("citizen.html", {}),
+        ("receipt.html", {}),
+        ("invite.html", {}),
+        ("thread.html", {}),
         ("console.html", {"staff": staff("operator")}),
         ("console.html", {"staff": staff("internal_security")}),
         ("wall.html", {"staff": staff("supervisor")}),
@@ -265,7 +290,27 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
                 }
             },
         ),
+        *[
+            (
+                "archive.html",
+                {
+                    "staff": staff(role),
+                    "channels": channels,
+                    "dispositions": ["dispatched", "advice_given"],
+                    "shift_hours": 12.0,
+                },
+            )
+            for role, channels in (
+                ("operator", ["police"]),
+                ("supervisor", ["police"]),
+                ("internal_security", ["internal_security"]),
+                ("admin", ["internal_security", "police"]),
+            )
+        ],
+        ("archive_record.html", {"staff": staff("supervisor"), "call_id": "c-1", "can_hold": True}),
+        ("archive_record.html", {"staff": staff("operator"), "call_id": "c-1", "can_hold": False}),
         ("error.html", {"status": 404, "code": "not_found", "message": "x"}),
+        ("neutral.html", {}),
         ("error.html", {"staff": staff("supervisor"), "status": 403, "code": "f", "message": "x"}),
     ]
 
@@ -289,6 +334,8 @@ def test_every_page_renders(lang: str, pages: Pages, catalogues: dict[str, dict[
             "map_tile_url": "",
             "ice_transport_policy": "all",
             "request_path": "/",
+            "emergency_number": "112",
+            "quick_exit_url": "/leave",
             "static": lambda path: f"/static/{path}",
             "min_length": 12,
             "error": None,

@@ -44,6 +44,9 @@ from tests.media_peers import (
 )
 from tests.sockets import without_dtls_setup
 
+# One pass: the media hub alone, no store.
+pytestmark = pytest.mark.one_pass
+
 CALL = "call-1"
 FRAMES_TIMEOUT_SECS = 10.0
 

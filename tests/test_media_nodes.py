@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 
 import pytest
 import socketio
-from sqlmodel import col, select
 
 from config import Settings
 from media.agent import MediaAgent
@@ -32,6 +31,7 @@ from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY
 from server.state.media_nodes import STALE_SECS
 from tests import stores
 from tests.conftest import ClientFactory
+from tests.evidence_calls import stored_segments
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
 from tests.sockets import (
     answer_via,
@@ -88,17 +88,6 @@ async def media_node(client: Client, node_id: str) -> AsyncIterator[MediaAgent]:
         yield agent
     finally:
         await agent.close()
-
-
-async def _segments(client: Client, call_id: str) -> list[Recording]:
-    assert client.app is not None
-    async with client.app[SERVICES_KEY].db.session() as session:
-        rows = await session.exec(
-            select(Recording)
-            .where(col(Recording.call_id) == call_id)
-            .order_by(col(Recording.segment))
-        )
-        return list(rows.all())
 
 
 def _sha256_of(client: Client, key: str) -> str:
@@ -160,7 +149,7 @@ async def test_a_call_whose_media_is_in_a_media_node(client: Client, operator: C
                 await peer.close()
         segments: list[Recording] = []
         for _ in range(100):  # the report crosses the wire after the end
-            segments = await _segments(client, call_id)
+            segments = await stored_segments(client, call_id)
             if segments:
                 break
             await asyncio.sleep(0.05)
@@ -205,7 +194,7 @@ async def test_media_moves_when_its_media_node_goes(client: Client, operator: Cl
                 await peer.close()
         segments: list[Recording] = []
         for _ in range(100):
-            segments = await _segments(client, call_id)
+            segments = await stored_segments(client, call_id)
             if len(segments) == 2:
                 break
             await asyncio.sleep(0.05)
@@ -277,7 +266,7 @@ async def test_only_media_nodes_get_in_and_bad_reports_are_refused(client: Clien
         assert "test.m9" in {n.id for n in await client.app[SERVICES_KEY].media_nodes.alive()}
     finally:
         await node.disconnect()
-    assert await _segments(client, "c") == []
+    assert await stored_segments(client, "c") == []
 
 
 async def test_a_media_node_that_stops_reporting_is_stale_on_the_clock(
@@ -405,5 +394,5 @@ async def test_a_console_on_another_node_watches_the_call(
             for peer in peers:
                 await peer.close()
     assert time.monotonic() - began < MEDIA_TIMEOUT_SECS * 2
-    segments = await _segments(node_a, call_id)
+    segments = await stored_segments(node_a, call_id)
     assert [(s.segment, s.media_node) for s in segments] == [(1, "b.m1")]

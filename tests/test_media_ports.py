@@ -22,14 +22,16 @@ from media import ice
 from server.app import create_app
 from server.core.clock import FrozenClock
 from server.node import MEDIA_HUB_KEY
+from tests import stores
 from tests.conftest import ClientFactory
 from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_until
 from tests.sockets import answer_via, citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
 
 # Below the kernel's ephemeral range (32768-60999 on Linux), so no socket of the test's own
-# peers, which take ephemeral ports, can fall in it.
-RANGE = (21000, 21019)
+# peers, which take ephemeral ports, can fall in it. The other storage pass, running at the
+# same time, has a range of its own.
+RANGE = (21000 + stores.PORT_OFFSET, 21019 + stores.PORT_OFFSET)
 MEDIA_TIMEOUT_SECS = 20.0
 
 

@@ -1,7 +1,8 @@
 """``LIFELINE_MEDIA_WORKERS``: a real ``python -m server run`` with two media worker processes.
 
-A worker killed outright is started again and the call's next offer gets media; a node that
-stops closes its workers' calls first, so their last segments are stored as evidence.
+A worker killed outright is started again and the call's next offer gets media, and the
+restarted worker recovers the segment its predecessor died with; a node that stops closes its
+workers' calls first, so their last segments are stored as evidence.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import aiohttp
 import av
 import pytest
 
+from media.recovery import count_frames
+from server.core.storage import recording_key
 from tests.browser.conftest import RunningServer, call_media, start_server, stop_server
 from tests.media_peers import MediaPeer, citizen_peer, wait_until
 from tests.sockets import answer_via, connect
 
 MEDIA_TIMEOUT_SECS = 20.0
+RECOVERY_TIMEOUT_SECS = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +62,9 @@ def stored_segments(server: RunningServer, call_id: str) -> set[int]:
 
 def sealed_after_kill(server: RunningServer, call_id: str, before: set[int]) -> dict[str, Any]:
     """The call's media after its worker was killed and the call ended: waits for the new media
-    node's segment, and checks that the move kept the evidence apart. The killed worker's open
-    segment (numbered after ``before``) died unsealed, its file left on disk; the next one
-    takes a later number, so nothing is overwritten."""
+    node's segment and for the killed worker's open segment (numbered after ``before``), which
+    the restarted worker recovers, and checks that the move kept the evidence apart: the next
+    segment takes a later number, so nothing is overwritten."""
     deadline = time.monotonic() + MEDIA_TIMEOUT_SECS
     while True:
         media = call_media(server, call_id)
@@ -69,6 +73,15 @@ def sealed_after_kill(server: RunningServer, call_id: str, before: set[int]) -> 
             break
         assert time.monotonic() < deadline, f"no segment from the new media node: {media}"
         time.sleep(0.2)
+    # The restarted worker recovers it once it is up (a process start: long on a busy machine).
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_SECS
+    while not (recovered := [r for r in new if r["recovered"]]):
+        assert time.monotonic() < deadline, f"the killed worker's segment not recovered: {media}"
+        time.sleep(0.2)
+        media = call_media(server, call_id)
+        new = [r for r in media["recordings"] if r["segment"] not in before]
+    [killed] = recovered
+    assert killed["segment"] == max(before, default=0) + 1, media
     numbers = [r["segment"] for r in media["recordings"]]
     assert numbers == sorted(set(numbers)), media
     assert new[-1]["segment"] >= max(before, default=0) + 2, media
@@ -97,6 +110,13 @@ async def _start_call(http: aiohttp.ClientSession, server: RunningServer) -> dic
         return started
 
 
+def _video_on_disk(path: Path) -> int:
+    try:
+        return count_frames(path)["video"]
+    except (OSError, av.error.FFmpegError):
+        return 0  # not there yet, or not even its header
+
+
 def _check_file(recording: dict[str, Any]) -> None:
     path = Path(recording["path"])
     assert hashlib.sha256(path.read_bytes()).hexdigest() == recording["sha256"]
@@ -121,7 +141,15 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
                 home = call_media(server, call_id)["media_node"]
                 assert home in workers
                 before = stored_segments(server, call_id)
-                await asyncio.sleep(1.0)
+                # Killed once its open segment holds a whole cluster of video.
+                open_segment = (
+                    Path(server.env["LIFELINE_DATA_DIR"])
+                    / "files"
+                    / recording_key(call_id, max(before, default=0) + 1)
+                )
+                await wait_until(
+                    lambda: _video_on_disk(open_segment) > 0, MEDIA_TIMEOUT_SECS, "a cluster"
+                )
                 os.kill(workers_of(server)[home], signal.SIGKILL)
                 await peers[0].close()
                 # The page reconnects with a new peer connection: media again, somewhere.
@@ -134,6 +162,10 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
                 await peer.close()
         media = sealed_after_kill(server, call_id, before)
         _check_file(media["recordings"][-1])
+        # The segment the worker died with, recovered by its successor: as it was left, and
+        # holding the whole clusters it had written.
+        [killed] = [r for r in media["recordings"] if r["recovered"]]
+        _check_file(killed)
         # The killed worker is back.
         for _ in range(100):
             if await _ready(http, server) == workers:

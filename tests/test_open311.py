@@ -1,13 +1,15 @@
-"""Open311 GeoReport v2 through the real server: services, post, read back, filters, statuses."""
+"""Open311 GeoReport v2 (JSON) through the real server: services, post, read back, filters,
+statuses, and the spec's error body."""
 
 from __future__ import annotations
 
 import pytest
+from aiohttp import ClientResponse
 
 from config import Settings
 from server.actions.threats.categories import DEFAULT_CATEGORY_CODES
 from tests.staff import Client
-from tests.threats import HERE, TEST_AREA, refused, report_count
+from tests.threats import HERE, TEST_AREA, report_count
 
 
 @pytest.fixture
@@ -91,6 +93,14 @@ async def test_post_read_back_and_follow_the_status(
     assert len(by_ids) == 1
 
 
+async def refused(response: ClientResponse, status: int, code: str) -> None:
+    """The spec's error body: a list of {code, description}, Lifeline's code leading."""
+    text = await response.text()
+    assert response.status == status, text
+    [error] = await response.json()
+    assert error["code"] == status and error["description"].startswith(f"{code}: "), text
+
+
 async def test_open311_bad_input_changes_nothing(client: Client) -> None:
     url = "/open311/v2/requests.json"
     base = {"service_code": "vandalism", "lat": str(HERE[0]), "long": str(HERE[1])}
@@ -115,6 +125,9 @@ async def test_open311_bad_input_changes_nothing(client: Client) -> None:
         "unsupported_media_type",
     )
     await refused(await client.get("/open311/v2/requests.json?status=maybe"), 422, "invalid_status")
+    await refused(
+        await client.get("/open311/v2/requests.json?status=open,maybe"), 422, "invalid_status"
+    )
     await refused(
         await client.get("/open311/v2/requests.json?start_date=soon"), 400, "invalid_date"
     )

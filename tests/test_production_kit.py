@@ -260,7 +260,7 @@ def test_backup_copies_the_database_while_it_is_written(tmp_path: Path, data_dir
         writer.close()
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "audit chain intact: 1 entries",
+        "audit chain intact: 1 entries, 0 checkpoints",
         f"database copied to {tmp_path / 'copy.db'}",
     ]
     # One self-contained file: no -wal beside it that a copy to tape would miss.
@@ -273,7 +273,10 @@ def test_backup_copies_the_database_while_it_is_written(tmp_path: Path, data_dir
     restored.mkdir()
     shutil.copy(tmp_path / "copy.db", restored / "lifeline.db")
     verify = _cli("evidence", "verify", env=_embedded_env(restored))
-    assert (verify.returncode, verify.stdout.strip()) == (0, "audit chain intact: 1 entries")
+    assert (verify.returncode, verify.stdout.strip()) == (
+        0,
+        "audit chain intact: 1 entries, 0 checkpoints, 0 files re-hashed",
+    )
 
     # It never overwrites: the name must be new.
     again = _cli("backup", str(tmp_path / "copy.db"), env=env)
@@ -287,7 +290,7 @@ def test_backup_of_a_broken_chain_says_so(tmp_path: Path, data_dir: Path) -> Non
         db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1")
     result = _cli("backup", str(tmp_path / "copy.db"), env=env)
     assert result.returncode == 1
-    assert "audit chain BROKEN at audit entry 1: content altered" in result.stdout
+    assert "evidence BROKEN at audit entry 1: content altered" in result.stdout
 
 
 def test_backup_points_postgresql_at_pg_dump(tmp_path: Path) -> None:
@@ -376,7 +379,10 @@ def test_the_guides_pg_dump_and_pg_restore_keep_the_chain(tmp_path: Path) -> Non
             subprocess.run(["bash", "-c", command], env=shell, check=True, timeout=60)
         restored = {**env, "LIFELINE_DATABASE_URL": url.format(new_db)}
         verify = _cli("evidence", "verify", env=restored)
-        assert (verify.returncode, verify.stdout.strip()) == (0, "audit chain intact: 1 entries")
+        assert (verify.returncode, verify.stdout.strip()) == (
+            0,
+            "audit chain intact: 1 entries, 0 checkpoints, 0 files re-hashed",
+        )
         query = subprocess.run(
             ["psql", "--no-align", "--tuples-only", "--set=ON_ERROR_STOP=1", new_db],
             input=_guide_hash_query(), env=shell, capture_output=True, text=True, timeout=60,

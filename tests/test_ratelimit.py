@@ -12,6 +12,9 @@ from server.core.errors import AppError
 from server.core.outages import Outages
 from server.state.ratelimit import RateLimits, parse_rules
 
+# One pass: Redis servers of its own.
+pytestmark = pytest.mark.one_pass
+
 
 def _dead_redis_url() -> str:
     """A loopback port nothing listens on (taken, then released)."""

@@ -11,6 +11,9 @@ import pytest
 
 from config import Settings, SettingsError, load_settings
 
+# One pass: no store.
+pytestmark = pytest.mark.one_pass
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

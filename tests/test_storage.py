@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlalchemy import update
+from sqlalchemy import column, insert, table, update
 from sqlmodel import col, select
 
 from config import Settings
@@ -27,6 +27,7 @@ from server.core.clock import FrozenClock
 from server.core.storage import FileStorage, StorageConflict, check_key
 from server.db.migrate import downgrade, upgrade
 from server.db.models import AuditEntry, CallPhoto, Recording, ReportPhoto, Snapshot
+from server.db.types import UTCDateTime
 from server.http.keys import SERVICES_KEY
 from server.node import MEDIA_HUB_KEY
 from tests.conftest import ClientFactory
@@ -203,7 +204,7 @@ async def test_a_nodes_snapshot_and_recording_are_served_by_the_other(
     peers: list[MediaPeer] = []
     try:
         await sign_in(desk_a, account, clock)
-        await sign_in(desk_b, account, clock, step=1)
+        csrf_b = await sign_in(desk_b, account, clock, step=1)
         started = await start_call(client)
         call_id = started["call_id"]
         async with citizen(client, started["token"]) as phone, console(desk_a) as desk:
@@ -235,7 +236,15 @@ async def test_a_nodes_snapshot_and_recording_are_served_by_the_other(
         image = await desk_b.get(snap["url"])
         assert image.status == 200, await image.text()
         assert hashlib.sha256(await image.read()).hexdigest() == snap["sha256"]
-        recording = await desk_b.get(f"/api/calls/{call_id}/recordings/1")
+        # Played as the call's record plays it: within a view opened with a reason.
+        view = await desk_b.post(
+            f"/api/archive/calls/{call_id}/views",
+            json={"reason": "storage test"},
+            headers={"X-CSRF-Token": csrf_b},
+        )
+        assert view.status == 201, await view.text()
+        token = (await view.json())["view"]["token"]
+        recording = await desk_b.get(f"/api/calls/{call_id}/recordings/1", params={"view": token})
         assert recording.status == 200, await recording.text()
         data = await recording.read()
         assert hashlib.sha256(data).hexdigest() == segment.sha256
@@ -245,14 +254,14 @@ async def test_a_nodes_snapshot_and_recording_are_served_by_the_other(
         assert recording.content_type == "video/x-matroska"
         assert segment.path == f"recordings/{call_id}/segment-0001.mkv"
         assert snapshot.path.startswith(f"snapshots/{call_id}/")
-        missing = await desk_b.get(f"/api/calls/{call_id}/recordings/2")
+        missing = await desk_b.get(f"/api/calls/{call_id}/recordings/2", params={"view": token})
         assert missing.status == 404
         assert (await missing.json())["error"]["code"] == "recording_not_found"
     finally:
         await desk_b.close()
     async with client.app[SERVICES_KEY].db.session() as session:
         actions = (await session.exec(select(AuditEntry.action))).all()
-    assert "recording_viewed" in actions
+    assert "recording_played" in actions
 
 
 async def test_a_file_missing_from_the_storage_is_a_clear_503(
@@ -293,6 +302,20 @@ def _as_old_nodes_left_them(
     return old_layout, elsewhere, os.path.relpath(old_layout[2], Path.cwd())
 
 
+# The recordings table as 0007 has it (0009 and 0012 add columns the model has).
+RECORDINGS_0007 = table(
+    "recordings",
+    column("call_id"),
+    column("segment"),
+    column("path"),
+    column("media_node"),
+    column("started_at", UTCDateTime()),
+    column("ended_at", UTCDateTime()),
+    column("size_bytes"),
+    column("sha256"),
+)
+
+
 async def test_migration_turns_old_paths_into_keys_and_back(
     client: Client, settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
@@ -320,9 +343,10 @@ async def test_migration_turns_old_paths_into_keys_and_back(
     await asyncio.to_thread(
         partial(downgrade, database_url, "0007", storage_dir=root, data_dir=data_dir)
     )
+    # At 0007 the tables lack later columns (purged_at, 0009): name only the columns read.
     async with services.db.session() as session:
-        down = (await session.exec(select(CallPhoto).order_by(col(CallPhoto.seq)))).all()
-    assert [row.path for row in down] == [str(root.absolute() / key) for key in keys]
+        down = (await session.exec(select(CallPhoto.path).order_by(col(CallPhoto.seq)))).all()
+    assert list(down) == [str(root.absolute() / key) for key in keys]
 
     # As the old nodes left them. Photo 2: written under DATA_DIR/photos, moved into the root
     # before migrating. Photo 3: under DATA_DIR, named relative to the working directory, and
@@ -339,8 +363,9 @@ async def test_migration_turns_old_paths_into_keys_and_back(
                 .where(col(CallPhoto.call_id) == call_id, col(CallPhoto.seq) == seq)
                 .values(path=path)
             )
-        session.add(
-            Recording(
+        # The table as 0007 has it: the model's later columns are not there yet.
+        await session.exec(
+            insert(RECORDINGS_0007).values(
                 call_id=call_id,
                 segment=1,
                 path=str(elsewhere),

@@ -23,6 +23,7 @@ from server.actions.threats.queries import SENSITIVE_DISTANCE_GRAIN_M
 from server.app import create_app
 from server.core.clock import FrozenClock
 from server.core.events import ReportNewEvent, ReportUpdatedEvent
+from server.db.map_grid import to_grid
 from server.db.models import ReportHistory, ReportPhoto, ThreatReport
 from server.http.keys import SERVICES_KEY
 from tests.conftest import ClientFactory
@@ -34,6 +35,7 @@ from tests.threats import (
     audit_actions,
     created,
     fields_at,
+    geojson,
     jpeg_with_gps,
     north_of,
     png_bomb,
@@ -93,7 +95,7 @@ async def test_photo_public_copy_has_no_gps_and_the_original_hash_is_kept(
     assert public.getexif().get_ifd(0x8825) == {}
     assert dict(public.getexif()) == {}
 
-    geo = await (await client.get("/api/reports")).json()
+    geo = await geojson(client, "/api/reports")
     [feature] = geo["features"]
     props = feature["properties"]
     assert props["photos"] == [f"/api/reports/{body['id']}/photos/1"]
@@ -187,7 +189,7 @@ async def test_duplicate_offered_then_me_too_counts_once(client: Client) -> None
         await refused(
             await client.post(f"/api/reports/{first['id']}/confirm"), 409, "already_confirmed"
         )
-        geo = await (await client.get("/api/reports")).json()
+        geo = await geojson(client, "/api/reports")
         assert geo["features"][0]["properties"]["confirmations"] == 1
 
         # Insisting files it anyway.
@@ -237,7 +239,7 @@ async def test_verify_workflow_and_the_follow_link(
     assert "A patrol confirmed it" in html and "Suspects" not in html
 
     # HTML in a description is text: stored and returned as sent, never markup.
-    geo = await (await client.get("/api/reports")).json()
+    geo = await geojson(client, "/api/reports")
     assert geo["features"][0]["properties"]["description"] == "<b>bold</b> & <script>x</script>"
 
     staff = await (await officer.get("/api/staff/reports")).json()
@@ -381,8 +383,16 @@ async def test_sensitive_reports_are_public_only_at_about_100_m(
     report_id = (await created(await post_report(client, lat=lat, lon=lon)))["id"]
     status, view = await _status(officer, csrf, report_id, "verifying", sensitive=True)
     assert status == 200 and view["sensitive"] is True
-    geo = await (await client.get("/api/reports")).json()
+    geo = await geojson(client, "/api/reports")
     assert geo["features"][0]["geometry"]["coordinates"] == [21.012, 52.23]
+    # The map's clusters too, and its grid cell is the rounded point's.
+    box = f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}"
+    view = await geojson(client, "/api/reports/clusters?zoom=18&bbox=" + box)
+    assert [f["geometry"]["coordinates"] for f in view["features"]] == [[21.012, 52.23]]
+    assert client.app is not None
+    async with client.app[SERVICES_KEY].db.session() as session:
+        row = await session.get(ThreatReport, report_id)
+    assert row is not None and (row.grid_x, row.grid_y) == to_grid(52.23, 21.012)
     staff = await (await officer.get("/api/staff/reports")).json()
     assert (staff["reports"][0]["lat"], staff["reports"][0]["lon"]) == (lat, lon)
 
@@ -408,7 +418,7 @@ async def test_overdue_targets_follow_the_clock(client: Client, clock: FrozenClo
     account = await add_account(client, "olga", "operator")
 
     async def flags() -> tuple[bool, bool]:
-        props = (await (await client.get("/api/reports")).json())["features"][0]["properties"]
+        props = (await geojson(client, "/api/reports"))["features"][0]["properties"]
         return props["overdue_read"], props["overdue_verify"]
 
     assert await flags() == (False, False)
@@ -457,6 +467,47 @@ async def test_a_call_becomes_a_report_at_the_callers_position(
         assert view["source"] == "call" and view["call_id"] == call["call_id"]
         event = ReportNewEvent.model_validate(await desk.next_event("report.new"))
         assert event.report.id == view["id"]
+
+    # The caller never chose to publish it: nothing public shows it before a verdict, not
+    # even as "no such report" apart from one that does not exist.
+    report_id = view["id"]
+    box = "21.0,52.2,21.1,52.3"
+
+    async def public_ids() -> dict[str, list[int]]:
+        geo = await geojson(client, "/api/reports")
+        view_ = await geojson(client, f"/api/reports/clusters?zoom=18&bbox={box}")
+        near = await client.get(
+            "/api/reports/nearby",
+            params={"lat": "52.2297", "lon": "21.0122", "category": "illegal_car_racing"},
+        )
+        open311 = await (await client.get("/open311/v2/requests.json")).json()
+        csv_ids = [
+            int(row["id"])
+            for row in csv.DictReader(
+                io.StringIO(await (await client.get("/api/reports.csv?plain=1")).text())
+            )
+        ]
+        return {
+            "geojson": [f["properties"]["id"] for f in geo["features"]],
+            "clusters": [f["properties"].get("id") for f in view_["features"]],
+            "nearby": [n["id"] for n in (await near.json())["nearby"]],
+            "open311": [int(r["service_request_id"]) for r in open311],
+            "csv": csv_ids,
+        }
+
+    assert all(report_id not in ids for ids in (await public_ids()).values())
+    assert (await (await client.get("/api/stats")).json())["total"] == 0
+    assert (await client.get(f"/open311/v2/requests/{report_id}.json")).status == 404
+    await refused(await client.post(f"/api/reports/{report_id}/confirm"), 404, "report_not_found")
+
+    # A verdict publishes it, at the rounded point a sensitive report has.
+    assert (await _status(officer, csrf, report_id, "verifying"))[0] == 200
+    assert all(report_id not in ids for ids in (await public_ids()).values())
+    assert (await _status(officer, csrf, report_id, "confirmed"))[0] == 200
+    shown = await public_ids()
+    assert all(report_id in shown[where] for where in ("geojson", "clusters", "open311", "csv"))
+    geo = await geojson(client, "/api/reports")
+    assert geo["features"][0]["geometry"]["coordinates"] == [21.012, 52.23]
 
 
 async def test_an_officer_invites_the_author_to_a_video_call(
@@ -578,15 +629,24 @@ async def test_stats_equal_independent_counts_over_generated_reports(
     assert sum(w for _lat, _lon, w in stats["heat"]) == by_status["confirmed"]
     assert stats["by_area"] == _top_areas(rows)
 
-    geo = await (await client.get("/api/reports")).json()
-    assert len(geo["features"]) == 1200
-    only = await (await client.get("/api/reports?status=confirmed&category=vandalism")).json()
+    geo = await geojson(client, "/api/reports")
+    ids = [f["properties"]["id"] for f in geo["features"]]
+    while "next" in geo:  # a page of 1,000 by default
+        geo = await geojson(client, f"/api/reports?{geo['next']}")
+        ids += [f["properties"]["id"] for f in geo["features"]]
+    assert sorted(ids) == sorted(r.id or 0 for r in rows)
+    only = await geojson(client, "/api/reports?status=confirmed&category=vandalism")
     assert len(only["features"]) == sum(
         1 for r in rows if r.status == "confirmed" and r.category == "vandalism"
     )
-    text = await (await client.get("/api/reports.csv")).text()
-    table = list(csv.DictReader(io.StringIO(text)))
+    spreadsheet = await client.get("/api/reports.csv")
+    assert spreadsheet.headers["Content-Type"] == "text/csv; charset=utf-8"
+    raw = await spreadsheet.read()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM Excel reads UTF-8 by
+    table = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert len(table) == 1200 and "contact" not in table[0]
+    plain = await (await client.get("/api/reports.csv?plain=1")).read()
+    assert plain == raw[3:]
     await refused(await client.get("/api/reports?status=lost"), 422, "invalid_status")
     await refused(await client.get("/api/reports?since=yesterday"), 422, "invalid_since")
 

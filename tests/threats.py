@@ -88,6 +88,15 @@ async def created(response: ClientResponse) -> dict[str, Any]:
     return body
 
 
+async def geojson(client: Client, path: str) -> dict[str, Any]:
+    """A public GeoJSON answer, served as RFC 7946 registers it."""
+    response = await client.get(path)
+    assert response.status == 200, await response.text()
+    assert response.content_type == "application/geo+json"
+    body: dict[str, Any] = await response.json(content_type=None)
+    return body
+
+
 async def refused(response: ClientResponse, status: int, code: str) -> dict[str, Any]:
     text = await response.text()
     assert response.status == status, text

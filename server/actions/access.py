@@ -29,6 +29,27 @@ CHANNELS_BY_ROLE: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset(),
 }
 
+# Who may put a call's evidence under a legal hold, lift it, or have a redacted copy made for
+# disclosure: supervisors and admins for police calls; for the misconduct channel only its own
+# unit (an admin who could would reach a hidden call's recordings).
+EVIDENCE_ROLES_BY_CHANNEL: dict[str, frozenset[str]] = {
+    Channel.POLICE: frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    Channel.INTERNAL_SECURITY: frozenset({Role.INTERNAL_SECURITY}),
+}
+EVIDENCE_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN, Role.INTERNAL_SECURITY})
+
+
+# Who opens the archive, and which channels' past calls each finds there (an operator only
+# their own calls of the last shift: server/actions/archive.py). Admins audit the police's
+# work; the internal-security channel stays the unit's alone.
+ARCHIVE_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.INTERNAL_SECURITY, Role.ADMIN})
+ARCHIVE_CHANNELS_BY_ROLE: dict[str, frozenset[str]] = {
+    Role.OPERATOR: frozenset({Channel.POLICE}),
+    Role.SUPERVISOR: frozenset({Channel.POLICE}),
+    Role.INTERNAL_SECURITY: frozenset({Channel.INTERNAL_SECURITY}),
+    Role.ADMIN: frozenset({Channel.POLICE}),
+}
+
 
 # The command line on the server, an authority above the roles: whoever can run it can read the
 # database itself. It alone makes the first internal-security account.
@@ -37,6 +58,17 @@ COMMAND_LINE = "command_line"
 
 def channels_for(role: str) -> frozenset[str]:
     return CHANNELS_BY_ROLE.get(role, frozenset())
+
+
+def evidence_channels_for(role: str) -> frozenset[str]:
+    """The channels whose calls this role may hold or have redacted."""
+    return frozenset(
+        channel for channel, roles in EVIDENCE_ROLES_BY_CHANNEL.items() if role in roles
+    )
+
+
+def archive_channels_for(role: str) -> frozenset[str]:
+    return ARCHIVE_CHANNELS_BY_ROLE.get(role, frozenset())
 
 
 def check_may_answer(role: str) -> None:

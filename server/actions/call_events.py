@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -21,14 +23,23 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.actions.queue import LIVE_STATES
 from server.actions.staff_sessions import StaffContext
-from server.actions.uploads import sniff_image
+from server.actions.uploads import SniffedImage, sniff_image
+from server.actions.video_clips import SniffedClip, sniff_clip
 from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
 from server.core.events import ChatMessageEvent, LocationEvent, PhotoEvent
 from server.core.services import Services
 from server.core.storage import photo_key, snapshot_key
 from server.db.engine import Database
-from server.db.models import Call, CallPhoto, CallState, ChatMessage, LocationSample, Snapshot
+from server.db.models import (
+    Call,
+    CallPhoto,
+    CallState,
+    ChatMessage,
+    LocationSample,
+    Snapshot,
+    User,
+)
 from server.state.ratelimit import Exceeded, parse_rules
 
 REPLAY_LIMIT = 500
@@ -86,6 +97,8 @@ def location_event(sample: LocationSample) -> LocationEvent:
 def photo_event(photo: CallPhoto) -> PhotoEvent:
     return PhotoEvent(
         call_id=photo.call_id,
+        kind="video" if photo.content_type.startswith("video/") else "photo",
+        content_type=photo.content_type,
         seq=photo.seq,
         url=f"/api/calls/{photo.call_id}/photos/{photo.seq}",
         sha256=photo.sha256,
@@ -156,10 +169,24 @@ async def store_location(
     speed: float | None,
     measured_ms: float,
 ) -> tuple[LocationSample, str]:
-    """Store one fix; the sample and the call's state as it was stored."""
+    """Store one fix; the sample and the call's state as it was stored. A fix sent again (the
+    page resends what was not acknowledged, after the database came back) has the same time of
+    measurement and place: the stored one is returned, not a second."""
     measured = datetime.fromtimestamp(measured_ms / 1000, UTC)
     async with db.session() as session:
         seq, state = await next_seq_and_state(session, call_id)
+        stored = (
+            await session.exec(
+                select(LocationSample).where(
+                    col(LocationSample.call_id) == call_id,
+                    col(LocationSample.measured_at) == measured,
+                    col(LocationSample.lat) == lat,
+                    col(LocationSample.lon) == lon,
+                )
+            )
+        ).first()
+        if stored is not None:
+            return stored, state
         sample = LocationSample(
             call_id=call_id,
             seq=seq,
@@ -246,29 +273,45 @@ async def do_store_photo(services: Services, call: Call, data: bytes) -> PhotoEv
     in the audit chain. Sniffed on the node's image pool, ahead of report photos."""
     await check_photo_quota(services, call, len(data))
     image = await services.image_pool.run(partial(sniff_image, data), urgent=True)
+    return await _store_attachment(services, call, image, "call_photo_received")
+
+
+async def do_store_clip(services: Services, call: Call, data: bytes) -> PhotoEvent:
+    """A video clip the caller sent: beside the call's photos (the same table, quota, audit
+    and replay; its ``content_type`` says video), kept byte for byte with its hash."""
+    await check_photo_quota(services, call, len(data))
+    clip = await sniff_clip(services, data)
+    return await _store_attachment(services, call, clip, "call_clip_received")
+
+
+async def _store_attachment(
+    services: Services, call: Call, sniffed: SniffedImage | SniffedClip, action: str
+) -> PhotoEvent:
+    """A sniffed photo or clip: stored under its hash, numbered in the call's sequence, entered
+    in the audit chain, then shown on both sides."""
     audit = services.audit
     async with audit.transaction() as session:
         seq, _state = await next_seq_and_state(session, call.id)
-        key = photo_key(call.id, seq, image.sha256, image.extension)
-        await asyncio.to_thread(services.storage.put, key, image.data)
+        key = photo_key(call.id, seq, sniffed.sha256, sniffed.extension)
+        await asyncio.to_thread(services.storage.put, key, sniffed.data)
         photo = CallPhoto(
             call_id=call.id,
             seq=seq,
             path=key,
-            content_type=image.content_type,
-            sha256=image.sha256,
-            size_bytes=len(image.data),
-            width=image.width,
-            height=image.height,
+            content_type=sniffed.content_type,
+            sha256=sniffed.sha256,
+            size_bytes=len(sniffed.data),
+            width=sniffed.width,
+            height=sniffed.height,
             at=services.clock.now(),
         )
         session.add(photo)
         await audit.record(
             session,
             actor="citizen",
-            action="call_photo_received",
+            action=action,
             subject=f"call:{call.id}",
-            data={"seq": seq, "sha256": image.sha256, "size_bytes": len(image.data)},
+            data={"seq": seq, "sha256": sniffed.sha256, "size_bytes": len(sniffed.data)},
         )
     event = photo_event(photo)
     await services.notifier.to_call(call.id, event)
@@ -276,9 +319,15 @@ async def do_store_photo(services: Services, call: Call, data: bytes) -> PhotoEv
 
 
 async def view_photo(
-    services: Services, call_id: str, seq: int, viewer: StaffContext | None
+    services: Services,
+    call_id: str,
+    seq: int,
+    viewer: StaffContext | None,
+    *,
+    justified: Mapping[str, Any] | None = None,
 ) -> CallPhoto:
-    """A stored photo of the call; a staff member's look at it is audited."""
+    """A stored photo of the call; a staff member's look at it is audited (from the archive,
+    with the reason its record was opened for: ``justified``)."""
     async with services.db.session() as session:
         photo = (
             await session.exec(
@@ -289,12 +338,17 @@ async def view_photo(
         ).first()
     if photo is None:
         raise AppError(ErrorCode.PHOTO_NOT_FOUND, "No such photo")
+    if photo.purged_at is not None:
+        raise AppError(
+            ErrorCode.EVIDENCE_PURGED,
+            "Deleted when its retention ended (the audit chain keeps its hash)",
+        )
     if viewer is not None:
         await services.audit.append(
             actor=viewer.username,
             action="call_photo_viewed",
             subject=f"call:{call_id}",
-            data={"seq": photo.seq, "sha256": photo.sha256},
+            data={"seq": photo.seq, "sha256": photo.sha256, **(justified or {})},
         )
     return photo
 
@@ -329,18 +383,29 @@ async def do_take_snapshot(services: Services, call: Call, staff: StaffContext) 
 
 
 async def view_snapshot(
-    services: Services, call: Call, snapshot_id: int, staff: StaffContext
+    services: Services,
+    call: Call,
+    snapshot_id: int,
+    staff: StaffContext,
+    *,
+    justified: Mapping[str, Any] | None = None,
 ) -> Snapshot:
-    """A snapshot of the call, for its operator or a supervisor; every view is audited."""
+    """A snapshot of the call, for its operator or a supervisor (or, with ``justified``, the
+    reason its record was opened from the archive for); every view is audited."""
     async with services.db.session() as session:
         snapshot = await session.get(Snapshot, snapshot_id)
     if snapshot is None or snapshot.call_id != call.id:
         raise AppError(ErrorCode.SNAPSHOT_NOT_FOUND, "No such snapshot")
+    if snapshot.purged_at is not None:
+        raise AppError(
+            ErrorCode.EVIDENCE_PURGED,
+            "Deleted when its retention ended (the audit chain keeps its hash)",
+        )
     await services.audit.append(
         actor=staff.username,
         action="snapshot_viewed",
         subject=f"call:{call.id}",
-        data={"snapshot_id": snapshot.id, "sha256": snapshot.sha256},
+        data={"snapshot_id": snapshot.id, "sha256": snapshot.sha256, **(justified or {})},
     )
     return snapshot
 
@@ -382,8 +447,19 @@ async def events_since(
                 )
             ).all()
             places = list(reversed(newest))
+        # Who wrote each staff line: after a transfer two operators' lines are in one chat.
+        writers = {m.sender_user_id for m in chats if m.sender_user_id is not None}
+        names = dict(
+            (
+                await session.exec(
+                    select(User.id, User.username).where(col(User.id).in_(list(writers)))
+                )
+            ).all()
+            if writers
+            else []
+        )
     events: list[ChatMessageEvent | LocationEvent | PhotoEvent] = [
-        *(chat_event(m) for m in chats),
+        *(chat_event(m, names.get(m.sender_user_id)) for m in chats),
         *(location_event(p) for p in places),
         *(photo_event(p) for p in photos),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from server.actions.queue import CALL_MARKS, marks_of, summary_of
+from server.actions.queue_position import queue_changed
 from server.core.events import CallMark, QueueCallUpdated
 from server.core.services import Services
 from server.db.models import Call
@@ -39,4 +40,5 @@ async def do_mark_call(
     log.warning("call marked", extra={"mark": mark, "reason": reason})
     summary = await summary_of(services, call)
     await services.notifier.to_queue(call.channel, QueueCallUpdated(call=summary))
+    queue_changed(services, call.channel)  # a marked call moves behind the rest
     return True

@@ -16,9 +16,12 @@ from typing import Any
 from sqlmodel import col, func, select, update
 
 from server.actions.access import call_log_name
+from server.actions.queue import LIVE_STATES
 from server.core.errors import AppError, ErrorCode
 from server.core.events import MediaLostEvent
 from server.core.media_rpc import (
+    Barge,
+    CallEnded,
     Candidate,
     CitizenOffer,
     EndCall,
@@ -29,6 +32,7 @@ from server.core.media_rpc import (
     Snapshot,
     Stats,
     SubscriberOffer,
+    Thumbnail,
 )
 from server.core.ports import MediaNode, MediaNodes, MediaTransport, Telemetry
 from server.core.services import Services
@@ -79,7 +83,24 @@ class MediaRouter:
         self._telemetry = telemetry
 
     async def citizen_offer(self, call_id: str, sdp: str) -> str:
-        """Answer the citizen's offer where the call's media is, or place it."""
+        """Answer the citizen's offer where the call's media is, or place it. An ended call
+        takes no more media (its recording is closed and sealed): ``CALL_ENDED``; an offer that
+        crossed the end is answered, and its new session closed again at once.
+        """
+        if not await self._is_live(call_id):
+            raise AppError(ErrorCode.CALL_ENDED, "The call has ended")
+        answer = await self._place_offer(call_id, sdp)
+        if not await self._is_live(call_id):
+            await self.end_call(call_id)
+            raise AppError(ErrorCode.CALL_ENDED, "The call has ended")
+        return answer
+
+    async def _is_live(self, call_id: str) -> bool:
+        async with self._db.session() as session:
+            state = (await session.exec(select(Call.state).where(col(Call.id) == call_id))).first()
+        return state in LIVE_STATES
+
+    async def _place_offer(self, call_id: str, sdp: str) -> str:
         log_as = await self._log_name(call_id)
         request = CitizenOffer(
             call_id=call_id,
@@ -144,9 +165,19 @@ class MediaRouter:
         reply = await self._to_call(request, ErrorCode.NO_VIDEO, "No picture from the caller yet")
         return reply.jpeg
 
+    async def thumbnail(self, call_id: str) -> bytes:
+        request = Thumbnail(call_id=call_id)
+        reply = await self._to_call(request, ErrorCode.NO_VIDEO, "No picture from the caller yet")
+        return reply.jpeg
+
     async def stats(self, call_id: str) -> dict[str, Any]:
         request = Stats(call_id=call_id)
         return (await self._to_call(request, ErrorCode.NO_MEDIA, "No media in this call")).stats
+
+    async def barge(self, call_id: str, subscriber_id: str, *, on: bool) -> None:
+        """A monitor's voice to the caller and the operator, or to nobody."""
+        request = Barge(call_id=call_id, subscriber_id=subscriber_id, on=on)
+        await self._to_call(request, ErrorCode.NO_MEDIA, "No media in this call")
 
     async def remove_subscriber(self, call_id: str, subscriber_id: str) -> None:
         """A console leaves the call (a transfer): its peer closes, its voice stops going to the
@@ -158,11 +189,13 @@ class MediaRouter:
             if exc.code not in GONE:
                 raise
 
-    async def end_call(self, call_id: str) -> None:
+    async def end_call(self, call_id: str) -> CallEnded | None:
         """Close the call's media and its recording; a media node already gone closed them.
-        The call ends whatever the media node says: a failure is logged, not raised."""
+        The call ends whatever the media node says: a failure is logged, not raised. The reply
+        comes once the segments it closed are stored (or says how many are not yet): the
+        call's seal (server/actions/call_seal.py) covers them."""
         try:
-            await self._to_call(EndCall(call_id=call_id), ErrorCode.NO_MEDIA, "No media")
+            return await self._to_call(EndCall(call_id=call_id), ErrorCode.NO_MEDIA, "No media")
         except AppError as exc:
             if exc.code not in GONE:
                 log.error(
@@ -173,6 +206,7 @@ class MediaRouter:
                         "reason": exc.message,
                     },
                 )
+            return None
 
     async def media_node_of(self, call_id: str) -> str | None:
         async with self._db.session() as session:

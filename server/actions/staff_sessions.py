@@ -20,7 +20,7 @@ from server.security.tokens import new_token, token_hash
 log = logging.getLogger("lifeline.auth")
 
 # Writing last_seen_at on every request would make every page view a write; a minute of
-# slack on a 15-minute idle limit is harmless.
+# slack on a 15-minute idle limit is harmless (under a short limit, a quarter of it).
 TOUCH_EVERY_SECS = 60
 # The cookie that carries the session token, to the pages and to the console's socket.
 SESSION_COOKIE = "lifeline_session"
@@ -133,10 +133,15 @@ async def close_user_sockets(services: Services, user_id: int, *, reason: Sessio
     await services.notifier.end_staff_sessions([i for i in ids if i is not None], reason)
 
 
-async def resolve_session(services: Services, token: str) -> tuple[StaffContext | None, bool]:
+async def resolve_session(
+    services: Services, token: str, *, active: bool = True
+) -> tuple[StaffContext | None, bool]:
     """The signed-in staff member behind a session token, and whether it just expired.
 
-    Used by every HTTP request and every Socket.IO event of the console.
+    Used by every HTTP request and every Socket.IO event of the console. ``active`` says a
+    person (or a console on shift) is behind the look-up, so the session's idle time starts
+    again; the socket's periodic re-check of an off-shift console passes False, or the idle
+    lock would never close a screen left open.
     """
     if not token or len(token) > MAX_TOKEN_CHARS:
         return None, False
@@ -160,7 +165,8 @@ async def resolve_session(services: Services, token: str) -> tuple[StaffContext 
             await session.commit()
             log.info("session ended", extra={"user": user.username, "idle_secs": idle.seconds})
             return None, not user.disabled
-        if idle > timedelta(seconds=TOUCH_EVERY_SECS):
+        touch_after = min(TOUCH_EVERY_SECS, settings.SESSION_IDLE_SECS / 4)
+        if active and idle > timedelta(seconds=touch_after):
             row.last_seen_at = now
             await session.commit()
         assert row.id is not None

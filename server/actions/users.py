@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from config.settings import LANGUAGES
 from server.actions.access import COMMAND_LINE, check_account_change
 from server.actions.staff_sessions import StaffContext, close_user_sockets, do_end_user_sessions
 from server.core.clock import Clock
@@ -321,6 +324,135 @@ async def do_set_disabled(
     if refused is not None:
         raise refused
     return user
+
+
+MAX_DISPLAY_NAME_CHARS = 80
+MAX_BADGE_CHARS = 32
+
+
+def check_identity(display_name: str, badge: str) -> tuple[str | None, str | None]:
+    """What a caller is shown of an operator: a name of printable characters, a badge number of
+    letters, digits, spaces and ``-/.``; empty is none (the username is shown)."""
+    name = " ".join(display_name.split())
+    number = badge.strip()
+    if len(name) > MAX_DISPLAY_NAME_CHARS or not name.isprintable():
+        raise AppError(
+            ErrorCode.INVALID_IDENTITY,
+            f"A display name is at most {MAX_DISPLAY_NAME_CHARS} letters",
+        )
+    if len(number) > MAX_BADGE_CHARS or any(not (c.isalnum() or c in " -/.") for c in number):
+        raise AppError(
+            ErrorCode.INVALID_IDENTITY,
+            f"A badge number is at most {MAX_BADGE_CHARS} letters, digits, spaces, - / .",
+        )
+    return name or None, number or None
+
+
+async def do_set_identity(
+    audit: AuditLog,
+    clock: Clock,
+    *,
+    actor: Actor,
+    user_id: int,
+    display_name: str,
+    badge: str,
+) -> User:
+    """Set the display name and badge a caller sees of this account's calls (an admin's
+    change; internal-security accounts are the unit's own, as for roles)."""
+    name, number = check_identity(display_name, badge)
+    return await _set_fields(
+        audit,
+        clock,
+        actor=actor,
+        user_id=user_id,
+        attempt="identity",
+        action="user_identity_changed",
+        fields={"display_name": name, "badge": number},
+        data=lambda _user: {"display_name": name, "badge": number},
+    )
+
+
+async def _set_fields(
+    audit: AuditLog,
+    clock: Clock,
+    *,
+    actor: Actor,
+    user_id: int,
+    attempt: str,
+    action: str,
+    fields: dict[str, Any],
+    data: Callable[[User], dict[str, Any]],
+) -> User:
+    """An admin's change of what an account shows or speaks (not its role or access): nothing
+    when it is as asked already; refused, and the attempt entered, where the actor may not
+    change the account (internal-security accounts are the unit's own, as for roles);
+    ``data(user)``, read before the change, is what the chain's entry says."""
+    async with audit.transaction() as session:
+        user = await session.get(User, user_id)
+        if user is None:
+            raise AppError(ErrorCode.USER_NOT_FOUND, "No such user")
+        if all(getattr(user, name) == value for name, value in fields.items()):
+            return user
+        refused = await _refusal(
+            session,
+            audit,
+            actor,
+            attempt=attempt,
+            username=user.username,
+            before=user.role,
+            after=user.role,
+        )
+        if refused is None:
+            entry = data(user)
+            for name, value in fields.items():
+                setattr(user, name, value)
+            user.updated_at = clock.now()
+            session.add(user)
+            await audit.record(
+                session,
+                actor=actor.name,
+                action=action,
+                subject=f"user:{user.username}",
+                data=entry,
+            )
+    if refused is not None:
+        raise refused
+    return user
+
+
+def check_skills(languages: Sequence[str]) -> str:
+    """The languages an operator speaks: each one of the four (en, ru, kk, pl), stored in that
+    order, comma-separated; none is allowed (they are rung only when nobody speaks a caller's
+    language)."""
+    unknown = [code for code in languages if code not in LANGUAGES]
+    if unknown:
+        raise AppError(
+            ErrorCode.INVALID_SKILLS, f"A skill is one of the languages {', '.join(LANGUAGES)}"
+        )
+    return ",".join(code for code in LANGUAGES if code in languages)
+
+
+async def do_set_skills(
+    audit: AuditLog, clock: Clock, *, actor: Actor, user_id: int, languages: Sequence[str]
+) -> User:
+    """Set the languages an operator speaks (an admin's change, audited as the identity is;
+    internal-security accounts are the unit's own)."""
+    skills = check_skills(languages)
+    return await _set_fields(
+        audit,
+        clock,
+        actor=actor,
+        user_id=user_id,
+        attempt="skills",
+        action="user_skills_changed",
+        fields={"skills": skills},
+        data=lambda user: {"before": skills_of(user.skills), "after": skills_of(skills)},
+    )
+
+
+def skills_of(stored: str) -> list[str]:
+    """A user's ``skills`` column as the list of languages it holds."""
+    return [code for code in stored.split(",") if code]
 
 
 async def do_update_user(

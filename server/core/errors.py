@@ -46,7 +46,9 @@ class ErrorCode(enum.StrEnum):
     EMPTY_UPDATE = "empty_update", 400
     INVALID_DATE = "invalid_date", 400
     INVALID_SINCE = "invalid_since", 422
+    INVALID_ZOOM = "invalid_zoom", 422
     INVALID_LANGUAGE = "invalid_language", 400
+    INVALID_SITUATION = "invalid_situation", 400
     UNKNOWN_LANGUAGE = "unknown_language", 404
     UNKNOWN_EVENT = "unknown_event", 400
 
@@ -79,12 +81,50 @@ class ErrorCode(enum.StrEnum):
     CALL_CHANGED = "call_changed", 409
     CALL_ENDED = "call_ended", 409
     CALL_NOT_LIVE = "call_not_live", 409
+    # A supervisor's media offer or barge-in on a call they have not said they monitor.
+    NOT_MONITORING = "not_monitoring", 409
     CHAT_CONFLICT = "chat_conflict", 409
+    # Transfers and conferences (docs/transfers.md).
+    TARGET_NOT_FOUND = "target_not_found", 404
+    TARGET_DISABLED = "target_disabled", 409
+    TARGET_OFFLINE = "target_offline", 409
+    TARGET_BUSY = "target_busy", 409
+    TARGET_FORBIDDEN = "target_forbidden", 403
+    OFFER_NOT_FOUND = "offer_not_found", 404
+    OFFER_GONE = "offer_gone", 409
+    OFFER_PENDING = "offer_pending", 409
     SNAPSHOT_NOT_FOUND = "snapshot_not_found", 404
     PHOTO_NOT_FOUND = "photo_not_found", 404
     RECORDING_NOT_FOUND = "recording_not_found", 404
+    # Legal holds, redacted copies (docs/retention.md).
+    REASON_REQUIRED = "reason_required", 400
+    REASON_TOO_LONG = "reason_too_long", 422
+    ALREADY_HELD = "already_held", 409
+    NOT_HELD = "not_held", 409
+    NOTHING_TO_REDACT = "nothing_to_redact", 409
+    REDACTION_NOT_FOUND = "redaction_not_found", 404
+    REDACTION_NOT_READY = "redaction_not_ready", 409
+    # Retention deleted the file; its row, hash and the chain's entry for the deletion stay.
+    EVIDENCE_PURGED = "evidence_purged", 410
     PHOTO_REQUIRED = "photo_required", 400
     NO_LOCATION = "no_location", 409
+    # The call's receipt: not sealed yet (live, or its seal is being made).
+    RECEIPT_PENDING = "receipt_pending", 409
+    INVALID_RECEIPT = "invalid_receipt", 400
+
+    # Invites by SMS: a number that is not one; a link nobody made, used already, or too old.
+    INVALID_PHONE = "invalid_phone", 400
+    INVALID_IDENTITY = "invalid_identity", 400
+    INVITE_INVALID = "invite_invalid", 404
+    INVITE_USED = "invite_used", 410
+    INVITE_EXPIRED = "invite_expired", 410
+
+    # Routing: a call that rings another operator (accepting it, by hand too); declining a call
+    # that does not ring you; an operator state or a skill that is not one.
+    CALL_RINGING_ELSEWHERE = "call_ringing_elsewhere", 409
+    NOT_RINGING = "not_ringing", 409
+    INVALID_OPERATOR_STATE = "invalid_operator_state", 400
+    INVALID_SKILLS = "invalid_skills", 400
 
     # Media: refusals a media node gives, and what the way to it can fail with.
     MEDIA_BUSY = "media_busy", 503
@@ -97,6 +137,8 @@ class ErrorCode(enum.StrEnum):
     SEGMENT_CONFLICT = "segment_conflict", 409
     # A stored file the database names is not in this node's storage (STORAGE_DIR unshared).
     FILE_UNAVAILABLE = "file_unavailable", 503
+    # The database does not answer (restarting): nothing was stored; send the same again.
+    DATABASE_UNAVAILABLE = "database_unavailable", 503
 
     # Uploads.
     NOT_AN_IMAGE = "not_an_image", 400
@@ -106,6 +148,27 @@ class ErrorCode(enum.StrEnum):
     PHOTOS_TOO_MANY_PIXELS = "photos_too_many_pixels", 413
     UPLOADS_BUSY = "uploads_busy", 503
     PHOTO_LIMIT = "photo_limit", 429
+    NOT_A_VIDEO = "not_a_video", 400
+    VIDEO_TOO_LARGE = "video_too_large", 413
+    CLIP_REQUIRED = "clip_required", 400
+
+    # Message threads (server/actions/threads.py).
+    BAD_THREAD_TOKEN = "bad_thread_token", 401
+    THREAD_NOT_FOUND = "thread_not_found", 404
+    THREAD_CLOSED = "thread_closed", 409
+    THREAD_TAKEN = "thread_taken", 409
+    THREAD_NOT_YOURS = "thread_not_yours", 409
+    THREAD_CONFLICT = "thread_conflict", 409
+    MESSAGE_LIMIT = "message_limit", 429
+    MESSAGE_EMPTY = "message_empty", 400
+
+    # The archive and a call's record (a look at a record gives its reason: reason_required).
+    INVALID_CHANNEL = "invalid_channel", 422
+    INVALID_DISPOSITION = "invalid_disposition", 422
+    INVALID_WORDS = "invalid_words", 422
+    INVALID_AREA = "invalid_area", 422
+    INVALID_PAGE = "invalid_page", 422
+    VIEW_EXPIRED = "view_expired", 403
 
     # Threat reports.
     REPORT_NOT_FOUND = "report_not_found", 404

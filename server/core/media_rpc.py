@@ -31,6 +31,8 @@ NAMESPACE = "/media"
 # Reports, media node -> its node (Socket.IO event names).
 LOAD = "load"
 SEGMENT_CLOSED = "segment_closed"
+RECORDING_FAILED = "recording_failed"
+RECORDING_STATE = "recording_state"
 
 CallId = Annotated[str, Field(min_length=1, max_length=64)]
 PeerName = Annotated[str, Field(min_length=1, max_length=128)]
@@ -85,9 +87,13 @@ class SnapshotReply(MediaReply):
 
 
 class CallEnded(MediaReply):
-    """How many segments the call's recording closed with (their reports follow)."""
+    """How many segments the call's recording closed with. The media node answers once each
+    of them is stored (in process: stored before its close returns; a worker: its reports
+    acknowledged), or after a bounded wait: ``unreported`` says how many were not stored yet
+    (they follow, each entered in the chain on its own)."""
 
     segments: int = Field(ge=0)
+    unreported: int = Field(default=0, ge=0)
 
 
 class StatsReply(MediaReply):
@@ -176,12 +182,26 @@ class Snapshot(MediaRequest[SnapshotReply]):
     event: ClassVar[str] = "snapshot"
 
 
+class Thumbnail(MediaRequest[SnapshotReply]):
+    """The wall's small JPEG of the caller's picture (one fresh keyframe, resized)."""
+
+    event: ClassVar[str] = "thumbnail"
+
+
 class EndCall(MediaRequest[CallEnded]):
     event: ClassVar[str] = "end_call"
 
 
 class Stats(MediaRequest[StatsReply]):
     event: ClassVar[str] = "stats"
+
+
+class Barge(MediaRequest[Done]):
+    """A monitor's voice to the caller and the operator (``on``), or to nobody."""
+
+    event: ClassVar[str] = "barge"
+    subscriber_id: PeerName
+    on: StrictBool
 
 
 class RemoveSubscriber(MediaRequest[Done]):
@@ -198,9 +218,11 @@ REQUESTS: dict[str, type[MediaRequest[Any]]] = {
         SubscriberOffer,
         Candidate,
         Snapshot,
+        Thumbnail,
         EndCall,
         Stats,
         RemoveSubscriber,
+        Barge,
     )
 }
 
@@ -226,10 +248,31 @@ class LoadReport(Wire):
     segments_written: int = Field(default=0, ge=0)
     segments_failed: int = Field(default=0, ge=0)
     frames_dropped: int = Field(default=0, ge=0)
+    # The recording volume (media/disk_space.py): its free space (None: not read yet), whether
+    # it is under RECORDING_MIN_FREE_MB, and how many calls are not recorded because of it.
+    disk_free_bytes: int | None = Field(default=None, ge=0)
+    disk_low: StrictBool = False
+    recording_paused: int = Field(default=0, ge=0)
+
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Recovery(Wire):
+    """How a segment left open by a dead process was closed by another (media/recovery.py):
+    the file as its writer left it is the evidence; ``playable_*``: a remuxed copy beside it
+    (its complete clusters, with an index and a duration), None when it holds none."""
+
+    writer: str = Field(default="", max_length=64)
+    recovered_by: str = Field(max_length=64)
+    playable_key: str | None = Field(default=None, min_length=1, max_length=512)
+    playable_sha256: Sha256 | None = None
+    playable_size_bytes: int | None = Field(default=None, ge=0)
 
 
 class ClosedSegment(Wire):
-    """One closed, hashed recording segment: evidence, reported until the node stores it."""
+    """One closed, hashed recording segment: evidence, reported until the node stores it.
+    ``recovered``: set when its writer died with it open and another process closed it."""
 
     call_id: CallId
     segment: int = Field(ge=1)
@@ -239,10 +282,43 @@ class ClosedSegment(Wire):
     started_at: datetime
     ended_at: datetime
     size_bytes: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: Sha256
     video_frames: int = Field(ge=0)
     audio_frames: int = Field(ge=0)
     operator_audio_frames: int = Field(default=0, ge=0)
+    log_as: LogName = ""
+    recovered: Recovery | None = None
+
+
+# Where a recording failed: its writer (an I/O error, a full disk), closing what a dead process
+# left open, or storing a closed segment.
+FailureStage = Literal["writing", "recovering", "storing"]
+
+
+class RecordingFailure(Wire):
+    """A recording that failed, reported like a closed segment, so that it is entered in the
+    chain (``recording_failed``, as NENA i3's RecordingFailed) and never passes unseen.
+    ``cause``: what went wrong, never a path (it holds the call's id)."""
+
+    call_id: CallId
+    segment: int | None = Field(default=None, ge=1)
+    stage: FailureStage
+    cause: str = Field(min_length=1, max_length=300)
+    log_as: LogName = ""
+
+
+class RecordingState(Wire):
+    """A call's recording paused (``recording`` False: the recording volume is low on space)
+    or resumed: the node tells the call's watchers and enters it in the chain, so a gap in the
+    recording is explained. ``segment``: the last segment begun before the change (None:
+    none yet)."""
+
+    call_id: CallId
+    recording: StrictBool
+    reason: Literal["disk_low"] = "disk_low"
+    free_bytes: int = Field(ge=0)
+    min_free_bytes: int = Field(ge=0)
+    segment: int | None = Field(default=None, ge=1)
     log_as: LogName = ""
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from server.core.events import ServerEvent, SessionEndReason
-from server.core.media_rpc import LoadReport, MediaRequest, R
+from server.core.media_rpc import CallEnded, FailureStage, LoadReport, MediaRequest, R
 
 
 class Notifier(Protocol):
@@ -31,12 +32,28 @@ class Notifier(Protocol):
         """Both sides of the call: the caller's page(s) and every console watching it."""
         ...
 
+    async def to_own_consoles(self, event: ServerEvent) -> None:
+        """Every console connected to this node, not the other nodes' (each says its own)."""
+        ...
+
     async def to_queue(self, channel: str, event: ServerEvent) -> None:
         """Every console that may see this channel's queue."""
         ...
 
+    async def to_staff(self, user_id: int, event: ServerEvent) -> None:
+        """Every console of one staff member, on every node: an offer made to them by name."""
+        ...
+
     async def to_report_desks(self, event: ServerEvent) -> None:
         """Every operator's and supervisor's console: the threat reports list."""
+        ...
+
+    async def to_wall(self, channel: str, event: ServerEvent) -> None:
+        """Every wall open on this channel (its role may see the channel)."""
+        ...
+
+    async def to_thread(self, thread_id: str, event: ServerEvent) -> None:
+        """The citizen's page(s) of this message thread."""
         ...
 
     async def end_staff_sessions(
@@ -97,9 +114,14 @@ class Media(Protocol):
     ) -> None: ...
 
     async def snapshot(self, call_id: str) -> bytes: ...
+    async def thumbnail(self, call_id: str) -> bytes: ...
     async def stats(self, call_id: str) -> dict[str, Any]: ...
     async def remove_subscriber(self, call_id: str, subscriber_id: str) -> None: ...
-    async def end_call(self, call_id: str) -> None: ...
+    async def barge(self, call_id: str, subscriber_id: str, *, on: bool) -> None: ...
+    async def end_call(self, call_id: str) -> CallEnded | None:
+        """Close the call's media and recording; None when no media node answered (the call
+        had no media, or its media node is gone)."""
+        ...
 
 
 class MediaTransport(Protocol):
@@ -149,3 +171,68 @@ class Telemetry(Protocol):
     def segment_stored(self) -> None: ...
 
     def segment_not_stored(self, reason: StoreFailure) -> None: ...
+
+    def segment_recovered(self) -> None:
+        """A segment a dead process left open was stored (it is counted as stored too)."""
+        ...
+
+    def recording_failed(self, stage: FailureStage) -> None:
+        """A recording failure was entered in the chain (``recording_failed``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RedactionOutcome:
+    frames: int
+    # Video frames in which at least one face was blurred.
+    frames_with_faces: int
+
+
+class Redactor(Protocol):
+    """Makes a redacted copy of one recording segment (media/redaction.py: faces blurred,
+    audio kept). Blocks: the node runs it on its redaction pool."""
+
+    def redact(self, source: Path, target: Path) -> RedactionOutcome:
+        """Write ``target`` from ``source``, which is only read."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClipFacts:
+    """What reading a whole video clip found."""
+
+    width: int
+    height: int
+    duration_secs: float | None
+
+
+class ClipProbe(Protocol):
+    """Reads an uploaded video clip through with its container's demuxer (media/clips.py,
+    PyAV), or refuses it with ``AppError`` (``not_a_video``, ``video_too_large``). Blocks: the
+    node runs it on its image pool."""
+
+    def probe(self, data: bytes, container: Literal["mp4", "webm"], max_secs: float) -> ClipFacts:
+        """Every packet read (for at most ``max_secs``) and the first video frame decoded."""
+        ...
+
+
+SmsFailure = Literal["timeout", "unreachable", "refused"]
+
+
+class SmsNotSent(Exception):
+    """The gateway did not take the message: it did not answer in time, could not be reached,
+    or answered with an error (``detail``: its status, say). Nothing was sent."""
+
+    def __init__(self, reason: SmsFailure, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason: SmsFailure = reason
+        self.detail = detail
+
+
+class SmsGateway(Protocol):
+    """Sends one text message to a phone number (E.164): an HTTP gateway in a deployment, a
+    file for local use and tests (server/sms.py). Raises ``SmsNotSent``."""
+
+    async def send(self, to: str, text: str) -> None: ...
+
+    async def close(self) -> None: ...

@@ -13,13 +13,23 @@ from typing import TYPE_CHECKING
 from config import Settings
 from server.core.background import Background
 from server.core.clock import Clock
-from server.core.ports import Media, MediaNodes, Notifier, Presence, Telemetry
+from server.core.ports import (
+    ClipProbe,
+    Media,
+    MediaNodes,
+    Notifier,
+    Presence,
+    Redactor,
+    SmsGateway,
+    Telemetry,
+)
 from server.core.storage import Storage
 from server.core.work_pool import WorkPool
 
 if TYPE_CHECKING:  # the store sits above the core: the core names its types, never imports them
     from server.db.audit import AuditLog
     from server.db.engine import Database
+    from server.security.evidence_key import EvidenceKey
     from server.security.pseudonyms import Pseudonyms
     from server.state.ratelimit import RateLimits
 
@@ -43,3 +53,13 @@ class Services:
     storage: Storage
     # Counts of what happens (calls' outcomes, segments stored): the metrics' events.
     telemetry: Telemetry
+    # Redacted copies for disclosure (faces blurred): made on a thread of their own, minutes
+    # of work each, so they never hold up the image pool's uploads.
+    redactor: Redactor
+    redaction_pool: WorkPool
+    # Reading uploaded video clips through (PyAV, on the image pool).
+    clip_probe: ClipProbe
+    # The deployment's Ed25519 key: it signs the audit chain's checkpoints and export bundles.
+    evidence_key: EvidenceKey
+    # Text messages to phones: the operator's invite links (an HTTP gateway, or a file).
+    sms: SmsGateway

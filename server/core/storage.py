@@ -28,6 +28,10 @@ RECORDINGS = "recordings"
 SNAPSHOTS = "snapshots"
 PHOTOS = "photos"
 REPORTS = "reports"
+REDACTIONS = "redactions"
+THREADS = "threads"
+# Not keys: the claims of the recording segments open now (media/segment_claims.py).
+OPEN_SEGMENTS = "open-segments"
 
 
 class StorageConflict(Exception):
@@ -57,6 +61,10 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, key: str) -> bool:
+        """Remove the file of ``key`` (retention, once the row says it is purged); False when
+        there was none. The only way a stored file ever goes."""
+
     def path(self, key: str) -> Path:
         """The file that holds ``key`` on this node (what HTTP serves, and where the recorder
         muxes a segment in place)."""
@@ -82,6 +90,14 @@ class FileStorage:
 
     def open(self, key: str) -> BinaryIO:
         return self.path(key).open("rb")
+
+    def delete(self, key: str) -> bool:
+        path = self.path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def put(self, key: str, data: bytes) -> None:
         target = self.root.joinpath(*check_key(key).split("/"))
@@ -116,6 +132,17 @@ def snapshot_key(call_id: str, at: datetime, sha256: str) -> str:
 
 def photo_key(call_id: str, seq: int, sha256: str, extension: str) -> str:
     return f"{PHOTOS}/{call_id}/{seq:06d}-{sha256[:12]}.{extension}"
+
+
+def thread_file_key(thread_id: str, seq: int, sha256: str, extension: str) -> str:
+    """A photo or video clip of a message thread."""
+    return f"{THREADS}/{thread_id}/{seq:06d}-{sha256[:12]}.{extension}"
+
+
+def redaction_key(call_id: str, segment: int, sha256: str) -> str:
+    """A redacted copy of a segment; its hash in the key, as a second copy (made later, with
+    a better detector) has other bytes."""
+    return f"{REDACTIONS}/{call_id}/segment-{segment:04d}-{sha256[:12]}.mkv"
 
 
 def report_photo_key(report_id: int, n: int, sha256: str, name: str) -> str:

@@ -14,9 +14,8 @@ the pool to the others.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -29,31 +28,15 @@ from server.core.clock import Clock
 from server.db.engine import Database
 from server.db.models import AuditEntry
 
-GENESIS_HASH = "0" * 64
+# One definition of an entry's hash, the one the bundles' standalone verifier uses too.
+from server.evidence.verify_bundle import GENESIS_HASH, entry_hash
+
+__all__ = ["GENESIS_HASH", "AuditLog", "ChainBreak", "ChainReport", "check_link", "entry_hash"]
+
 # Any constant shared by every node; "LIFE" in ASCII.
 _ADVISORY_LOCK_ID = 0x4C494645
 _VERIFY_BATCH = 1000
-
-
-def entry_hash(
-    *, seq: int, at: str, actor: str, action: str, subject: str, data: str, prev_hash: str
-) -> str:
-    """SHA-256 over a canonical JSON of every field but the hash itself."""
-    canonical = json.dumps(
-        {
-            "seq": seq,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "data": data,
-            "prev_hash": prev_hash,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+_HEAD_KEY = "lifeline.audit_head"  # in a session's info: the last entry it appended
 
 
 def _hash_of(entry: AuditEntry) -> str:
@@ -94,12 +77,25 @@ class AuditLog:
         self.db = db
         self.clock = clock
         self._writers = asyncio.Lock()  # this node's own appends, one at a time
+        self._listeners: list[Callable[[int], None]] = []
+
+    def on_appended(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(seq)`` after each transaction that appended up to entry ``seq``
+        commits (the checkpoints count entries so)."""
+        self._listeners.append(listener)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction in which ``record`` may be called; commits on success."""
+        """A write transaction in which ``record`` may be called; commits on success.
+
+        It holds the chain's lock throughout: nothing else appends, or signs a checkpoint of
+        the head, until it ends."""
         async with self._writers, self._transaction() as session:
             yield session
+        head = session.info.get(_HEAD_KEY)
+        if head is not None:
+            for listener in self._listeners:
+                listener(head)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
@@ -145,6 +141,7 @@ class AuditLog:
         entry.hash = _hash_of(entry)
         session.add(entry)
         await session.flush()
+        session.info[_HEAD_KEY] = entry.seq
         return entry
 
     async def append(
@@ -156,9 +153,9 @@ class AuditLog:
                 session, actor=actor, action=action, subject=subject, data=data
             )
 
-    async def verify(self) -> ChainReport:
-        """Walk the chain from the first entry; report the first link that does not hold."""
-        expected_seq, prev_hash, count, last_seq = 1, GENESIS_HASH, 0, 0
+    async def batches(self) -> AsyncIterator[Sequence[AuditEntry]]:
+        """Every entry in the order of the chain, a batch at a time."""
+        last_seq = 0
         async with self.db.session() as session:
             while True:
                 batch = (
@@ -170,16 +167,25 @@ class AuditLog:
                     )
                 ).all()
                 if not batch:
-                    return ChainReport(count, None)
-                for entry in batch:
-                    broken = _check(entry, expected_seq, prev_hash)
-                    if broken:
-                        return ChainReport(count, broken)
-                    count += 1
-                    expected_seq, prev_hash, last_seq = entry.seq + 1, entry.hash, entry.seq
+                    return
+                yield batch
+                last_seq = batch[-1].seq
+
+    async def verify(self) -> ChainReport:
+        """Walk the chain from the first entry; report the first link that does not hold."""
+        expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+        async for batch in self.batches():
+            for entry in batch:
+                broken = check_link(entry, expected_seq, prev_hash)
+                if broken:
+                    return ChainReport(count, broken)
+                count += 1
+                expected_seq, prev_hash = entry.seq + 1, entry.hash
+        return ChainReport(count, None)
 
 
-def _check(entry: AuditEntry, expected_seq: int, prev_hash: str) -> ChainBreak | None:
+def check_link(entry: AuditEntry, expected_seq: int, prev_hash: str) -> ChainBreak | None:
+    """Why ``entry`` does not follow the entry whose hash is ``prev_hash`` (None: it does)."""
     if entry.seq != expected_seq:
         return ChainBreak(expected_seq, f"missing (the chain jumps to entry {entry.seq})")
     if entry.prev_hash != prev_hash:

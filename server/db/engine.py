@@ -11,9 +11,12 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.db.search import SQLITE_FOLD_FUNCTION, fold
+
 
 def make_engine(url: str) -> AsyncEngine:
-    """An engine for ``url``; SQLite gets WAL and enforced foreign keys on every connection."""
+    """An engine for ``url``; SQLite gets WAL, enforced foreign keys and our case folding
+    (server/db/search.py) on every connection."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1]
         if path and path != ":memory:":
@@ -27,6 +30,7 @@ def make_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+            dbapi_connection.create_function(SQLITE_FOLD_FUNCTION, 1, fold, deterministic=True)
 
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)

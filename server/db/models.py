@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from server.db.map_grid import default_grid_x, default_grid_y
 from server.db.types import UTCDateTime
 
 
@@ -60,6 +62,13 @@ class User(SQLModel, table=True):
     failed_logins: int = 0
     locked_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     language: str = Field(default="en", max_length=8)
+    # What a caller is shown of the operator who answers (set on /admin): a display name and a
+    # badge number; neither set, the username.
+    display_name: str | None = Field(default=None, max_length=80)
+    badge: str | None = Field(default=None, max_length=32)
+    # The languages the operator speaks (en, ru, kk, pl), comma-separated, set on /admin: a
+    # waiting call rings one who speaks its caller's (docs/routing.md).
+    skills: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(sa_column=_ts())
     updated_at: datetime = Field(sa_column=_ts())
 
@@ -93,7 +102,17 @@ class LoginFailure(SQLModel, table=True):
 
 class Call(SQLModel, table=True):
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_state_channel", "state", "channel"),)
+    __table_args__ = (
+        Index("ix_calls_state_channel", "state", "channel"),
+        # One ring per operator at a time, whichever node rings (docs/routing.md).
+        Index(
+            "ux_calls_ringing_operator",
+            "ringing_operator_id",
+            unique=True,
+            sqlite_where=sa.text("ringing_operator_id IS NOT NULL"),
+            postgresql_where=sa.text("ringing_operator_id IS NOT NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     channel: str = Field(max_length=32)
@@ -109,9 +128,59 @@ class Call(SQLModel, table=True):
     # What the system noticed about the call ("flooding", ...), comma-separated: a marked call
     # is shown as such and queued after unmarked ones, never refused (server/actions/call_marks.py).
     marks: str = Field(default="", max_length=255, sa_column_kwargs={"server_default": ""})
+    # What the caller said is happening (server/actions/situations.py); None: not said.
+    situation: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(sa_column=_ts())
     answered_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Since when its media node records nothing of it (the recording volume low on space), as
+    # that node last reported; None while it records (server/actions/recording_state.py).
+    recording_paused_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # A legal hold (server/actions/legal_holds.py): while set, retention deletes nothing of the
+    # call. Who set it and why; every setting and lifting is also in the audit chain.
+    held_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    held_by: str | None = Field(default=None, max_length=80)
+    hold_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The ring of a queued call (server/actions/routing.py): the operator it rings, until when.
+    # Set and cleared only by conditional UPDATEs, so two nodes never ring two operators at once
+    # for one call, and a node that dies mid-ring strands nothing: any node's sweep ends it.
+    ringing_operator_id: int | None = Field(default=None, foreign_key="users.id")
+    ring_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Since when a queued call's caller has had no page connected (none yet, from its creation):
+    # every node sweeps these past ABANDON_GRACE_SECS (server/actions/abandonment.py).
+    caller_away_since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class InviteSms(enum.StrEnum):
+    """Where an invite's text message is: none asked for (a link to copy), being sent, taken by
+    the gateway, or not (the gateway refused or did not answer; the link still works)."""
+
+    NONE = "none"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Invite(SQLModel, table=True):
+    """An operator's single-use link that drops a caller into a video call with them. The link's
+    token is stored only as its hash; ``used_at`` and ``call_id`` are set once, by the one
+    conditional UPDATE that redeems it."""
+
+    __tablename__ = "invites"
+
+    id: str = Field(primary_key=True, max_length=36)
+    token_hash: str = Field(max_length=64, unique=True)
+    operator_id: int = Field(foreign_key="users.id", index=True)
+    channel: str = Field(max_length=32)
+    # E.164; None for a link the operator copies and passes on themselves.
+    phone: str | None = Field(default=None, max_length=20)
+    language: str = Field(max_length=8)
+    sms: str = Field(max_length=16)
+    sms_failure: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    call_id: str | None = Field(default=None, foreign_key="calls.id", max_length=36)
 
 
 class CallTransition(SQLModel, table=True):
@@ -126,6 +195,58 @@ class CallTransition(SQLModel, table=True):
     actor: str = Field(max_length=80)
     reason: str = Field(default="", max_length=255)
     at: datetime = Field(sa_column=_ts())
+
+
+class OfferKind(enum.StrEnum):
+    """How a call is handed on (server/actions/transfers.py)."""
+
+    WARM = "warm"  # the first operator stays until the target has joined, then leaves
+    COLD = "cold"  # the first operator leaves at once; the target takes it, or the queue does
+    CONFERENCE = "conference"  # the target joins beside the operator, who stays
+
+
+class OfferState(enum.StrEnum):
+    OFFERED = "offered"
+    ACCEPTED = "accepted"  # the target is on the call (warm: until the first completes)
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"  # a warm transfer the first operator finished: the call is the target's
+
+
+class CallOffer(SQLModel, table=True):
+    """A call offered to a named operator or supervisor: in the database, so a node that dies
+    leaves it to be settled by another; every change of ``state`` is a conditional UPDATE."""
+
+    __tablename__ = "call_offers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    kind: str = Field(max_length=16)
+    from_user_id: int = Field(foreign_key="users.id")
+    to_user_id: int = Field(foreign_key="users.id", index=True)
+    note: str = Field(default="", max_length=255)
+    state: str = Field(max_length=16)
+    created_at: datetime = Field(sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    settled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class CallParticipant(SQLModel, table=True):
+    """A staff member on a call's media and chat, from when to when: its operator, a warm
+    transfer's target, a conference's second operator or supervisor. The archive record shows
+    them beside the transitions."""
+
+    __tablename__ = "call_participants"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    user_id: int = Field(foreign_key="users.id")
+    role: str = Field(max_length=32)
+    # How they came: answered, invite, warm, cold, conference.
+    joined_by: str = Field(max_length=16)
+    joined_at: datetime = Field(sa_column=_ts())
+    left_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class LocationSample(SQLModel, table=True):
@@ -175,6 +296,14 @@ class Recording(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     size_bytes: int | None = None
     sha256: str | None = Field(default=None, max_length=64)
+    # When retention deleted the file (server/actions/retention.py); the row and its hash stay.
+    purged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Left open by a process that died, and closed after it (media/recovery.py); the file at
+    # ``path`` is as its writer left it, ``playable_path`` a remuxed copy of its whole clusters.
+    recovered: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    playable_path: str | None = Field(default=None, max_length=512)
+    playable_sha256: str | None = Field(default=None, max_length=64)
+    playable_size_bytes: int | None = None
 
 
 class AuditEntry(SQLModel, table=True):
@@ -186,10 +315,25 @@ class AuditEntry(SQLModel, table=True):
     at: datetime = Field(sa_column=_ts())
     actor: str = Field(max_length=80)
     action: str = Field(max_length=64, index=True)
-    subject: str = Field(default="", max_length=128)
+    # "call:<id>" and the like: a call's entries (its seal among them) found without a scan.
+    subject: str = Field(default="", max_length=128, index=True)
     data: str = Field(sa_column=Column(Text, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """The chain's head at entry ``seq``, signed with the deployment's key: rewriting the chain
+    up to there, or cutting entries off its end, no longer matches it. Each is also a line of
+    the checkpoint file outside the database (server/actions/checkpoints.py)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    head_hash: str = Field(max_length=64)
+    at: datetime = Field(sa_column=_ts())
+    key_id: str = Field(max_length=64)
+    signature: str = Field(max_length=128)
 
 
 class Snapshot(SQLModel, table=True):
@@ -204,6 +348,8 @@ class Snapshot(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     size_bytes: int
     at: datetime = Field(sa_column=_ts())
+    # When retention deleted the file (server/actions/retention.py); the row and its hash stay.
+    purged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class CallPhoto(SQLModel, table=True):
@@ -225,6 +371,74 @@ class CallPhoto(SQLModel, table=True):
     size_bytes: int
     width: int
     height: int
+    at: datetime = Field(sa_column=_ts())
+    # When retention deleted the file (server/actions/retention.py); the row and its hash stay.
+    purged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class RedactionState(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Redaction(SQLModel, table=True):
+    """A redacted copy of one recording segment, for disclosure: faces blurred, audio kept.
+
+    Made on request (server/actions/redactions.py), stored and hashed beside the original,
+    which is never touched; ``source_sha256`` is the original's hash when the copy was made.
+    """
+
+    __tablename__ = "redactions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    segment: int
+    source_sha256: str = Field(max_length=64)
+    state: str = Field(max_length=16)
+    requested_by: str = Field(max_length=80)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    requested_at: datetime = Field(sa_column=_ts())
+    path: str | None = Field(default=None, max_length=512)
+    sha256: str | None = Field(default=None, max_length=64)
+    size_bytes: int | None = None
+    frames: int | None = None
+    # Video frames in which at least one face was found and blurred.
+    frames_with_faces: int | None = None
+    done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    purged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class RecordView(SQLModel, table=True):
+    """One justified look at a call's record from the archive: who, why, from where, until when.
+
+    The page holds the token (the table only its hash); the recording, snapshots and photos it
+    shows are fetched with it, so each fetch carries the reason given when the record was opened.
+    """
+
+    __tablename__ = "record_views"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    user_id: int = Field(foreign_key="users.id")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    remote: str = Field(default="", max_length=64)
+    # The record_viewed entry of the audit chain that this view's later entries point back to.
+    audit_seq: int
+    at: datetime = Field(sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+
+
+class RecordPlay(SQLModel, table=True):
+    """A segment played within a view: the chain gets one entry per segment per view, however
+    many range requests the player makes."""
+
+    __tablename__ = "record_plays"
+
+    view_id: int = Field(foreign_key="record_views.id", primary_key=True)
+    segment: int = Field(primary_key=True)
+    audit_seq: int
     at: datetime = Field(sa_column=_ts())
 
 
@@ -255,6 +469,7 @@ class ThreatReport(SQLModel, table=True):
     __table_args__ = (
         Index("ix_threat_reports_status_category", "status", "category"),
         Index("ix_threat_reports_lat_lon", "lat", "lon"),
+        Index("ix_threat_reports_grid", "grid_x", "grid_y"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -268,6 +483,14 @@ class ThreatReport(SQLModel, table=True):
     contact: str | None = Field(default=None, max_length=200)
     # Sensitive reports (a victim's home, say) are shown publicly only at ~100 m.
     sensitive: bool = False
+    # The public point's cell on the map's grid (server/db/map_grid.py), set on insert; a
+    # change of ``sensitive`` sets it again.
+    grid_x: int | None = Field(
+        default=None, sa_column=Column(sa.Integer, default=default_grid_x, nullable=False)
+    )
+    grid_y: int | None = Field(
+        default=None, sa_column=Column(sa.Integer, default=default_grid_y, nullable=False)
+    )
     public_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     confirmations: int = 0
     # "web", "open311" or "call"; a report made from a call keeps the call's id.
@@ -303,6 +526,8 @@ class ReportPhoto(SQLModel, table=True):
     width: int
     height: int
     at: datetime = Field(sa_column=_ts())
+    # When retention deleted the file (server/actions/retention.py); the row and its hash stay.
+    purged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class ReportHistory(SQLModel, table=True):
@@ -332,4 +557,99 @@ class ReportConfirmation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     report_id: int = Field(foreign_key="threat_reports.id", index=True)
     client_key: str = Field(max_length=80)
+    at: datetime = Field(sa_column=_ts())
+
+
+class ThreadState(enum.StrEnum):
+    OPEN = "open"  # waiting for an operator
+    CLAIMED = "claimed"  # one operator answers it
+    CLOSED = "closed"  # closed with a disposition; the citizen's page reads it, may not add
+
+
+class MessageThread(SQLModel, table=True):
+    """A citizen's message thread without a call ("102"): text, photos and clips both ways.
+
+    Its capability token is stored only as a hash, as a call's. ``last_seq`` numbers its
+    messages; ``unread`` counts the citizen's messages since its operator last answered or
+    read it. Claiming it is one conditional UPDATE (``open`` -> ``claimed``).
+    """
+
+    __tablename__ = "message_threads"
+    __table_args__ = (Index("ix_message_threads_state_channel", "state", "channel"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    channel: str = Field(max_length=32)
+    language: str = Field(max_length=8)
+    state: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    claimed_by: int | None = Field(default=None, foreign_key="users.id")
+    claimed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    disposition: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # "flooding", "suspected_abuse": comma-separated, shown, never a refusal of the thread.
+    marks: str = Field(default="", max_length=255, sa_column_kwargs={"server_default": ""})
+    contact: str | None = Field(default=None, max_length=200)
+    lat: float | None = None
+    lon: float | None = None
+    accuracy_m: float | None = None
+    last_seq: int = 0
+    unread: int = 0
+    created_at: datetime = Field(sa_column=_ts())
+    last_at: datetime = Field(sa_column=_ts())
+    # What the thread was turned into, if anything: a threat report.
+    report_id: int | None = Field(default=None, foreign_key="threat_reports.id")
+
+
+class ThreadMessage(SQLModel, table=True):
+    """One message of a thread, the citizen's or an operator's: a text and at most one photo
+    or video clip (evidence, kept as sent, with its hash)."""
+
+    __tablename__ = "thread_messages"
+    __table_args__ = (
+        UniqueConstraint("thread_id", "seq"),
+        # A resend (a lost answer, a reload) carries the same client id and is stored once.
+        UniqueConstraint("thread_id", "client_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    thread_id: str = Field(foreign_key="message_threads.id", index=True, max_length=36)
+    seq: int
+    sender: str = Field(max_length=16)
+    sender_user_id: int | None = Field(default=None, foreign_key="users.id")
+    client_id: str = Field(max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    kind: str | None = Field(default=None, max_length=8)  # "photo", "video", or none
+    path: str | None = Field(default=None, max_length=512)
+    content_type: str | None = Field(default=None, max_length=32)
+    sha256: str | None = Field(default=None, max_length=64)
+    size_bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    at: datetime = Field(sa_column=_ts())
+
+
+class OperatorStatus(SQLModel, table=True):
+    """The state an operator set on the console (available, away with a note) and since when;
+    no row: available. Ringing, in a call, wrap-up and offline are worked out from the calls and
+    the console's presence (server/actions/routing.py: operator_states)."""
+
+    __tablename__ = "operator_statuses"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    state: str = Field(max_length=16)
+    note: str = Field(default="", max_length=200)
+    since: datetime = Field(sa_column=_ts())
+    # Set away by a ring they let pass: when (the note says it too, in the centre's time).
+    missed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class CallDecline(SQLModel, table=True):
+    """An operator declined a call's ring: it is not offered to them again (they may still pick
+    it from the queue)."""
+
+    __tablename__ = "call_declines"
+
+    call_id: str = Field(foreign_key="calls.id", primary_key=True, max_length=36)
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
     at: datetime = Field(sa_column=_ts())

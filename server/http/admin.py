@@ -14,8 +14,12 @@ from server.actions.users import (
     NewUser,
     do_change_account,
     do_create_user,
+    do_set_identity,
+    do_set_skills,
     list_users,
+    skills_of,
 )
+from server.actions.wall import channels_of_role, wall_changed
 from server.core.errors import AppError, ErrorCode
 from server.db.models import Role, User
 from server.http.auth.access import (
@@ -26,7 +30,8 @@ from server.http.auth.access import (
 )
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.routes import see_other
-from server.http.bodies import read_json
+from server.http.bodies import read_form, read_json
+from server.http.evidence import KEY_PATH
 from server.http.keys import CATALOGS_KEY, LANG_KEY, PAGES_KEY, SERVICES_KEY
 
 routes = web.RouteTableDef()
@@ -42,6 +47,9 @@ def public_user(user: User, now: datetime) -> dict[str, Any]:
         "totp_confirmed": user.totp_confirmed,
         "must_change_password": user.must_change_password,
         "locked": bool(user.locked_until and user.locked_until > now),
+        "display_name": user.display_name,
+        "badge": user.badge,
+        "skills": skills_of(user.skills),
     }
 
 
@@ -86,6 +94,8 @@ async def _render(
         created=shown,
         error=page_error(request, error) if error is not None else None,
         error_code=error.code.value if error is not None else "",
+        evidence_key=request.app[SERVICES_KEY].evidence_key,
+        evidence_key_url=KEY_PATH,
     )
 
 
@@ -97,7 +107,7 @@ async def admin_page(request: web.Request) -> web.StreamResponse:
 
 async def _admin_form(request: web.Request) -> tuple[Actor, dict[str, str]]:
     staff = require_page_staff(request, ADMIN_ROLES)
-    data = await request.post()
+    data = await read_form(request)
     form = {key: value for key, value in data.items() if isinstance(value, str)}
     check_csrf(request, form.get(CSRF_FIELD))
     return Actor.staff(staff), form
@@ -139,6 +149,46 @@ async def admin_set_role(request: web.Request) -> web.StreamResponse:
         )
     except AppError as exc:
         return await _render(request, error=exc, status=exc.status)
+    return see_other("/admin")
+
+
+@routes.post(r"/admin/users/{user_id}/identity")
+async def admin_set_identity(request: web.Request) -> web.StreamResponse:
+    """The display name and badge callers are shown of this operator's calls."""
+    actor, form = await _admin_form(request)
+    services = request.app[SERVICES_KEY]
+    try:
+        await do_set_identity(
+            services.audit,
+            services.clock,
+            actor=actor,
+            user_id=user_id_of(request),
+            display_name=form.get("display_name", ""),
+            badge=form.get("badge", ""),
+        )
+    except AppError as exc:
+        return await _render(request, error=exc, status=exc.status)
+    return see_other("/admin")
+
+
+@routes.post(r"/admin/users/{user_id}/skills")
+async def admin_set_skills(request: web.Request) -> web.StreamResponse:
+    """The languages an operator speaks: a waiting caller's language rings one who does."""
+    actor, _form = await _admin_form(request)
+    services = request.app[SERVICES_KEY]
+    data = await read_form(request)  # read already: the checkboxes, each a value of "skills"
+    try:
+        user = await do_set_skills(
+            services.audit,
+            services.clock,
+            actor=actor,
+            user_id=user_id_of(request),
+            languages=[v for v in data.getall("skills", []) if isinstance(v, str)],
+        )
+    except AppError as exc:
+        return await _render(request, error=exc, status=exc.status)
+    for channel in channels_of_role(user.role):
+        wall_changed(services, channel)  # the walls show each operator's languages
     return see_other("/admin")
 
 

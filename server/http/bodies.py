@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDictProxy
 from pydantic import BaseModel, ValidationError
 
 from server.core.errors import AppError, ErrorCode
@@ -35,3 +37,16 @@ async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise AppError(ErrorCode.INVALID, f"{where}: {first['msg']}") from None
+
+
+async def read_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """aiohttp's ``post()``, with what it raises on a body that is not the form it claims to be
+    (a field that is not text of its charset, a broken multipart body or part header) a 4xx,
+    not a 500."""
+    try:
+        return await request.post()
+    except (ValueError, HttpProcessingError) as exc:  # UnicodeDecodeError among them
+        reason = "a field is not text" if isinstance(exc, UnicodeDecodeError) else "malformed"
+        raise AppError(ErrorCode.BAD_FORM, f"The form does not parse: {reason}") from None

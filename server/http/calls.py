@@ -8,10 +8,11 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from server.actions import call_events, call_limits, calls
-from server.actions.access import CONSOLE_ROLES
+from server.actions import call_events, call_limits, calls, record_views
+from server.actions.access import ARCHIVE_ROLES, CONSOLE_ROLES
 from server.core.errors import AppError, ErrorCode
-from server.core.events import ChannelName
+from server.core.events import ChannelName, SituationName
+from server.http.archive import VIEW_PARAM
 from server.http.auth.access import require_staff
 from server.http.bodies import read_json
 from server.http.client_address import client_address
@@ -28,6 +29,8 @@ class CreateCallBody(BaseModel):
     channel: ChannelName = "police"
     language: str = "en"
     mode: Literal["video", "text"] = "video"
+    # "What is happening?", if the caller tapped one before calling (else it may follow).
+    situation: SituationName | None = None
 
 
 DEVICE_COOKIE = "lifeline_device"
@@ -56,6 +59,7 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         language=body.language,
         remote=address or "unknown",
         marks=("suspected_abuse",) if over else (),
+        situation=body.situation,
     )
     call = created.call
     response = web.json_response(
@@ -101,14 +105,24 @@ async def ice_servers(request: web.Request) -> web.StreamResponse:
 
 @routes.get(r"/api/calls/{call_id}/snapshots/{snapshot_id:\d+}")
 async def snapshot_image(request: web.Request) -> web.StreamResponse:
-    """A snapshot, for the call's operator (or a supervisor); every view is audited."""
+    """A snapshot, for the call's operator (or a supervisor) at the console, or from the
+    call's record (``?view=``: staff whose archive holds the call, with the record's reason);
+    every view is audited."""
     services = request.app[SERVICES_KEY]
-    staff = require_staff(request, CONSOLE_ROLES)
-    call = await calls.check_call_for_staff(
-        services, request.match_info["call_id"], staff, must_own=True
-    )
+    justified = None
+    if VIEW_PARAM in request.query:
+        staff = require_staff(request, ARCHIVE_ROLES)
+        call, view = await record_views.check_view(
+            services, staff, request.match_info["call_id"], request.query[VIEW_PARAM]
+        )
+        justified = record_views.justified(view, client_address(request))
+    else:
+        staff = require_staff(request, CONSOLE_ROLES)
+        call = await calls.check_call_for_staff(
+            services, request.match_info["call_id"], staff, must_own=True
+        )
     snapshot = await call_events.view_snapshot(
-        services, call, int(request.match_info["snapshot_id"]), staff
+        services, call, int(request.match_info["snapshot_id"]), staff, justified=justified
     )
     return await stored_file_response(
         services.storage, snapshot.path, "image/jpeg", snapshot.sha256

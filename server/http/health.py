@@ -32,7 +32,9 @@ async def readyz(request: web.Request) -> web.StreamResponse:
 
     Without Redis a node takes calls on its own view (limits, presence and media placement in
     its memory): a load balancer that took every node out whenever Redis blinked would stop
-    call-taking altogether. ``degraded`` names the shared stores it works without.
+    call-taking altogether. ``degraded`` names the shared stores it works without, and
+    ``recording_disk`` when a media node's recording volume is low (its calls go on
+    unrecorded: ``recording_disk_low`` names the media nodes).
     """
     services = request.app[SERVICES_KEY]
     try:
@@ -51,9 +53,18 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         except Exception as exc:  # noqa: BLE001
             log.warning("redis does not answer", extra={"reason": repr(exc)})
             degraded.add("redis")
+    # A recording volume low on space stops the recording, never the calls: the node stays
+    # ready (a balancer that took it out would end calls that go on unrecorded) and says so.
+    loads = await request.app[METRICS_KEY].media_loads()
+    disk_low = sorted(node for node, load in loads.items() if load.disk_low)
+    if disk_low:
+        degraded.add("recording_disk")
     body: dict[str, object] = {"status": "degraded" if degraded else "ok", "media_nodes": nodes}
     if degraded:
         body["degraded"] = sorted(degraded)
+    if disk_low:
+        body["recording_disk_low"] = disk_low
+        body["calls_not_recorded"] = sum(loads[node].recording_paused for node in disk_low)
     return web.json_response(body)
 
 

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -37,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from server.actions.queue import operator_states, queued_by_channel
-from server.core.media_rpc import LoadReport, RefusalCause
+from server.core.media_rpc import FailureStage, LoadReport, RefusalCause
 from server.core.outages import Outages
 from server.core.ports import CallOutcome, StoreFailure
 from server.core.services import Services
@@ -48,7 +48,7 @@ from server.http.keys import Handler
 log = logging.getLogger("lifeline.metrics")
 
 # The shared stores a node can work without for a while (server/core/outages.py).
-SHARED_STORES = ("redis",)
+SHARED_STORES = ("redis", "database")
 OUTCOMES: tuple[CallOutcome, ...] = ("answered", "transferred", "abandoned", "ended")
 CAUSES: tuple[RefusalCause, ...] = ("loop_lag", "cpu", "host_cpu")
 STORE_FAILURES: tuple[StoreFailure, ...] = ("conflict", "error")
@@ -167,8 +167,27 @@ def _media_families(media: dict[str, LoadReport]) -> Iterable[Metric]:
         "Frames the media node could not record (the disk fell behind)",
         labels=label,
     )
+    disk_free = GaugeMetricFamily(
+        "lifeline_recording_disk_free_bytes",
+        "Free space on the media node's recording volume",
+        labels=label,
+    )
+    disk_low = GaugeMetricFamily(
+        "lifeline_recording_disk_low",
+        "1 while the recording volume is under RECORDING_MIN_FREE_MB (recording paused)",
+        labels=label,
+    )
+    paused = GaugeMetricFamily(
+        "lifeline_recording_paused_calls",
+        "Calls on the media node going on unrecorded (the recording volume low)",
+        labels=label,
+    )
     for node, load in sorted(media.items()):
         sessions.add_metric([node], load.sessions)
+        if load.disk_free_bytes is not None:
+            disk_free.add_metric([node], load.disk_free_bytes)
+        disk_low.add_metric([node], float(load.disk_low))
+        paused.add_metric([node], load.recording_paused)
         if load.loop_lag_ms is not None:
             lag.add_metric([node], load.loop_lag_ms / 1000)
         admitting.add_metric([node], float(load.admit))
@@ -178,6 +197,7 @@ def _media_families(media: dict[str, LoadReport]) -> Iterable[Metric]:
         failed.add_metric([node], load.segments_failed)
         dropped.add_metric([node], load.frames_dropped)
     yield from (sessions, lag, admitting, refusals, written, failed, dropped)
+    yield from (disk_free, disk_low, paused)
 
 
 class Metrics:
@@ -248,6 +268,19 @@ class Metrics:
         )
         for reason in STORE_FAILURES:
             self._not_stored.labels(reason)
+        self._recovered = Counter(
+            "lifeline_recording_segments_recovered",
+            "Recording segments left open by a dead process, closed and stored after it",
+            registry=registry,
+        )
+        self._failed = Counter(
+            "lifeline_recording_failures",
+            "Recording failures entered in the audit chain, by where they happened",
+            ["stage"],
+            registry=registry,
+        )
+        for stage in get_args(FailureStage):
+            self._failed.labels(stage)
         self._live = _Live()
         registry.register(self._live)
         self._sources: Sources | None = None
@@ -257,6 +290,20 @@ class Metrics:
     def watch(self, sources: Sources) -> None:
         """From now on scrapes read these (the node's services are open)."""
         self._sources = sources
+
+    async def media_loads(self) -> dict[str, LoadReport]:
+        """This node's live media nodes as they last reported (``/readyz`` reads them)."""
+        sources = self._sources
+        if sources is None:
+            return {}
+        try:
+            return await self._media(sources)
+        except Exception:  # noqa: BLE001 - the registry away (Redis): what was last heard
+            media = dict(self._reports)
+            if sources.local_media is not None:
+                node, load = sources.local_media()
+                media[node] = load
+            return media
 
     # -- Telemetry ---------------------------------------------------------------------------
 
@@ -283,6 +330,12 @@ class Metrics:
 
     def segment_not_stored(self, reason: StoreFailure) -> None:
         self._not_stored.labels(reason).inc()
+
+    def segment_recovered(self) -> None:
+        self._recovered.inc()
+
+    def recording_failed(self, stage: FailureStage) -> None:
+        self._failed.labels(stage).inc()
 
     # -- a scrape ----------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
-"""Open311 GeoReport v2 (JSON), so existing civic apps and libraries can read and post reports.
+"""Open311 GeoReport v2, in JSON and XML, so existing civic apps and libraries (FixMyStreet
+among them) can read and post reports: discovery, services, requests, one request, a post, and
+FixMyStreet's ``servicerequestupdates`` extension.
 
 Service codes are the category codes; ``new``/``verifying``/``confirmed`` are ``open``, every
 other status ``closed``; ``status_notes`` is the police's public note. A POST goes through the
 same checks and the same daily limit as the map's form. It skips the "is it one of these?" step
-(GeoReport has no way to ask it): the police see near duplicates on their map.
-Errors keep Lifeline's shape (``{"error": {"code", "message"}}``, docs/interfaces.md).
+(GeoReport has no way to ask it): the police see near duplicates on their map. Refusals come in
+the spec's error body (``open311_formats``).
 """
 
 from __future__ import annotations
@@ -14,19 +16,23 @@ from typing import Any
 
 from aiohttp import web
 
-from server.actions.threats import open311 as georeport
+from server.actions.threats import open311 as requests
 from server.actions.threats.categories import active_codes
 from server.actions.threats.citizens import PossibleDuplicates, do_submit_report
 from server.actions.threats.queries import public_position
 from server.actions.threats.views import photo_urls, public_description
 from server.core.errors import AppError, ErrorCode
 from server.db.models import ThreatReport
+from server.http.bodies import read_form
 from server.http.keys import CATALOGS_KEY, SERVICES_KEY
+from server.http.open311_formats import FORMATS, answer, georeport
 from server.http.threats.forms import reporter_of, with_cookie
 
 routes = web.RouteTableDef()
 
 SERVICE_GROUP = "threats"
+# The GeoReport v2 revision this endpoint follows (discovery's changeset).
+SPEC_CHANGESET = "2011-04-05T00:00:00Z"
 
 
 def _service_name(request: web.Request, code: str) -> str:
@@ -39,10 +45,10 @@ def service_request(
     assert report.id is not None
     lat, lon = public_position(report)
     urls = photo_urls(report.id, photos)
-    base = request.app[SERVICES_KEY].settings.PUBLIC_URL or f"{request.scheme}://{request.host}"
+    base = _base(request)
     return {
         "service_request_id": str(report.id),
-        "status": georeport.open311_status(report.status),
+        "status": requests.open311_status(report.status),
         "status_notes": report.public_note or "",
         "service_name": _service_name(request, report.category),
         "service_code": report.category,
@@ -61,10 +67,38 @@ def service_request(
     }
 
 
-@routes.get("/open311/v2/services.json")
+def _base(request: web.Request) -> str:
+    return request.app[SERVICES_KEY].settings.PUBLIC_URL or f"{request.scheme}://{request.host}"
+
+
+@routes.get(r"/open311/discovery.{format:" + FORMATS + "}")
+@routes.get(r"/open311/v2/discovery.{format:" + FORMATS + "}")
+@georeport
+async def discovery(request: web.Request) -> web.StreamResponse:
+    """Where the endpoint is and what it speaks (GeoReport v2's service discovery)."""
+    body = {
+        "changeset": SPEC_CHANGESET,
+        "contact": "The police operations centre that runs this Lifeline",
+        "key_service": "",
+        "endpoints": [
+            {
+                "specification": "http://wiki.open311.org/GeoReport_v2",
+                "url": f"{_base(request)}/open311/v2",
+                "changeset": SPEC_CHANGESET,
+                "type": "production",
+                "formats": ["text/xml", "application/json"],
+            }
+        ],
+    }
+    return answer(request, body, root="discovery", item="discovery")
+
+
+@routes.get(r"/open311/v2/services.{format:" + FORMATS + "}")
+@georeport
 async def service_list(request: web.Request) -> web.StreamResponse:
     codes = await active_codes(request.app[SERVICES_KEY])
-    return web.json_response(
+    return answer(
+        request,
         [
             {
                 "service_code": code,
@@ -76,22 +110,47 @@ async def service_list(request: web.Request) -> web.StreamResponse:
                 "group": SERVICE_GROUP,
             }
             for code in codes
-        ]
+        ],
+        root="services",
+        item="service",
     )
 
 
-@routes.get("/open311/v2/requests.json")
+@routes.get(r"/open311/v2/requests.{format:" + FORMATS + "}")
+@georeport
 async def list_requests(request: web.Request) -> web.StreamResponse:
-    found = await georeport.find_service_requests(request.app[SERVICES_KEY], request.query)
-    return web.json_response([service_request(request, r, photos) for r, photos in found])
+    found = await requests.find_service_requests(request.app[SERVICES_KEY], request.query)
+    body = [service_request(request, r, photos) for r, photos in found]
+    return answer(request, body, root="service_requests", item="request")
 
 
-@routes.get(r"/open311/v2/requests/{report_id:\d+}.json")
+@routes.get(r"/open311/v2/requests/{report_id:\d+}.{format:" + FORMATS + "}")
+@georeport
 async def one_request(request: web.Request) -> web.StreamResponse:
-    report, photos = await georeport.service_request(
+    report, photos = await requests.service_request(
         request.app[SERVICES_KEY], int(request.match_info["report_id"])
     )
-    return web.json_response([service_request(request, report, photos)])
+    body = [service_request(request, report, photos)]
+    return answer(request, body, root="service_requests", item="request")
+
+
+@routes.get(r"/open311/v2/servicerequestupdates.{format:" + FORMATS + "}")
+@georeport
+async def request_updates(request: web.Request) -> web.StreamResponse:
+    """FixMyStreet's extension: each public change of a request's status, with its note."""
+    found = await requests.service_request_updates(request.app[SERVICES_KEY], request.query)
+    body = [
+        {
+            "update_id": str(change.id),
+            "service_request_id": str(change.report_id),
+            "status": requests.open311_status(change.to_status or ""),
+            "updated_datetime": change.at.isoformat(),
+            "description": change.public_note or "",
+            "media_url": "",
+        }
+        for change in found
+    ]
+    return answer(request, body, root="service_request_updates", item="request_update")
 
 
 async def _post_fields(request: web.Request) -> dict[str, str]:
@@ -104,12 +163,13 @@ async def _post_fields(request: web.Request) -> dict[str, str]:
             raise AppError(ErrorCode.INVALID, "Send a JSON object")
         return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+        form = await read_form(request)
         return {k: v for k, v in form.items() if isinstance(v, str)}
     raise AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Send a form or JSON (GeoReport v2)")
 
 
-@routes.post("/open311/v2/requests.json")
+@routes.post(r"/open311/v2/requests.{format:" + FORMATS + "}")
+@georeport
 async def post_request(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     reporter = reporter_of(request)
@@ -140,4 +200,5 @@ async def post_request(request: web.Request) -> web.StreamResponse:
             "account_id": None,
         }
     ]
-    return with_cookie(request, reporter, web.json_response(body, status=201))
+    response = answer(request, body, root="service_requests", item="request", status=201)
+    return with_cookie(request, reporter, response)

@@ -38,6 +38,13 @@ async def stats(request: web.Request) -> web.StreamResponse:
     return request.app[PAGES_KEY].render(request, "stats.html")
 
 
+@routes.get("/leave")
+async def leave(request: web.Request) -> web.StreamResponse:
+    """Where quick exit goes by default (QUICK_EXIT_URL): a page about nothing, naming nothing
+    of this service, that an onlooker takes for any other site."""
+    return request.app[PAGES_KEY].render(request, "neutral.html")
+
+
 @routes.get(r"/i18n/{lang}.json")
 async def catalogue(request: web.Request) -> web.StreamResponse:
     """The page scripts' texts: the same catalogue the templates use."""

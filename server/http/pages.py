@@ -50,7 +50,12 @@ class Pages:
         lang = request.get(LANG_KEY, "en")
         settings = request.app[SERVICES_KEY].settings
 
+        emergency = settings.EMERGENCY_NUMBER
+
         def _(key: str, **values: object) -> str:
+            # A text naming the emergency number names this deployment's (112, 102, 911...).
+            if "{emergency}" in self.catalogs.messages.get(lang, {}).get(key, ""):
+                values = {"emergency": emergency, **values}
             return self.catalogs.gettext(lang, key, **values)
 
         return {
@@ -64,6 +69,8 @@ class Pages:
             "map_tile_url": settings.MAP_TILE_URL,
             "ice_transport_policy": settings.ICE_TRANSPORT_POLICY,
             "request_path": request.path,
+            "emergency_number": emergency,
+            "quick_exit_url": settings.QUICK_EXIT_URL,
             "static": lambda path: f"/static/{path}?v={ASSET_VERSION}",
         }
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.actions import call_events, calls
-from server.actions.access import CONSOLE_ROLES
+from server.actions import call_events, calls, record_views
+from server.actions.access import ARCHIVE_ROLES, CONSOLE_ROLES
 from server.core.errors import AppError, ErrorCode
+from server.http.archive import VIEW_PARAM
 from server.http.auth.access import require_staff
 from server.http.calls import CALL_TOKEN_HEADER
+from server.http.client_address import client_address
 from server.http.keys import SERVICES_KEY
-from server.http.uploads import stored_file_response
+from server.http.uploads import read_upload, stored_file_response
 
 routes = web.RouteTableDef()
 
@@ -22,27 +24,38 @@ async def upload_photo(request: web.Request) -> web.StreamResponse:
     call = await calls.check_citizen_call(
         services, request.headers.get(CALL_TOKEN_HEADER, ""), request.match_info["call_id"]
     )
-    if not request.content_type.startswith("multipart/"):
-        raise AppError(
-            ErrorCode.PHOTO_REQUIRED, "Send the photo as multipart/form-data, field 'photo'"
-        )
-    form = await request.post()
-    field = form.get("photo")
-    if not isinstance(field, web.FileField):
-        raise AppError(
-            ErrorCode.PHOTO_REQUIRED, "Send the photo as multipart/form-data, field 'photo'"
-        )
-    event = await call_events.do_store_photo(services, call, field.file.read())
+    data = await read_upload(request, "photo", ErrorCode.PHOTO_REQUIRED)
+    event = await call_events.do_store_photo(services, call, data)
+    return web.json_response(event.model_dump(mode="json"), status=201)
+
+
+@routes.post(r"/api/calls/{call_id}/clips")
+async def upload_clip(request: web.Request) -> web.StreamResponse:
+    """A video clip (MP4 or WebM, field ``clip``), beside the call's photos."""
+    services = request.app[SERVICES_KEY]
+    call = await calls.check_citizen_call(
+        services, request.headers.get(CALL_TOKEN_HEADER, ""), request.match_info["call_id"]
+    )
+    data = await read_upload(request, "clip", ErrorCode.CLIP_REQUIRED)
+    event = await call_events.do_store_clip(services, call, data)
     return web.json_response(event.model_dump(mode="json"), status=201)
 
 
 @routes.get(r"/api/calls/{call_id}/photos/{seq:\d+}")
 async def photo_file(request: web.Request) -> web.StreamResponse:
-    """For the caller (token header) or staff who may see the call; staff views are audited."""
+    """For the caller (token header), staff who may see the call at the console, or from the
+    call's record (``?view=``); staff views are audited."""
     services = request.app[SERVICES_KEY]
     call_id = request.match_info["call_id"]
     token = request.headers.get(CALL_TOKEN_HEADER)
-    if token:
+    justified = None
+    if VIEW_PARAM in request.query:  # from the call's record, with its reason
+        viewer = require_staff(request, ARCHIVE_ROLES)
+        _call, view = await record_views.check_view(
+            services, viewer, call_id, request.query[VIEW_PARAM]
+        )
+        justified = record_views.justified(view, client_address(request))
+    elif token:
         call = await calls.call_by_token(services, token)
         if call is None or call.id != call_id:
             raise AppError(ErrorCode.BAD_CALL_TOKEN, "This call's token is needed")
@@ -50,7 +63,9 @@ async def photo_file(request: web.Request) -> web.StreamResponse:
     else:
         viewer = require_staff(request, CONSOLE_ROLES)
         await calls.check_call_for_staff(services, call_id, viewer, must_own=True)
-    photo = await call_events.view_photo(services, call_id, int(request.match_info["seq"]), viewer)
+    photo = await call_events.view_photo(
+        services, call_id, int(request.match_info["seq"]), viewer, justified=justified
+    )
     return await stored_file_response(
         services.storage, photo.path, photo.content_type, photo.sha256
     )

@@ -16,6 +16,7 @@ from server.http.admin import Row, page_error, public_user, user_id_of
 from server.http.auth.access import require_page_staff, require_staff
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.routes import see_other
+from server.http.bodies import read_form
 from server.http.keys import PAGES_KEY, SERVICES_KEY
 
 routes = web.RouteTableDef()
@@ -72,7 +73,7 @@ async def security_page(request: web.Request) -> web.StreamResponse:
 
 async def _security_form(request: web.Request) -> tuple[Actor, dict[str, str]]:
     staff = require_page_staff(request, SECURITY_ROLES)
-    data = await request.post()
+    data = await read_form(request)
     form = {key: value for key, value in data.items() if isinstance(value, str)}
     check_csrf(request, form.get(CSRF_FIELD))
     return Actor.staff(staff), form

@@ -13,23 +13,46 @@ from aiohttp import web
 
 from server.core.errors import AppError, ErrorCode
 from server.core.storage import Storage
+from server.http.bodies import read_form
 from server.http.keys import SERVICES_KEY, Handler
 
 log = logging.getLogger("lifeline.http")
 
 # Routes whose bodies may be as large as MAX_UPLOAD_BYTES.
 UPLOAD_PATHS = re.compile(r"^/api/calls/[^/]+/photos$|^/api/reports$|^/open311/v2/requests\.json$")
+# Routes that take a video clip: MAX_CLIP_BYTES and the multipart form around it.
+CLIP_PATHS = re.compile(r"^/api/calls/[^/]+/clips$|^/api/threads/[^/]+/attachments$")
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def clip_body_limit(max_clip_bytes: int, max_upload_bytes: int) -> int:
+    """The largest body a clip route takes: a clip, or a photo, in its form."""
+    return max(max_clip_bytes, max_upload_bytes) + MULTIPART_OVERHEAD_BYTES
 
 
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[SERVICES_KEY].settings
-    limit = (
-        settings.MAX_UPLOAD_BYTES if UPLOAD_PATHS.match(request.path) else settings.MAX_BODY_BYTES
-    )
+    if CLIP_PATHS.match(request.path):
+        limit = clip_body_limit(settings.MAX_CLIP_BYTES, settings.MAX_UPLOAD_BYTES)
+    elif UPLOAD_PATHS.match(request.path):
+        limit = settings.MAX_UPLOAD_BYTES
+    else:
+        limit = settings.MAX_BODY_BYTES
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     return await handler(request)
+
+
+async def read_upload(request: web.Request, name: str, missing: ErrorCode) -> bytes:
+    """The bytes of the multipart form's file field ``name``, or ``missing`` (a 4xx)."""
+    if not request.content_type.startswith("multipart/"):
+        raise AppError(missing, f"Send the file as multipart/form-data, field {name!r}")
+    form = await read_form(request)
+    field = form.get(name)
+    if not isinstance(field, web.FileField):
+        raise AppError(missing, f"Send the file as multipart/form-data, field {name!r}")
+    return field.file.read()
 
 
 # A stored file is what someone uploaded: were it opened as a page of our origin (a polyglot

@@ -51,11 +51,14 @@ def start_server(
     *,
     port: int = 0,
     fresh_stores: bool = True,
+    own_group: bool = False,
 ) -> RunningServer:
     """Start `python -m server run --port PORT` on a fresh database; wait for its URL lines.
 
     ``fresh_stores=False``: another node of the same deployment, on the database and Redis the
-    first one prepared. A database or Redis URL in ``extra_env`` is used in either mode."""
+    first one prepared (or the same node started again). A database or Redis URL in
+    ``extra_env`` is used in either mode. ``own_group``: the node and its media workers in a
+    process group of their own, which a test can kill whole (``os.killpg``)."""
     if fresh_stores:
         if stores.SCALE_OUT:
             stores.reset_postgres_schema()  # a fresh deployment: `run` migrates it itself
@@ -73,6 +76,9 @@ def start_server(
         "LIFELINE_MEDIA_MAX_CPU_PERCENT": "100000",
         "LIFELINE_MEDIA_MAX_HOST_CPU_PERCENT": "100000",
         "LIFELINE_MEDIA_MAX_LOOP_LAG_MS": "100000",
+        # Operators pick calls by hand unless a test is about automatic distribution
+        # (tests/browser/test_routing.py asks for "auto").
+        "LIFELINE_ROUTING_MODE": "manual",
         **(extra_env or {}),
     }
     if not stores.SCALE_OUT:
@@ -86,6 +92,7 @@ def start_server(
         stdin=subprocess.DEVNULL,
         text=True,
         env=env,
+        start_new_session=own_group,
     )
     server = RunningServer(process, env, {})
     assert process.stdout is not None
@@ -165,23 +172,31 @@ async def main() -> None:
     await db.close()
     print(json.dumps({"media_node": call.media_node, "recordings": [
         {"segment": r.segment, "media_node": r.media_node, "key": r.path,
-         "path": str(storage.path(r.path)), "sha256": r.sha256}
+         "path": str(storage.path(r.path)), "sha256": r.sha256, "recovered": r.recovered,
+         "playable_path": str(storage.path(r.playable_path)) if r.playable_path else None,
+         "playable_sha256": r.playable_sha256}
         for r in rows]}))
 
 asyncio.run(main())
 """
 
 
-def call_media(server: RunningServer, call_id: str) -> dict[str, Any]:
+def read_with_server_settings(server: RunningServer, script: str, *args: str) -> Any:
+    """What a Python ``script`` prints as JSON, run with the server's own environment (its
+    database, its storage): how a browser test reads what the server stored."""
     out = subprocess.run(
-        [sys.executable, "-c", CALL_MEDIA_PY, call_id],
+        [sys.executable, "-c", script, *args],
         env=server.env,
         check=True,
         capture_output=True,
         text=True,
         timeout=60,
     ).stdout
-    result: dict[str, Any] = json.loads(out)
+    return json.loads(out)
+
+
+def call_media(server: RunningServer, call_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = read_with_server_settings(server, CALL_MEDIA_PY, call_id)
     return result
 
 

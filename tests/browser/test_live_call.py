@@ -41,6 +41,8 @@ PHONE: ViewportSize = {"width": 360, "height": 740}
 CONSOLE_SCREEN: ViewportSize = {"width": 1920, "height": 1080}
 WARSAW: Geolocation = {"latitude": 52.2297, "longitude": 21.0122, "accuracy": 15}
 COORDINATE_TOLERANCE = 1e-6
+# Playwright's own default for an expect; a module on a loaded machine passes its own.
+EXPECT_TIMEOUT_MS = 5_000.0
 
 # Before any page script runs: keep every RTCPeerConnection the page makes, so the test can read
 # its getStats(). It changes nothing the page does.
@@ -116,9 +118,9 @@ def console(browser: Browser, call_server: RunningServer, page_errors: list[str]
     context.close()
 
 
-@pytest.fixture
-def phone(browser: Browser, page_errors: list[str]) -> Iterator[BrowserContext]:
-    """A phone with the fake camera and microphone, and a fake position in Warsaw."""
+def new_phone(browser: Browser, page_errors: list[str]) -> BrowserContext:
+    """A phone with the fake camera and microphone, and a fake position in Warsaw; its page
+    errors go to ``page_errors``. Close it."""
     context = browser.new_context(
         viewport=PHONE,
         is_mobile=True,
@@ -129,17 +131,28 @@ def phone(browser: Browser, page_errors: list[str]) -> Iterator[BrowserContext]:
     context.set_default_timeout(TIMEOUT_MS)
     context.add_init_script(RECORD_PEERS_JS)
     context.on("weberror", lambda error: page_errors.append(f"citizen: {error.error}"))
+    return context
+
+
+@pytest.fixture
+def phone(browser: Browser, page_errors: list[str]) -> Iterator[BrowserContext]:
+    """The phone of ``new_phone``, for one test."""
+    context = new_phone(browser, page_errors)
     yield context
     context.close()
 
 
-def start_call(phone: BrowserContext, base: str) -> tuple[Page, str]:
+def start_call(
+    phone: BrowserContext, base: str, timeout_ms: float = EXPECT_TIMEOUT_MS
+) -> tuple[Page, str]:
     """The citizen taps "Video call"; returns the page and the call's id once it is queued."""
     citizen = phone.new_page()
     citizen.goto(f"{base}/")
-    expect(citizen.locator("body")).to_have_attribute("data-ready", "true")
+    expect(citizen.locator("body")).to_have_attribute("data-ready", "true", timeout=timeout_ms)
     citizen.get_by_test_id("start-video-call").tap()
-    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "queued")
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute(
+        "data-state", "queued", timeout=timeout_ms
+    )
     stored: dict[str, Any] = json.loads(
         citizen.evaluate("() => sessionStorage.getItem('lifeline.call')")
     )
@@ -156,13 +169,17 @@ def accept(console: Page, call_id: str) -> None:
     expect(console.get_by_test_id("console-call-state")).to_have_attribute("data-state", "live")
 
 
-def end_from_console(console: Page, citizen: Page) -> None:
+def end_from_console(console: Page, citizen: Page, timeout_ms: float = EXPECT_TIMEOUT_MS) -> None:
     console.get_by_test_id("end-call").click()
     console.get_by_test_id("disposition").select_option("advice_given")
     console.get_by_test_id("end-note").fill("Browser test call")
     console.get_by_test_id("end-confirm").click()
-    expect(console.get_by_test_id("console-call-state")).to_have_attribute("data-state", "ended")
-    expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "ended")
+    expect(console.get_by_test_id("console-call-state")).to_have_attribute(
+        "data-state", "ended", timeout=timeout_ms
+    )
+    expect(citizen.get_by_test_id("call-state")).to_have_attribute(
+        "data-state", "ended", timeout=timeout_ms
+    )
 
 
 def chat(page: Page, text: str) -> None:
@@ -419,16 +436,83 @@ def test_the_operator_transfers_the_call_back_to_the_queue(
     citizen, call_id = start_call(phone, call_server.base)
     accept(console, call_id)
     expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
-    console.get_by_test_id("transfer-call").click()
+    console.keyboard.press("t")  # the transfer dialog: back to the police queue, cold
+    console.get_by_test_id("transfer-target").select_option("queue:police")
+    expect(console.get_by_test_id("transfer-cold")).to_be_checked()
+    console.get_by_test_id("transfer-note").fill("Needs a Kazakh speaker")
+    console.get_by_test_id("transfer-send").click()
     # The console lets the call go; it is back in the queue, and the caller waits again.
     expect(console.get_by_test_id("console-call-state")).to_have_attribute(
         "data-state", "transferred"
     )
     item = console.locator(f"[data-testid=queue-item][data-call-id='{call_id}']")
     expect(item).to_be_visible()
+    expect(item.get_by_test_id("queue-item-note")).to_contain_text("Needs a Kazakh speaker")
     expect(console.get_by_test_id("transfer-call")).to_be_disabled()
     expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "queued")
     console.screenshot(path=str(artifacts / "live-console-transferred-1920.png"))
     accept(console, call_id)  # someone takes it (here, the same console)
     expect(citizen.get_by_test_id("call-state")).to_have_attribute("data-state", "answered")
     end_from_console(console, citizen)
+
+
+# The page's first answer to its `queue` request held back until a `queue.call_added` event has
+# been handed over (then the answer follows it): a list made before a call, arriving after it.
+HOLD_QUEUE_ANSWER_JS = """(() => {
+  const Native = window.WebSocket;
+  window.__queueRace = { held: false, released: false };
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      const race = window.__queueRace;
+      let held = null;
+      this.addEventListener('message', (event) => {
+        const text = typeof event.data === 'string' ? event.data : '';
+        if (race.released) return;
+        if (!race.held && text.startsWith('43/console,') && text.includes('"calls"')) {
+          race.held = true;
+          held = text;
+          event.stopImmediatePropagation();
+        } else if (held !== null && text.includes('queue.call_added')) {
+          race.released = true;
+          const answer = held;
+          held = null;
+          setTimeout(() => this.onmessage(new MessageEvent('message', { data: answer })), 0);
+        }
+      });
+    }
+  };
+})();"""
+
+
+def test_a_call_added_while_the_queue_loads_is_not_lost(
+    browser: Browser,
+    phone: BrowserContext,
+    console: Page,
+    call_server: RunningServer,
+    page_errors: list[str],
+) -> None:
+    """The console's queue request answered with a list made before a new call, whose event
+    arrived first: the call stays in the queue (the list used to replace it)."""
+    secret = add_staff(call_server, "op_race", "operator")
+    context = browser.new_context(viewport=CONSOLE_SCREEN, permissions=["microphone"])
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(HOLD_QUEUE_ANSWER_JS)
+    try:
+        racing = context.new_page()
+        racing.on("pageerror", lambda error: page_errors.append(f"console: {error}"))
+        sign_in(racing, call_server.base, "op_race", secret, "/console")
+        racing.wait_for_function("() => window.__queueRace.held")
+        first, first_id = start_call(phone, call_server.base)
+        racing.wait_for_function("() => window.__queueRace.released")
+        # A later call's event comes after the held answer on the same socket: once it shows,
+        # the answer has been applied.
+        second, second_id = start_call(phone, call_server.base)
+        queued = "[data-testid=queue-item][data-call-id='{}']"
+        expect(racing.locator(queued.format(second_id))).to_be_visible()
+        expect(racing.locator(queued.format(first_id))).to_be_visible()
+        for citizen, call_id in ((first, first_id), (second, second_id)):
+            accept(console, call_id)
+            end_from_console(console, citizen)
+    finally:
+        context.close()

@@ -75,6 +75,18 @@ SPECS = {
         ),
         ("citizen.headline", "citizen.start_video", "citizen.start_text"),
     ),
+    "thread": Spec(
+        "/thread",
+        (
+            "[data-testid=thread][data-state]",
+            "[data-testid=message-input]",
+            "[data-testid=message-attach]",
+            "[data-testid=message-send]",
+            "[data-testid=message-log]",
+        ),
+        ("[data-testid=message-input]", "[data-testid=message-send]"),
+        ("thread.heading", "thread.send", "thread.attach"),
+    ),
     "map": Spec(
         "/map",
         (
@@ -316,7 +328,7 @@ def test_citizen_page_on_a_phone(
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-@pytest.mark.parametrize("name", ["map", "stats", "login"])
+@pytest.mark.parametrize("name", ["map", "stats", "login", "thread"])
 def test_public_page_on_a_phone(
     name: str,
     lang: str,

@@ -33,6 +33,7 @@ from aioice import stun
 from aioice.turn import TurnClientUdpProtocol
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests import stores
 from tests.browser import test_live_call as live
 from tests.browser.conftest import RunningServer, call_media, start_server, stop_server
 from tests.browser.test_live_call import accept, end_from_console, expect_rising, start_call
@@ -42,9 +43,10 @@ pytestmark = pytest.mark.browser
 
 TURNSERVER = "/usr/bin/turnserver"
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "coturn" / "turnserver.conf"
-# Below the kernel's ephemeral range, apart from tests/test_media_ports.py's.
-RELAY_PORTS = (22000, 22049)
-MEDIA_PORTS = (21100, 21149)
+# Below the kernel's ephemeral range, apart from tests/test_media_ports.py's (and the other
+# storage pass's, which runs at the same time).
+RELAY_PORTS = (22000 + stores.PORT_OFFSET, 22049 + stores.PORT_OFFSET)
+MEDIA_PORTS = (21100 + stores.PORT_OFFSET, 21149 + stores.PORT_OFFSET)
 VIDEO = "[data-testid=remote-video]"
 START_TIMEOUT_SECS = 10.0
 
@@ -360,6 +362,10 @@ def test_the_callers_media_reaches_the_operator_through_the_relay(
         remotes: list[str] = page.evaluate(REMOTE_ADDRESSES_JS)
         assert remotes and set(remotes) == {"127.0.0.1"}, remotes
 
+    # Three seconds of picture at the operator before the end, so that the recording cannot be
+    # short only because the call was (CI once ended this call 29 frames in, at load 5).
+    wait_true(console, live.RISING_JS, [VIDEO, "framesDecoded", 90], 20_000,
+              "90 frames decoded at the operator")  # fmt: skip
     end_from_console(console, citizen)
     rows = call_media(call_server, call_id)["recordings"]
     assert rows, "no recording"

@@ -2,6 +2,21 @@
 // page then talks over Socket.IO /citizen (token auth) and sends its media to the call's media
 // session over WebRTC. Everything needed to pick the call up again after a reload (id, token,
 // last sequence number, unsent chat) lives in sessionStorage, which one tab keeps across reloads.
+import { attachmentElement, isClip } from './attachments.js';
+import { showCode } from './call_code.js';
+import {
+  browserTrouble,
+  mediaFailure,
+  mediaFailureText,
+  permissionHelp,
+  showBrowserHelp,
+} from './citizen_browser.js';
+import { bindEndButton } from './citizen_end.js';
+import { CitizenLink } from './citizen_link.js';
+import { QueuePlace } from './citizen_queue.js';
+import { SituationPicker } from './citizen_situation.js';
+import { showPeople } from './people_present.js';
+import { showReceipt } from './call_receipt.js';
 import { loadCatalog, t } from './i18n.js';
 import { MediaLink } from './media_link.js';
 import { connect, newClientId, request } from './socket.js';
@@ -10,17 +25,27 @@ import { connect, newClientId, request } from './socket.js';
 const STATE_TEXT = {
   idle: () => t('call.state.idle'),
   connecting: () => t('call.state.connecting'),
-  queued: () => t('call.state.queued'),
+  queued: () => (call.channel === 'internal_security' ? t('call.state.queued_internal') : t('call.state.queued')),
   answered: () => t('call.state.answered'),
   reconnecting: () => t('call.state.reconnecting'),
   ended: () => t('call.state.ended'),
 };
 
 const STORAGE_KEY = 'lifeline.call';
+/** "Call again": the next page load starts a call like the one that ended. */
+const AGAIN_KEY = 'lifeline.call_again';
+/** The camera is checked this often: a stopped track fires no event, iOS may only mute it. */
+const CAMERA_CHECK_MS = 1000;
+/** A camera muted this long (capture interrupted) is opened again. */
+const CAMERA_MUTE_GRACE_MS = 2000;
+/** A camera another app holds is tried again this often; the note goes when it opens. */
+const CAMERA_RETRY_MS = 4000;
 /** A permission prompt nobody answers must not hold the call: go on without it after this. */
 const PROMPT_TIMEOUT_MS = 10_000;
 /** Locations go out at most this often (a phone may report several fixes a second). */
 const LOCATION_INTERVAL_MS = 1000;
+/** A fix the server did not take is sent again after this. */
+const FIX_RETRY_MS = 2000;
 // A refused offer is tried again soon: the next one may land on another media node, or on
 // this one once the load has passed; the operator must not wait for the picture.
 const MEDIA_BUSY_RETRY_MS = 1500;
@@ -42,7 +67,24 @@ const page = {
   chatInput: $('chat-input'),
   chatLog: $('chat-log'),
   photoInput: $('photo-input'),
+  receipt: $('call-receipt'),
+  code: $('verification-box'),
+  people: $('people-present'),
+  supervisorVoice: $('supervisor-voice'),
+  ended: $('call-ended'),
+  controls: document.querySelector('.call-controls'),
+  endHint: $('end-confirm-hint'),
+  photoRow: document.querySelector('.photo-row'),
+  videoNote: $('video-note'),
+  linkQuality: $('link-quality'),
+  queuePlace: new QueuePlace($('queue-position')),
+  situationCallBox: $('situation-call'),
 };
+
+/** "What is happening?" on the start screen: only marks a choice, sent with the new call. */
+const startSituation = new SituationPicker($('situation-start'), () => {});
+/** The same on the call, while it waits: sent at once as an update. */
+const callSituation = new SituationPicker($('situation-call'), (situation) => sendSituation(situation));
 
 /** The call as this page knows it. */
 const call = { channel: 'police', mode: 'video', state: 'idle', muted: false };
@@ -77,6 +119,15 @@ const live = {
   fixTimer: 0,
   askedAddress: false,
   /** @type {any} */ wakeLock: null,
+  /** the camera is being opened again (or switched): the watchdog waits */
+  cameraBusy: false,
+  /** when the camera track went mute (0: it is not) */
+  cameraMutedAt: 0,
+  /** a camera another app held: when to try it again (0: do not) */
+  cameraRetryAt: 0,
+  cameraTimer: 0,
+  /** @type {HTMLLIElement | null} the "video is not available" line, gone once video flows */
+  busyLine: null,
 };
 
 /**
@@ -105,7 +156,13 @@ export function setCallState(state) {
   page.state.textContent = (STATE_TEXT[state] || STATE_TEXT.idle)();
   const waiting = state === 'queued' || state === 'connecting';
   page.hint.hidden = !waiting;
-  page.hint.textContent = waiting ? t('call.operator_soon') : '';
+  const internal = call.channel === 'internal_security';
+  page.hint.textContent = waiting ? t(internal ? 'call.internal_soon' : 'call.operator_soon') : '';
+  if (state !== 'queued') {
+    page.queuePlace.hide();
+  }
+  // Asked while the caller waits; once answered, the operator asks in words.
+  page.situationCallBox.hidden = !(state === 'queued' || state === 'connecting');
   document.body.dataset.callState = state;
 }
 
@@ -180,6 +237,9 @@ function render() {
 /** @param {string} state the server's call state */
 function applyServerState(state) {
   if (state === 'answered') {
+    if (live.serverState !== 'answered') {
+      ladder.announce(); // the operator's console is on the call now: tell it the rung
+    }
     live.serverState = 'answered';
   } else if (state === 'queued' || state === 'transferred') {
     live.serverState = 'queued';
@@ -188,21 +248,6 @@ function applyServerState(state) {
     return;
   }
   render();
-}
-
-/** One line of help: where this browser keeps its permissions. */
-function permissionHelp() {
-  const ua = navigator.userAgent;
-  if (/iPhone|iPad|iPod/.test(ua)) {
-    return t('call.perm.how_ios');
-  }
-  if (/Firefox\//.test(ua)) {
-    return t('call.perm.how_firefox');
-  }
-  if (/SamsungBrowser\//.test(ua)) {
-    return t('call.perm.how_samsung');
-  }
-  return t('call.perm.how_chrome');
 }
 
 /** @param {string} message */
@@ -219,20 +264,15 @@ const shownPhotos = new Set();
  * @param {number} seq
  * @param {string} src
  */
-function showPhoto(from, seq, src) {
+function showPhoto(from, seq, src, kind = 'photo') {
   live.lastSeq = Math.max(live.lastSeq, seq || 0);
   save();
   if (shownPhotos.has(seq)) {
     return;
   }
   shownPhotos.add(seq);
-  const item = appendChat(from, t('chat.photo'));
-  const image = document.createElement('img');
-  image.className = 'chat-photo';
-  image.alt = t('chat.photo');
-  image.src = src;
-  image.dataset.testid = 'chat-photo';
-  item.append(image);
+  const item = appendChat(from, t(kind === 'video' ? 'chat.clip' : 'chat.photo'));
+  item.append(attachmentElement(kind, src));
 }
 
 /** A photo event (sent from this page, maybe before a reload): fetched with the token. */
@@ -244,7 +284,7 @@ async function onPhoto(event) {
   try {
     const response = await fetch(event.url, { headers: { 'X-Call-Token': live.token } });
     if (response.ok) {
-      showPhoto('me', event.seq, URL.createObjectURL(await response.blob()));
+      showPhoto('me', event.seq, URL.createObjectURL(await response.blob()), event.kind);
     }
   } catch (error) {
     console.warn('citizen: photo not loaded', error);
@@ -334,15 +374,22 @@ async function sendFix() {
       timestamp: position.timestamp || Date.now(),
     });
   } catch (error) {
-    live.lastSentFix = ''; // try again with the next fix or reconnect
+    // Not stored (the database away, the link down): the same fix again shortly, as a caller
+    // who stands still gives no next one; stored once however often it comes (the server
+    // knows a fix by its time and place).
+    live.lastSentFix = '';
     console.warn('citizen: location not sent', error);
+    window.clearTimeout(live.fixTimer);
+    live.fixTimer = window.setTimeout(sendFix, FIX_RETRY_MS);
   }
 }
 
 function askForAddress() {
   if (!live.askedAddress && !live.ended) {
     live.askedAddress = true;
-    systemLine(`${t('call.perm.location_denied')} ${permissionHelp()}`);
+    // A text call asked for no camera: its advice is about the location alone.
+    const help = call.mode === 'text' ? t('call.perm.how_location') : permissionHelp();
+    systemLine(`${t('call.perm.location_denied')} ${help}`);
     systemLine(t('call.ask_address'));
   }
 }
@@ -407,15 +454,113 @@ async function acquireMedia() {
     both.then((stream) => useLateStream(stream)).catch(() => {});
     return null;
   }
+  const cameraFailure = mediaFailure(first);
   const audioOnly = await withPromptTimeout(
     navigator.mediaDevices.getUserMedia({ audio: true }).catch((error) => error),
   );
   if (audioOnly instanceof MediaStream) {
-    systemLine(`${t('call.perm.camera_denied')} ${permissionHelp()}`);
+    const text = mediaFailureText(cameraFailure, false);
+    systemLine(text);
+    showVideoNote(text);
+    if (cameraFailure === 'in_use') {
+      live.cameraRetryAt = Date.now() + CAMERA_RETRY_MS; // freed by the other app, perhaps
+    }
     return audioOnly;
   }
-  systemLine(`${t('call.perm.media_denied')} ${permissionHelp()}`);
+  const failure = audioOnly === 'timeout' ? cameraFailure : mediaFailure(audioOnly);
+  systemLine(mediaFailureText(failure, true));
   return null;
+}
+
+/** @param {string} text why the operator does not see the caller */
+function showVideoNote(text) {
+  page.videoNote.textContent = text;
+  page.videoNote.hidden = false;
+}
+
+function hideVideoNote() {
+  page.videoNote.hidden = true;
+  page.videoNote.textContent = '';
+  live.busyLine?.remove();
+  live.busyLine = null;
+}
+
+/**
+ * Follows the camera track: ended (iOS gave the camera to a phone call or to the native camera)
+ * or muted for long, it is opened again.
+ * @param {MediaStreamTrack} track
+ */
+function watchCamera(track) {
+  track.addEventListener('ended', () => reopenCamera());
+  track.addEventListener('mute', () => {
+    live.cameraMutedAt = Date.now();
+  });
+  track.addEventListener('unmute', () => {
+    live.cameraMutedAt = 0;
+  });
+}
+
+/** Every second: a camera that stopped (a stopped track fires no event) or stays muted. */
+function checkCamera() {
+  if (live.ended || call.mode !== 'video' || live.cameraBusy || !live.stream) {
+    return;
+  }
+  const track = live.stream.getVideoTracks()[0];
+  const now = Date.now();
+  if (!track) {
+    if (live.cameraRetryAt && now >= live.cameraRetryAt) {
+      reopenCamera();
+    }
+    return;
+  }
+  const mutedLong = live.cameraMutedAt > 0 && now - live.cameraMutedAt > CAMERA_MUTE_GRACE_MS;
+  if (track.readyState === 'ended' || mutedLong) {
+    reopenCamera();
+  }
+}
+
+/**
+ * Opens the camera again and puts the new track on the call: replaceTrack where the call sends
+ * video already (no new offer), else a new offer that carries it.
+ */
+async function reopenCamera() {
+  const stream = live.stream;
+  if (live.cameraBusy || live.ended || !stream) {
+    return;
+  }
+  live.cameraBusy = true;
+  try {
+    const fresh = await navigator.mediaDevices.getUserMedia({ video: videoConstraints() });
+    const track = fresh.getVideoTracks()[0];
+    if (live.ended) {
+      track.stop();
+      return;
+    }
+    for (const old of stream.getVideoTracks()) {
+      stream.removeTrack(old);
+      old.stop();
+    }
+    stream.addTrack(track);
+    live.cameraMutedAt = 0;
+    live.cameraRetryAt = 0;
+    showLocal(stream);
+    if (live.videoSender) {
+      // Below the video rung the sender stays empty; the ladder puts the camera back on it.
+      if (ladder.sendsVideo) {
+        await live.videoSender.replaceTrack(track);
+      }
+    } else {
+      mediaLink.start();
+    }
+    hideVideoNote();
+  } catch (error) {
+    const failure = mediaFailure(error);
+    showVideoNote(mediaFailureText(failure, false));
+    live.cameraRetryAt = failure === 'in_use' ? Date.now() + CAMERA_RETRY_MS : 0;
+    live.cameraMutedAt = 0;
+  } finally {
+    live.cameraBusy = false;
+  }
 }
 
 /** @param {MediaStream} stream */
@@ -428,9 +573,17 @@ function useLateStream(stream) {
   mediaLink.start();
 }
 
+/** Camera tracks already followed (each gets its listeners once). */
+const watchedCameras = new WeakSet();
+
 /** @param {MediaStream | null} stream */
 function showLocal(stream) {
   live.stream = stream;
+  const camera = stream && stream.getVideoTracks()[0];
+  if (camera && !watchedCameras.has(camera)) {
+    watchedCameras.add(camera);
+    watchCamera(camera);
+  }
   const hasVideo = Boolean(stream && stream.getVideoTracks().length);
   page.localVideo.srcObject = hasVideo ? stream : null;
   page.localVideo.hidden = !hasVideo;
@@ -455,6 +608,7 @@ function mediaPlan() {
   const stream = live.stream;
   const socket = live.socket;
   let videoSender = null;
+  let voiceLine = null;
   return {
     iceServers: live.iceServers,
     setup: (peer) => {
@@ -468,29 +622,48 @@ function mediaPlan() {
       if (video) {
         videoSender = peer.addTransceiver(video, { direction: 'sendonly', streams: [stream] }).sender;
       }
+      // A second voice: a supervisor who speaks to the call (barge-in).
+      voiceLine = peer.addTransceiver('audio', { direction: 'recvonly' });
     },
     sendOffer: (offer) => request(socket, 'media_offer', offer),
     sendIce: (candidate) => request(socket, 'media_ice', candidate),
     onTrack: (event) => {
+      if (event.transceiver === voiceLine) {
+        page.supervisorVoice.srcObject = new MediaStream([event.track]);
+        page.supervisorVoice.play().catch(() => {});
+        return;
+      }
       page.remoteMedia.srcObject = event.streams[0] || new MediaStream([event.track]);
       if (event.track.kind === 'video') {
         page.videos.dataset.remoteVideo = 'true';
       }
       page.remoteMedia.play().catch(() => waitForTapToPlay());
     },
-    onOpen: () => {
+    onOpen: (pc) => {
       live.videoSender = videoSender;
+      ladder.opened(pc, videoSender);
     },
     onFailure: (error) => {
       console.warn('citizen: media offer failed', error);
+      if (error && error.code === 'media_busy') {
+        ladder.refused();
+      }
       if (error && error.code === 'media_busy' && !live.toldBusy) {
-        // The node is at capacity: say so once; the chat carries the call, video retries.
+        // The node is at capacity: say so once; the chat carries the call, video retries. The
+        // line goes once the media connects.
         live.toldBusy = true;
-        systemLine(t('call.media_busy'));
+        live.busyLine = systemLine(t('call.media_busy'));
       }
     },
   };
 }
+
+/** The degradation ladder: video, audio only, text, from the link's measured quality. */
+const ladder = new CitizenLink({
+  element: page.linkQuality,
+  camera: () => live.stream?.getVideoTracks()[0] || null,
+  socket: () => live.socket,
+});
 
 /** The call's media: a new peer connection after every (re)connect, and when the link fails. */
 const mediaLink = new MediaLink({
@@ -499,6 +672,11 @@ const mediaLink = new MediaLink({
   onState: (state) => {
     if (state === 'connected') {
       live.mediaTrouble = false;
+      live.busyLine?.remove();
+      live.busyLine = null;
+      if (live.stream?.getVideoTracks().length) {
+        hideVideoNote();
+      }
     } else if (state === 'failed' || state === 'disconnected') {
       live.mediaTrouble = true;
     }
@@ -506,6 +684,7 @@ const mediaLink = new MediaLink({
   },
   onClose: () => {
     live.videoSender = null;
+    ladder.closed();
   },
 });
 
@@ -548,6 +727,7 @@ function openSocket() {
         }
       }
       applyServerState(reply.call.state);
+      showCode(page.code, reply.call);
     } catch (error) {
       console.warn('citizen: resume failed', error);
       render();
@@ -582,6 +762,17 @@ function openSocket() {
     }
     if (event.type === 'call.state') {
       applyServerState(event.state);
+      showCode(page.code, event);
+    } else if (event.type === 'queue.position') {
+      // Sent only while the call waits (before the resume's answer, too); one computed just
+      // before an accept may come after it.
+      if (live.serverState !== 'answered') {
+        page.queuePlace.show(event);
+      }
+    } else if (event.type === 'call.link') {
+      ladder.remote(event.quality);
+    } else if (event.type === 'call.people') {
+      showPeople(page.people, event, systemLine);
     } else if (event.type === 'chat.message') {
       onChatMessage(event);
     } else if (event.type === 'call.photo') {
@@ -618,6 +809,8 @@ async function beginCall(request) {
         channel: request.channel,
         mode: request.mode,
         language: document.documentElement.lang || 'en',
+        // Only if tapped: a call without one starts just the same.
+        ...(startSituation.chosen ? { situation: startSituation.chosen } : {}),
       }),
     });
     if (!response.ok) {
@@ -634,6 +827,7 @@ async function beginCall(request) {
   live.callId = created.call_id;
   live.token = created.token;
   live.iceServers = created.ice_servers || [];
+  callSituation.show(startSituation.chosen);
   save();
   keepAwake();
   startLocation();
@@ -641,6 +835,7 @@ async function beginCall(request) {
   showLocal(await media);
   live.mediaReady = true;
   mediaLink.start();
+  live.cameraTimer = window.setInterval(checkCamera, CAMERA_CHECK_MS);
 }
 
 /** Picks a call up after a reload. */
@@ -663,6 +858,65 @@ async function resumeCall(saved) {
   showLocal(await media);
   live.mediaReady = true;
   mediaLink.start();
+  live.cameraTimer = window.setInterval(checkCamera, CAMERA_CHECK_MS);
+}
+
+/**
+ * The ended screen, at once and in view: the controls, the video and the chat box go, "Call
+ * again" is offered; the chat log and the receipt stay to read.
+ */
+function showEnded() {
+  page.ended.hidden = false;
+  page.controls.hidden = true;
+  page.endHint.hidden = true;
+  page.videos.hidden = true;
+  page.chatForm.hidden = true;
+  page.photoRow.hidden = true;
+  page.queuePlace.hide();
+  page.situationCallBox.hidden = true;
+  page.hint.hidden = true;
+  page.panel.scrollIntoView({ block: 'start' }); // the ended card first, the receipt below
+  page.ended.focus({ preventScroll: true });
+}
+
+/** "Call again": a fresh page starts a call like the one that ended (a clean slate). */
+function callAgain() {
+  try {
+    sessionStorage.setItem(AGAIN_KEY, JSON.stringify({ channel: call.channel, mode: call.mode }));
+  } catch (error) {
+    console.warn('citizen: cannot keep the call-again request', error);
+  }
+  window.location.replace(window.location.pathname);
+}
+
+/** The call-again request a page load finds (and forgets), if any. */
+function takeAgain() {
+  try {
+    const data = JSON.parse(sessionStorage.getItem(AGAIN_KEY) || 'null');
+    sessionStorage.removeItem(AGAIN_KEY);
+    const channels = ['police', 'internal_security'];
+    return data && channels.includes(data.channel) && ['video', 'text'].includes(data.mode) ? data : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * "What is happening?" named on the call: sent now (the queue, the wall and the operator see it).
+ * @param {string} situation
+ */
+async function sendSituation(situation) {
+  if (!live.socket || !live.socket.connected || live.ended) {
+    callSituation.status(t('situation.not_sent'));
+    return;
+  }
+  try {
+    await request(live.socket, 'situation', { situation });
+    callSituation.status(t('situation.sent'));
+  } catch (error) {
+    console.warn('citizen: situation not sent', error);
+    callSituation.status(t('situation.not_sent'));
+  }
 }
 
 /** The call is over (either side ended it): let go of everything. */
@@ -671,7 +925,13 @@ function finish() {
     return;
   }
   live.ended = true;
+  showEnded();
+  window.clearInterval(live.cameraTimer);
+  showCode(page.code, {});
+  page.people.hidden = true;
+  page.supervisorVoice.srcObject = null;
   mediaLink.close();
+  page.linkQuality.hidden = true;
   live.stream?.getTracks().forEach((track) => track.stop());
   page.localVideo.srcObject = null;
   page.remoteMedia.srcObject = null;
@@ -685,6 +945,9 @@ function finish() {
   sessionStorage.removeItem(STORAGE_KEY);
   page.chatInput.disabled = true;
   render();
+  if (live.callId && live.token) {
+    showReceipt(page.receipt, live.callId, live.token);
+  }
 }
 
 Object.assign(hooks, {
@@ -711,17 +974,24 @@ Object.assign(hooks, {
       return;
     }
     live.facing = live.facing === 'environment' ? 'user' : 'environment';
+    live.cameraBusy = true; // the watchdog must not reopen what this stops on purpose
     old.stop(); // some phones cannot open the second camera while the first runs
     try {
       const fresh = await navigator.mediaDevices.getUserMedia({ video: videoConstraints() });
       const track = fresh.getVideoTracks()[0];
       stream.removeTrack(old);
       stream.addTrack(track);
-      await live.videoSender?.replaceTrack(track);
+      watchedCameras.add(track);
+      watchCamera(track);
+      if (ladder.sendsVideo) {
+        await live.videoSender?.replaceTrack(track);
+      }
       page.localVideo.srcObject = stream;
     } catch (error) {
       console.warn('citizen: camera switch failed', error);
       systemLine(t('call.switch_failed'));
+    } finally {
+      live.cameraBusy = false;
     }
   },
   sendChat: async (text) => {
@@ -737,9 +1007,11 @@ Object.assign(hooks, {
     }
     const line = systemLine(t('chat.photo_sending'));
     const form = new FormData();
-    form.append('photo', file, file.name || 'photo.jpg');
+    const clip = isClip(file);
+    form.append(clip ? 'clip' : 'photo', file, file.name || (clip ? 'clip.mp4' : 'photo.jpg'));
+    const route = clip ? 'clips' : 'photos';
     try {
-      const response = await fetch(`/api/calls/${encodeURIComponent(live.callId)}/photos`, {
+      const response = await fetch(`/api/calls/${encodeURIComponent(live.callId)}/${route}`, {
         method: 'POST',
         headers: { 'X-Call-Token': live.token },
         body: form,
@@ -749,7 +1021,7 @@ Object.assign(hooks, {
         throw new Error(reply && reply.error ? reply.error.code : String(response.status));
       }
       line.remove();
-      showPhoto('me', reply.seq, URL.createObjectURL(file));
+      showPhoto('me', reply.seq, URL.createObjectURL(file), reply.kind);
     } catch (error) {
       console.warn('citizen: photo not sent', error);
       line.remove();
@@ -770,6 +1042,12 @@ function photoRefusal(code) {
   if (code === 'uploads_busy') {
     return t('chat.photo_busy');
   }
+  if (code === 'not_a_video') {
+    return t('chat.not_a_video');
+  }
+  if (code === 'video_too_large') {
+    return t('chat.video_too_large');
+  }
   return t('chat.photo_failed');
 }
 
@@ -789,10 +1067,12 @@ function bind() {
       startCall({ channel: button.dataset.channel, mode: button.dataset.mode }),
     );
   }
-  $('end-call').addEventListener('click', () => {
+  bindEndButton($('end-call'), page.endHint, () => {
     setCallState('ended');
+    showEnded();
     hooks.endCall();
   });
+  $('call-again').addEventListener('click', () => callAgain());
   page.switchCamera.addEventListener('click', () => hooks.switchCamera());
   page.mute.addEventListener('click', () => {
     call.muted = !call.muted;
@@ -839,9 +1119,23 @@ async function main() {
   bind();
   await loadCatalog(document.documentElement.lang);
   showAboutReport();
+  const trouble = browserTrouble();
+  if (trouble) {
+    // No camera here (plain HTTP, an app's own browser): say where the call works, and keep
+    // only the text call, which needs none.
+    showBrowserHelp($('open-in-browser'), trouble);
+    for (const button of document.querySelectorAll('button[data-mode="video"]')) {
+      if (button instanceof HTMLElement) {
+        button.hidden = true;
+      }
+    }
+  }
   const saved = restore();
+  const again = saved ? null : takeAgain();
   if (saved && call.state === 'idle') {
     resumeCall(saved);
+  } else if (again && call.state === 'idle') {
+    startCall({ channel: again.channel, mode: trouble ? 'text' : again.mode });
   } else if (call.state !== 'idle') {
     render(); // a tap that came before the texts: show them now
   }

@@ -4,13 +4,17 @@
 import { CallerMap } from './basemap.js';
 import { bindCall, onCallEvent } from './console_call.js';
 import { bindDialogs } from './console_dialogs.js';
-import { loadIceServers } from './console_media.js';
-import { live, page, setCallStatus, setConnection } from './console_page.js';
-import { allowSound, bindQueue, onQueueEvent, refreshQueue, renderQueue, startWaitTimes } from './console_queue.js';
+import { bindInvite } from './console_invite.js';
+import { loadIceServers, prepareMicrophone } from './console_media.js';
+import { live, page, setCallStatus, setConnection, setDegraded } from './console_page.js';
+import { allowSound, bindQueue, lastCalls, onQueueEvent, refreshQueue, renderQueue, startWaitTimes } from './console_queue.js';
+import { bindRouting, onRoutingEvent, refreshStatus } from './console_routing.js';
 import { bindShortcuts } from './console_shortcuts.js';
+import { initMessages } from './console_threads.js';
 import { initThreats } from './console_threats.js';
+import { bindTransfer, onTransferEvent, refreshOffers } from './console_transfer.js';
 import { loadCatalog, t } from './i18n.js';
-import { connect, followSessionEnd } from './socket.js';
+import { connect, followSessionEnd, request } from './socket.js';
 
 let onShift = false;
 
@@ -21,6 +25,21 @@ function renderShift() {
   page.shiftState.dataset.state = on ? 'on' : 'off';
   page.shiftState.textContent = on ? t('console.shift_on') : t('console.shift_off');
   document.body.dataset.shift = on ? 'on' : 'off';
+}
+
+/**
+ * Tells the server whether this console is on shift: on shift, its session stays alive while
+ * the socket is open, however long the queue is quiet; off shift, the idle lock applies.
+ */
+async function reportShift() {
+  if (!live.socket?.connected) {
+    return; // said again on the next connect
+  }
+  try {
+    await request(live.socket, 'shift', { on: onShift });
+  } catch (error) {
+    console.warn('console: shift', error);
+  }
 }
 
 /** @param {HTMLElement} tab */
@@ -41,13 +60,18 @@ function bind() {
     // Browsers only let a page play sound after a user gesture: this click is that gesture.
     onShift = !onShift;
     renderShift();
+    reportShift();
     if (onShift) {
       allowSound();
+      prepareMicrophone();
     }
   });
   bindQueue();
   bindCall();
   bindDialogs();
+  bindInvite();
+  bindTransfer();
+  bindRouting();
   page.tabs.forEach((tab, index) => {
     tab.addEventListener('click', () => selectTab(tab));
     tab.addEventListener('keydown', (event) => {
@@ -59,15 +83,26 @@ function bind() {
   });
 }
 
+/** The queue, this operator's state, offers and the open call (by seq), read again. */
+function resync() {
+  refreshQueue().then(() => refreshStatus(lastCalls));
+  refreshOffers();
+}
+
 function openSocket() {
   const socket = connect('/console');
   live.socket = socket;
   followSessionEnd(socket);
   socket.on('connect', () => {
     setConnection('connected');
-    refreshQueue();
+    setDegraded([]); // a socket is let in only by a node whose database answers
+    if (onShift) {
+      reportShift();
+    }
+    resync();
   });
   socket.on('disconnect', () => setConnection('reconnecting'));
+  // A refused session goes to the sign-in page (followSessionEnd); until it loads, say so.
   socket.on('connect_error', (error) => {
     const code = error && error.data && error.data.code;
     setConnection(code === 'unauthorized' ? 'refused' : 'reconnecting');
@@ -77,7 +112,19 @@ function openSocket() {
     if (!event || !event.type) {
       return;
     }
-    if (!onQueueEvent(event)) {
+    if (event.type === 'node.degraded') {
+      setDegraded(event.stores);
+      return;
+    }
+    if (event.type === 'console.resync') {
+      // The node's bus to the other nodes was away: what they emitted meanwhile never came.
+      resync();
+      return;
+    }
+    if (onRoutingEvent(event)) {
+      return;
+    }
+    if (!onQueueEvent(event) && !onTransferEvent(event)) {
       onCallEvent(event);
     }
   });
@@ -99,6 +146,7 @@ async function main() {
   await loadIceServers();
   openSocket();
   initThreats(live.socket);
+  initMessages(live.socket);
   document.body.dataset.ready = 'true';
 }
 

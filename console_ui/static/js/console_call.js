@@ -1,9 +1,13 @@
 // The open call at the console: joining it (and catching up after a reload or reconnect), its
 // events (chat, photos, location, the caller leaving and coming back), the timer, and the
-// operator's actions in it: chat, snapshot, mute, transfer. Ending it and turning it into a
-// report are console_dialogs.js's.
-import { appendChat, live, page, placeText, renderButtons, setCallStatus } from './console_page.js';
-import { closeMedia, setMuted, startMedia } from './console_media.js';
+// operator's actions in it: chat, snapshot, mute. Ending it and turning it into a report are
+// console_dialogs.js's; handing it on, console_transfer.js's.
+import { attachmentElement } from './attachments.js';
+import { appendChat, errorText, live, page, placeText, renderButtons, setCallStatus } from './console_page.js';
+import { closeMedia, onCallerLink, setMuted, startMedia } from './console_media.js';
+import { hideCallRecording, showCallRecording } from './console_recording.js';
+import { openWaitingInvite } from './console_queue.js';
+import { forgetCall } from './console_transfer.js';
 import { formatDuration, t } from './i18n.js';
 import { newClientId, request } from './socket.js';
 
@@ -30,10 +34,16 @@ function stopTimer() {
 
 /**
  * Shows a call this operator holds and catches up on what was said and where the caller went.
+ * With the call's summary from the accept, the call opens and its media starts at once, before
+ * the join's round trip (on a loaded server that one costs a second of the caller's picture).
  * @param {string} callId
+ * @param {object | null} [accepted] the call as the accept's answer gave it
  */
-export async function openCall(callId) {
+export async function openCall(callId, accepted = null) {
   const since = live.active && live.active.callId === callId ? live.active.lastSeq : 0;
+  if (accepted && (!live.active || live.active.callId !== callId)) {
+    showCall(callId, accepted);
+  }
   let reply;
   try {
     reply = await request(live.socket, 'join', { call_id: callId, last_seq: since });
@@ -46,27 +56,51 @@ export async function openCall(callId) {
   }
   const summary = reply.call;
   if (!live.active || live.active.callId !== callId) {
-    live.active = { callId, summary, lastSeq: 0, citizenConnected: true, lines: new Map() };
-    page.chatLog.replaceChildren();
-    page.snapshots.replaceChildren();
-    live.map?.clear();
-    delete page.map.dataset.located;
-    page.map.dataset.lat = '';
-    page.map.dataset.lon = '';
-    page.map.dataset.accuracy = '';
-    page.locationText.textContent = '';
-    page.callInfo.textContent = `${t(`channel.${summary.channel}`)} · ${summary.language.toUpperCase()}`;
-    page.videoBox.dataset.mode = summary.mode;
-    startTimer(summary.answered_at ? Date.parse(summary.answered_at) : Date.now());
-    setCallStatus('live');
-    live.map?.refresh();
-    startMedia();
+    showCall(callId, summary);
   } else {
     live.active.summary = summary;
+    showCallRecording(summary);
   }
   for (const event of reply.events || []) {
     onCallEvent(event);
   }
+}
+
+/**
+ * The call on screen, empty, its timer running, and its media starting.
+ * @param {string} callId
+ * @param {any} summary
+ */
+function showCall(callId, summary) {
+  live.active = { callId, summary, lastSeq: 0, citizenConnected: true, lines: new Map() };
+  page.chatLog.replaceChildren();
+  page.snapshots.replaceChildren();
+  live.map?.clear();
+  delete page.map.dataset.located;
+  page.map.dataset.lat = '';
+  page.map.dataset.lon = '';
+  page.map.dataset.accuracy = '';
+  page.locationText.textContent = '';
+  page.callInfo.textContent = `${t(`channel.${summary.channel}`)} · ${summary.language.toUpperCase()}`;
+  showSituation(summary.situation);
+  page.videoBox.dataset.mode = summary.mode;
+  showCode(summary.verification_code);
+  showCallRecording({ ...summary, call_id: callId });
+  startTimer(summary.answered_at ? Date.parse(summary.answered_at) : Date.now());
+  setCallStatus('live');
+  live.map?.refresh();
+  startMedia();
+}
+
+/**
+ * The three words the operator reads aloud: the caller's page shows the same, and tells the
+ * caller that a real operator says them.
+ * @param {string[] | undefined} words
+ */
+function showCode(words) {
+  const code = (words || []).join(' ');
+  page.verificationCode.textContent = code;
+  page.verification.hidden = !code;
 }
 
 /** The call is over here: stop media, keep the log on screen until the next call. */
@@ -75,6 +109,9 @@ export function closeCall() {
     return;
   }
   live.active = null;
+  forgetCall();
+  hideCallRecording();
+  showCode([]);
   closeMedia();
   page.video.srcObject = null;
   page.videoBox.dataset.live = 'false';
@@ -86,6 +123,22 @@ export function closeCall() {
   if (page.reportDialog.open) {
     page.reportDialog.close();
   }
+  // After what closed it has had its say (a transfer's status line): the invited caller next.
+  window.setTimeout(openWaitingInvite, 0);
+}
+
+/**
+ * The caller's "What is happening?" beside the call's channel and language.
+ * @param {string | null | undefined} situation
+ */
+function showSituation(situation) {
+  const badge = document.querySelector('[data-testid="call-situation"]');
+  if (!(badge instanceof HTMLElement)) {
+    return;
+  }
+  badge.dataset.situation = situation || '';
+  badge.hidden = !situation;
+  badge.textContent = situation ? t(`situation.${situation}`) : '';
 }
 
 /** @param {any} event an event of the open call (live, or caught up by `join`) */
@@ -107,18 +160,18 @@ export function onCallEvent(event) {
   } else if (event.type === 'call.photo') {
     const key = `photo:${event.seq}`;
     if (!active.lines.has(key)) {
-      const line = appendChat('citizen', t('chat.photo'));
-      const link = document.createElement('a');
-      link.href = event.url;
-      link.target = '_blank';
-      link.rel = 'noopener';
-      const image = document.createElement('img');
-      image.className = 'chat-photo';
-      image.alt = t('chat.photo');
-      image.src = event.url;
-      image.dataset.testid = 'chat-photo';
-      link.append(image);
-      line.append(link);
+      const kind = event.kind === 'video' ? 'video' : 'photo';
+      const line = appendChat('citizen', t(kind === 'video' ? 'chat.clip' : 'chat.photo'));
+      if (kind === 'video') {
+        line.append(attachmentElement('video', event.url));
+      } else {
+        const link = document.createElement('a');
+        link.href = event.url;
+        link.target = '_blank';
+        link.rel = 'noopener';
+        link.append(attachmentElement('photo', event.url));
+        line.append(link);
+      }
       active.lines.set(key, line);
     }
   } else if (event.type === 'location') {
@@ -127,6 +180,11 @@ export function onCallEvent(event) {
     if (event.state !== 'answered') {
       closeCall();
     }
+  } else if (event.type === 'call.situation') {
+    active.summary.situation = event.situation;
+    showSituation(event.situation);
+  } else if (event.type === 'call.link') {
+    onCallerLink(event);
   } else if (event.type === 'media.lost') {
     // The call's media node is gone; the caller's page offers again at once. Follow it (a
     // "no media yet" answer retries shortly).
@@ -157,25 +215,6 @@ function showLocation(fix) {
 
 // --- operator actions ----------------------------------------------------------------------
 
-/** Gives the open call back to its queue: another operator takes it, the caller waits again. */
-async function transferCall() {
-  const active = live.active;
-  if (!active || !live.socket?.connected) {
-    return;
-  }
-  page.transfer.disabled = true;
-  try {
-    await request(live.socket, 'transfer', { call_id: active.callId });
-  } catch (error) {
-    appendChat('system', t('console.action_failed', { reason: error.message }));
-    renderButtons();
-    return;
-  }
-  closeCall();
-  setCallStatus('transferred');
-  appendChat('system', t('console.transferred'));
-}
-
 async function sendChat(text) {
   const active = live.active;
   if (!active) {
@@ -195,7 +234,7 @@ async function sendChat(text) {
     } catch (error) {
       if (error.code !== 'timeout' || live.active !== active) {
         line.dataset.status = 'failed';
-        appendChat('system', t('console.action_failed', { reason: error.message }));
+        appendChat('system', errorText(error));
         return;
       }
       await new Promise((resolve) => live.socket.once('connect', resolve));
@@ -214,7 +253,7 @@ async function takeSnapshot() {
   } catch (error) {
     appendChat(
       'system',
-      error.code === 'no_video' ? t('console.snapshot_no_video') : t('console.action_failed', { reason: error.message }),
+      error.code === 'no_video' ? t('console.snapshot_no_video') : errorText(error),
     );
     return;
   }
@@ -245,7 +284,6 @@ export function bindCall() {
     page.mute.textContent = muted ? t('console.unmute') : t('console.mute');
     setMuted(muted);
   });
-  page.transfer.addEventListener('click', () => transferCall());
   page.snapshot.addEventListener('click', () => takeSnapshot());
   page.video.addEventListener('playing', () => {
     page.videoBox.dataset.live = 'true';

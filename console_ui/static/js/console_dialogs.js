@@ -1,7 +1,7 @@
 // The console's dialogs: ending a call (its disposition and a note) and turning a live call into
 // a threat report at the caller's last known position.
 import { closeCall } from './console_call.js';
-import { $, appendChat, live, page } from './console_page.js';
+import { $, appendChat, errorText, live, page } from './console_page.js';
 import { t } from './i18n.js';
 import { request } from './socket.js';
 import { fetchJson, fillCategorySelect, loadCategories } from './threats_common.js';
@@ -13,6 +13,7 @@ function openEndDialog() {
     return;
   }
   page.endError.hidden = true;
+  page.endDialog.dataset.callId = live.active.callId;
   page.endDialog.showModal();
   page.disposition.focus();
 }
@@ -30,6 +31,9 @@ async function confirmEnd() {
     page.disposition.focus();
     return;
   }
+  // How many Ends still wait for their answer, on the form (a test waits for 0).
+  const pending = page.endForm.dataset;
+  pending.pending = String(Number(pending.pending || 0) + 1);
   try {
     await request(live.socket, 'end_call', {
       call_id: active.callId,
@@ -37,13 +41,25 @@ async function confirmEnd() {
       note: page.endNote.value.trim(),
     });
   } catch (error) {
-    page.endError.textContent = t('console.action_failed', { reason: error.message });
+    page.endError.textContent = errorText(error);
     page.endError.hidden = false;
     return;
+  } finally {
+    pending.pending = String(Number(pending.pending) - 1);
   }
-  page.disposition.value = '';
-  page.endNote.value = '';
-  closeCall();
+  // The call's own "ended" may have closed it before this answer came, and another call (an
+  // invited caller who was waiting) opened since, its End dialog perhaps already filled in:
+  // clear and close only this call's.
+  const ours = page.endDialog.dataset.callId === active.callId;
+  if (ours) {
+    page.disposition.value = '';
+    page.endNote.value = '';
+  }
+  if (live.active === active) {
+    closeCall();
+  } else if (ours && page.endDialog.open) {
+    page.endDialog.close();
+  }
 }
 
 // --- a threat report from the call --------------------------------------------------------

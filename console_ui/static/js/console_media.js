@@ -3,6 +3,7 @@
 // retries and its watch, is media_link.js's.
 import { appendChat, live, page } from './console_page.js';
 import { t } from './i18n.js';
+import { ConsoleLink } from './console_link.js';
 import { MediaLink } from './media_link.js';
 import { request } from './socket.js';
 
@@ -20,6 +21,11 @@ let iceServers = [];
 let mic = null;
 let micAsked = false;
 let muted = false;
+/** A supervisor's voice, when one barges in: played apart from the caller's. */
+const supervisorVoice = document.createElement('audio');
+supervisorVoice.autoplay = true;
+supervisorVoice.dataset.testid = 'supervisor-voice';
+document.body.append(supervisorVoice);
 
 /** The server's ICE servers, given to every peer connection explicitly. */
 export async function loadIceServers() {
@@ -69,6 +75,7 @@ async function mediaPlan() {
   }
   const microphoneStream = await microphone();
   const remote = new MediaStream();
+  let voiceLine = null;
   return {
     iceServers: iceServers || [],
     setup: (peer) => {
@@ -79,14 +86,22 @@ async function mediaPlan() {
       } else {
         peer.addTransceiver('audio', { direction: 'recvonly' });
       }
+      // A second voice: a supervisor who speaks to the call (barge-in).
+      voiceLine = peer.addTransceiver('audio', { direction: 'recvonly' });
     },
     sendOffer: (offer) => request(live.socket, 'media_offer', { call_id: active.callId, ...offer }),
     sendIce: (candidate) => request(live.socket, 'media_ice', { call_id: active.callId, ...candidate }),
     onTrack: (event) => {
+      if (event.transceiver === voiceLine) {
+        supervisorVoice.srcObject = new MediaStream([event.track]);
+        supervisorVoice.play().catch(() => {});
+        return;
+      }
       remote.addTrack(event.track);
       page.video.srcObject = remote;
       page.video.play().catch(() => {});
     },
+    onOpen: (pc) => link.opened(pc),
     onFailure: (error, current) => {
       if (current && error.code !== 'no_media') {
         console.warn('console: media offer failed', error);
@@ -94,6 +109,13 @@ async function mediaPlan() {
     },
   };
 }
+
+/** The caller's rung on the degradation ladder and how their media arrives here. */
+const link = new ConsoleLink({
+  element: /** @type {HTMLElement} */ (document.querySelector('[data-testid="link-quality"]')),
+  paused: /** @type {HTMLElement} */ (document.querySelector('[data-testid="video-paused"]')),
+  call: () => (live.active ? { callId: live.active.callId, socket: live.socket } : null),
+});
 
 /** The open call's media: renewed on a failed or stalled link, on media.lost, when the caller is back. */
 const media = new MediaLink({
@@ -103,7 +125,16 @@ const media = new MediaLink({
   onState: (state) => {
     page.videoBox.dataset.media = state;
   },
+  onClose: () => link.closed(),
 });
+
+/**
+ * Asks for the microphone when the shift starts, so that the first call's media never waits
+ * for the browser's permission prompt (the offer needs to know whether it sends audio).
+ */
+export function prepareMicrophone() {
+  microphone();
+}
 
 /** A new link for the open call in place of the old one (none without a video call). */
 export function startMedia() {
@@ -113,6 +144,15 @@ export function startMedia() {
 /** Lets the call's media go. */
 export function closeMedia() {
   media.close();
+  link.reset();
+}
+
+/**
+ * The caller's page reports its rung and quality (`call.link`).
+ * @param {{rung: import('./link_quality.js').Rung | null, quality: import('./link_quality.js').Quality}} event
+ */
+export function onCallerLink(event) {
+  link.fromCaller(event);
 }
 
 /** @param {boolean} on */

@@ -17,11 +17,14 @@ export const page = {
   queueEmpty: $('queue-empty'),
   accept: $('accept-call'),
   transfer: $('transfer-call'),
+  leave: $('leave-call'),
   mute: $('mute'),
   snapshot: $('take-snapshot'),
   endCall: $('end-call'),
   callState: $('console-call-state'),
   callInfo: $('call-info'),
+  verification: $('verification-box'),
+  verificationCode: $('verification-code'),
   connection: $('connection-state'),
   video: $('remote-video'),
   videoBox: document.querySelector('.video-box'),
@@ -64,10 +67,36 @@ export const live = {
   /** @type {Map<string, {summary: any, item: HTMLLIElement}>} queued calls by id */
   queue: new Map(),
   selectedId: '',
-  /** @type {null | {callId: string, summary: any, lastSeq: number, citizenConnected: boolean, lines: Map<string, HTMLLIElement>}} */
+  /** the queued call ringing this operator now ('' none: console_routing.js) */
+  ringing: '',
+  /** @type {null | {callId: string, summary: any, lastSeq: number, citizenConnected: boolean, lines: Map<string, HTMLLIElement>, guest?: boolean}} */
   active: null,
   /** @type {import('./basemap.js').CallerMap | null} */ map: null,
+  /** @type {any} an invited caller's call that joined while another call was open here */
+  waitingInvite: null,
+  /** A warm transfer or conference of the open call is under way (console_transfer.js). */
+  handingOn: false,
 };
+
+// Refusals the operator can act on, in their words; the server's own message (English) only
+// for the rare others, behind a translated "Not done".
+const ERROR_TEXT = {
+  timeout: () => t('console.error.timeout'),
+  rate_limited: () => t('console.error.rate_limited'),
+  call_not_live: () => t('console.error.call_not_live'),
+  call_changed: () => t('console.error.call_changed'),
+  role_forbidden: () => t('console.error.role_forbidden'),
+  session_expired: () => t('console.session_ended'),
+};
+
+/**
+ * What a refused or unanswered request says to the operator.
+ * @param {{code?: string, message?: string}} error a RequestError
+ */
+export function errorText(error) {
+  const known = error && Object.hasOwn(ERROR_TEXT, error.code) ? ERROR_TEXT[error.code] : null;
+  return known ? known() : t('console.action_failed', { reason: (error && error.message) || '' });
+}
 
 // --- status lines --------------------------------------------------------------------------
 
@@ -80,6 +109,14 @@ export function setCallStatus(state) {
 }
 
 /** @param {keyof CONNECTION_TEXT} state */
+/**
+ * The database banner: shown while this node says it works without its database.
+ * @param {string[]} stores what the node works without (`node.degraded`)
+ */
+export function setDegraded(stores) {
+  $('degraded-banner').hidden = !stores.includes('database');
+}
+
 export function setConnection(state) {
   page.connection.dataset.state = state;
   page.connection.textContent = CONNECTION_TEXT[state]();
@@ -92,8 +129,12 @@ export function renderButtons() {
   page.accept.hidden = hasCall;
   page.accept.disabled = hasCall || live.queue.size === 0;
   page.snapshot.disabled = !hasCall || live.active?.summary.mode === 'text';
-  page.endCall.disabled = !hasCall;
-  page.transfer.disabled = !hasCall;
+  // A warm transfer's target or a conference's guest is on the call, not its operator: they
+  // leave it; ending and handing it on are the operator's.
+  const guest = Boolean(live.active?.guest);
+  page.endCall.disabled = !hasCall || guest;
+  page.transfer.disabled = !hasCall || guest || live.handingOn;
+  page.leave.hidden = !guest;
   page.toReport.disabled = !hasCall;
   page.mute.disabled = !hasCall;
   page.chatInput.disabled = !hasCall;
@@ -107,7 +148,9 @@ export function renderButtons() {
  */
 export function appendChat(from, text, name) {
   const item = document.createElement('li');
-  item.className = `chat-line chat-${from === 'operator' ? 'me' : from}`;
+  // Another operator's line (a transfer or a conference puts two in one chat) is not "me".
+  const mine = from === 'operator' && (!name || name === live.me);
+  item.className = `chat-line chat-${mine ? 'me' : from === 'operator' ? 'colleague' : from}`;
   const who = document.createElement('span');
   who.className = 'chat-who';
   who.textContent =

@@ -1,8 +1,10 @@
 // The console's queue: the calls waiting, oldest first, how long each has waited, where it is;
 // accepting one (the selected, else the oldest); a tone and a flashing title for a new call.
 import { openCall } from './console_call.js';
-import { appendChat, live, page, placeText, renderButtons } from './console_page.js';
+import { appendChat, errorText, live, page, placeText, renderButtons } from './console_page.js';
 import { formatDuration, t } from './i18n.js';
+import { showNotRecording } from './recording_state.js';
+import { showCallRecording } from './console_recording.js';
 import { request } from './socket.js';
 
 const TITLE_FLASH_MS = 1000;
@@ -11,6 +13,15 @@ const TITLE_FLASH_MS = 1000;
 let audio = null;
 const title = document.title;
 let flashTimer = 0;
+/**
+ * Queue events that arrive while a `queue` request is out: its answer may have been computed
+ * before them (a call added meanwhile would vanish, one taken meanwhile come back), so they are
+ * applied again, in order, on top of it.
+ * @type {any[] | null}
+ */
+let duringRefresh = null;
+/** @type {any[]} the calls of the last `queue` answer (routing looks for one ringing me) */
+export let lastCalls = [];
 
 /** @param {any} summary */
 function renderQueueItem(entry) {
@@ -22,11 +33,29 @@ function renderQueueItem(entry) {
   item.querySelector('.q-mode').textContent =
     summary.mode === 'text' ? t('console.mode_text') : t('console.mode_video');
   item.querySelector('.q-place').textContent = placeText(summary);
+  // A call handed on and not taken comes back with its first operator's note.
+  const note = item.querySelector('.q-note');
+  note.hidden = !summary.transfer_note;
+  note.textContent = summary.transfer_note ? t('transfer.queue_note', { note: summary.transfer_note }) : '';
+  const situation = item.querySelector('.q-situation');
+  item.dataset.situation = summary.situation || '';
+  situation.hidden = !summary.situation;
+  situation.textContent = summary.situation ? t(`situation.${summary.situation}`) : '';
+  showNotRecording(item.querySelector('.q-rec'), summary);
   const marks = summary.marks || [];
   item.dataset.marks = marks.join(' ');
   const mark = item.querySelector('.q-marks');
   mark.hidden = marks.length === 0;
   mark.textContent = marks.map((m) => t(`call.mark.${m}`)).join(' · ');
+  const rings = item.querySelector('.q-ringing');
+  item.dataset.ringing = summary.ringing || '';
+  rings.hidden = !summary.ringing;
+  const mine = summary.ringing && summary.ringing === live.me;
+  rings.textContent = !summary.ringing
+    ? ''
+    : mine
+      ? t('console.ringing_you')
+      : t('console.ringing_other', { operator: summary.ringing });
   item.setAttribute('aria-selected', String(summary.call_id === live.selectedId));
 }
 
@@ -87,12 +116,16 @@ function addToQueue(summary) {
   item.dataset.callId = summary.call_id;
   item.setAttribute('role', 'option');
   item.tabIndex = 0;
-  for (const part of ['q-channel badge', 'q-wait', 'q-lang', 'q-mode', 'q-place', 'q-marks badge']) {
+  const parts = ['q-channel badge', 'q-situation badge', 'q-wait', 'q-lang', 'q-mode', 'q-place', 'q-marks badge', 'q-rec badge', 'q-note', 'q-ringing'];
+  for (const part of parts) {
     const span = document.createElement('span');
     span.className = part;
     item.append(span);
   }
   item.querySelector('.q-marks').dataset.testid = 'queue-item-marks';
+  item.querySelector('.q-situation').dataset.testid = 'queue-item-situation';
+  item.querySelector('.q-note').dataset.testid = 'queue-item-note';
+  item.querySelector('.q-rec').dataset.testid = 'queue-item-not-recording';
   item.addEventListener('click', () => selectQueued(summary.call_id));
   item.addEventListener('dblclick', () => acceptCall(summary.call_id));
   item.addEventListener('keydown', (event) => {
@@ -130,6 +163,9 @@ function selectQueued(callId) {
  * @param {any} event
  */
 export function onQueueEvent(event) {
+  if (duringRefresh && event.type.startsWith('queue.')) {
+    duringRefresh.push(event);
+  }
   if (event.type === 'queue.call_added') {
     if (addToQueue(event.call)) {
       alertTone();
@@ -138,7 +174,10 @@ export function onQueueEvent(event) {
     return true;
   }
   if (event.type === 'queue.call_updated') {
-    addToQueue(event.call);
+    showCallRecording(event.call);
+    if (!addToQueue(event.call)) {
+      openInvited(event.call);
+    }
     return true;
   }
   if (event.type === 'queue.call_removed') {
@@ -153,15 +192,51 @@ export function onQueueEvent(event) {
   return false;
 }
 
+/**
+ * A caller this operator invited has opened the link: their call comes answered by this
+ * operator. Open it, unless another call is open here (then it waits, and is said).
+ * @param {any} summary
+ */
+function openInvited(summary) {
+  if (summary.state !== 'answered' || summary.operator !== live.me || !live.me) {
+    return;
+  }
+  if (live.active) {
+    if (live.active.callId !== summary.call_id) {
+      live.waitingInvite = summary;
+      appendChat('system', t('invite.joined_while_busy'));
+    }
+    return;
+  }
+  alertTone();
+  openCall(summary.call_id, summary);
+}
+
+/** The call on screen has closed: an invited caller who joined meanwhile comes next. */
+export function openWaitingInvite() {
+  const waiting = live.waitingInvite;
+  live.waitingInvite = null;
+  if (waiting && !live.active) {
+    openInvited(waiting);
+  }
+}
+
 export async function refreshQueue() {
   let reply;
+  const seen = [];
+  duringRefresh = seen;
   try {
     reply = await request(live.socket, 'queue', {});
   } catch (error) {
     console.warn('console: queue', error);
     return;
+  } finally {
+    if (duringRefresh === seen) {
+      duringRefresh = null;
+    }
   }
   live.me = reply.me;
+  lastCalls = reply.calls;
   for (const { item } of live.queue.values()) {
     item.remove();
   }
@@ -174,6 +249,13 @@ export async function refreshQueue() {
       mine = mine || summary;
     }
   }
+  for (const event of seen) {
+    if (event.type === 'queue.call_removed') {
+      removeFromQueue(event.call_id);
+    } else {
+      addToQueue(event.call);
+    }
+  }
   renderQueue();
   // After a reload or a reconnect: the call this operator holds, caught up from the last seq.
   const open = live.active ? live.active.callId : mine && mine.call_id;
@@ -184,31 +266,43 @@ export async function refreshQueue() {
 
 // --- accept --------------------------------------------------------------------------------
 
-/** @param {string} [callId] the call to take; the selected one, else the first in the list */
-async function acceptCall(callId) {
+/**
+ * @param {string} [callId] the call to take; the one ringing this operator, else the selected
+ * one, else the first in the list
+ */
+export async function acceptCall(callId) {
   if (live.active || !live.socket?.connected) {
     return;
   }
-  const target = callId || live.selectedId || live.queue.keys().next().value;
+  const target = callId || live.ringing || live.selectedId || live.queue.keys().next().value;
   if (!target) {
     return;
   }
   stopFlash();
   page.accept.disabled = true;
+  let reply;
   try {
-    await request(live.socket, 'accept', { call_id: target });
+    reply = await request(live.socket, 'accept', { call_id: target });
   } catch (error) {
+    if (error.code === 'call_ringing_elsewhere') {
+      // Still waiting, for the operator it rings: it stays in the list.
+      appendChat('system', t('console.ringing_elsewhere'));
+      renderButtons();
+      return;
+    }
     removeFromQueue(target);
     if (error.code === 'call_gone') {
       appendChat('system', t('console.call_gone'));
     } else {
-      appendChat('system', t('console.action_failed', { reason: error.message }));
+      appendChat('system', errorText(error));
     }
     renderButtons();
     return;
   }
   removeFromQueue(target);
-  await openCall(target);
+  // The accept's answer is enough to open the call and start its media; the join that follows
+  // catches up on what was said meanwhile.
+  await openCall(target, reply.call);
 }
 
 // --- alert: tone and title -----------------------------------------------------------------
@@ -219,7 +313,7 @@ export function allowSound() {
   audio.resume().catch(() => {});
 }
 
-function alertTone() {
+export function alertTone() {
   const context = audio;
   if (!context || context.state !== 'running') {
     return;

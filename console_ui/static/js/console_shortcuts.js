@@ -1,6 +1,7 @@
-// The console's keyboard shortcuts: A accept, M mute, S snapshot, E end, C the chat, Esc closes a
-// dialog or leaves a field. A shortcut presses its button, so a disabled or hidden one does
-// nothing; typing in a field never triggers one.
+// The console's keyboard shortcuts: A accept (the call ringing this operator first), M mute,
+// S snapshot, T transfer, E end, R ready/available, W step away, D decline a ringing call, C the
+// chat, Esc closes a dialog or leaves a field. A shortcut presses its button, so a disabled or
+// hidden one does nothing; typing in a field never triggers one.
 import { $, page } from './console_page.js';
 
 /** Keys (lower case) to the buttons they press; C focuses the chat instead. */
@@ -9,6 +10,10 @@ const SHORTCUTS = {
   m: 'mute',
   s: 'take-snapshot',
   e: 'end-call',
+  t: 'transfer-call',
+  r: 'status-ready',
+  w: 'status-away',
+  d: 'ring-decline',
 };
 
 /** Typing in a field must never trigger a shortcut. */

@@ -35,6 +35,11 @@ export async function loadCatalog(lang) {
  */
 export function t(key, values) {
   const text = Object.hasOwn(messages, key) ? messages[key] : key;
+  // A text naming the emergency number names this deployment's (the page's data-emergency).
+  const emergency = document.documentElement.dataset.emergency;
+  if (emergency && text.includes('{emergency}')) {
+    values = { emergency, ...(values || {}) };
+  }
   if (!values) {
     return text;
   }

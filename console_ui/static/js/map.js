@@ -1,5 +1,5 @@
-// Public threat map (/map), phone first, no account: the public reports, clustered and coloured by
-// status, and the report form (category, point, description, when, photos, contact) with the
+// Public threat map (/map), phone first, no account: the public reports, clustered on the server
+// for the view on screen and coloured by status, and the report form (category, point, description, when, photos, contact) with the
 // "is it one of these?" step that turns a duplicate into a confirmation ("me too").
 import { CallerMap } from './basemap.js';
 import { loadCatalog, t } from './i18n.js';
@@ -7,11 +7,10 @@ import {
   ApiError,
   L,
   categoryLabel,
-  clusterIcon,
+  countIcon,
   fetchJson,
   fillCategorySelect,
   loadCategories,
-  loadMarkerCluster,
   statusIcon,
   statusLabel,
   timeAgo,
@@ -27,6 +26,12 @@ const PIN_ZOOM_OFFLINE = 11;
 const PIN_ZOOM_TILES = 17;
 /** The first view of the reports: offline, close enough to see the borders around them. */
 const OVERVIEW_ZOOM_OFFLINE = 8;
+/** The finest cells the server makes (64 px at zoom 22: a couple of metres). */
+const FINEST_CLUSTER_ZOOM = 22;
+/** A cell opened as a list at the deepest zoom shows this many of its reports. */
+const CLUSTER_LIST_MAX = 20;
+/** A pan or zoom asks for its view once the map has stopped this long. */
+const VIEW_SETTLE_MS = 40;
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
@@ -68,6 +73,10 @@ const state = {
   sending: false,
   offline: true,
   fitted: false,
+  /** The newest view asked for: an older answer that comes later is dropped. */
+  viewSeq: 0,
+  /** @type {AbortController | null} */ viewAbort: null,
+  viewTimer: 0,
 };
 
 // --- the map -------------------------------------------------------------------------------
@@ -85,17 +94,12 @@ function createMap() {
   });
 }
 
-async function createReportLayer() {
-  const makeCluster = await loadMarkerCluster();
-  state.reports = makeCluster
-    ? makeCluster({
-        iconCreateFunction: clusterIcon,
-        showCoverageOnHover: false,
-        maxClusterRadius: 50,
-        chunkedLoading: true,
-      })
-    : L.layerGroup();
-  state.reports.addTo(state.map);
+function createReportLayer() {
+  state.reports = L.layerGroup().addTo(state.map);
+  state.map.on('moveend', () => {
+    window.clearTimeout(state.viewTimer);
+    state.viewTimer = window.setTimeout(loadReports, VIEW_SETTLE_MS);
+  });
 }
 
 /** @param {any} feature */
@@ -142,51 +146,161 @@ function reportPopup(feature) {
   return box;
 }
 
-async function loadReports() {
+/** The view's query: its bounding box and its zoom (the server's cells are 64 px at it). */
+function viewQuery() {
+  const bounds = state.map.getBounds();
+  const west = Math.max(-180, bounds.getWest());
+  const east = Math.min(180, bounds.getEast());
+  const south = Math.max(-85, bounds.getSouth());
+  const north = Math.min(85, bounds.getNorth());
+  const zoom = Math.max(0, Math.min(FINEST_CLUSTER_ZOOM, Math.round(state.map.getZoom())));
+  return new URLSearchParams({
+    zoom: String(zoom),
+    bbox: [west, south, east, north].map((v) => v.toFixed(6)).join(','),
+  });
+}
+
+/** @param {any} feature a report alone in its cell */
+function reportMarker(feature) {
+  const [lon, lat] = feature.geometry.coordinates;
+  const props = feature.properties || {};
+  const marker = L.marker([lat, lon], {
+    icon: statusIcon(props.status),
+    keyboard: true,
+    title: `${categoryLabel(props.category || '')}: ${statusLabel(props.status)}`,
+  });
+  marker.bindPopup(() => reportPopup(feature));
+  marker.on('add', () => {
+    const element = marker.getElement();
+    if (element) {
+      element.dataset.testid = 'map-report';
+      element.dataset.reportId = String(props.id);
+      element.dataset.status = props.status;
+    }
+  });
+  return marker;
+}
+
+/** @param {any} feature a cell of several reports: a tap zooms into it */
+function clusterMarker(feature) {
+  const [lon, lat] = feature.geometry.coordinates;
+  const props = feature.properties;
+  const marker = L.marker([lat, lon], {
+    icon: countIcon(props.count, props.statuses),
+    keyboard: true,
+    title: t('map.cluster_title', { count: props.count }),
+  });
+  marker.on('click', () => {
+    if (state.map.getZoom() < state.map.getMaxZoom()) {
+      state.map.fitBounds(props.bounds, { padding: [16, 16] });
+    } else {
+      showClusterList(marker.getLatLng(), props);
+    }
+  });
+  marker.on('add', () => {
+    const element = marker.getElement();
+    if (element) {
+      element.dataset.testid = 'map-cluster';
+      element.dataset.count = String(props.count);
+    }
+  });
+  return marker;
+}
+
+/**
+ * At the map's deepest zoom a cell of several reports cannot be zoomed into: it opens as a
+ * list of them, each opening its own popup.
+ * @param {any} latlng
+ * @param {any} props the cluster's
+ */
+async function showClusterList(latlng, props) {
+  const [[south, west], [north, east]] = props.bounds;
+  const query = new URLSearchParams({
+    limit: String(CLUSTER_LIST_MAX),
+    bbox: [west, south, east, north].map((v) => v.toFixed(6)).join(','),
+  });
   let collection;
   try {
-    collection = await fetchJson('/api/reports');
+    collection = await fetchJson(`/api/reports?${query}`);
   } catch (error) {
-    console.warn('map: reports', error);
+    console.warn('map: cluster', error);
     showMessage(t('map.load_failed'));
+    return;
+  }
+  const box = document.createElement('div');
+  box.className = 'report-popup cluster-list';
+  box.dataset.testid = 'cluster-list';
+  const heading = document.createElement('strong');
+  heading.textContent = t('map.cluster_here', { count: props.count });
+  const list = document.createElement('ul');
+  const popup = L.popup({ maxHeight: 280, autoPanPadding: [16, 96] }).setLatLng(latlng);
+  for (const feature of collection.features || []) {
+    const item = document.createElement('li');
+    const open = document.createElement('button');
+    open.type = 'button';
+    open.className = 'cluster-item';
+    open.dataset.testid = 'cluster-item';
+    open.dataset.reportId = String(feature.properties.id);
+    const dot = document.createElement('span');
+    dot.className = 'status-dot';
+    dot.dataset.status = feature.properties.status;
+    open.append(dot, `${categoryLabel(feature.properties.category)} · ${statusLabel(feature.properties.status)}`);
+    open.addEventListener('click', () => popup.setContent(reportPopup(feature)));
+    item.append(open);
+    list.append(item);
+  }
+  box.append(heading, list);
+  const more = props.count - (collection.features || []).length;
+  if (more > 0) {
+    const rest = document.createElement('p');
+    rest.className = 'hint';
+    rest.textContent = t('map.cluster_more', { count: more });
+    box.append(rest);
+  }
+  popup.setContent(box).openOn(state.map);
+}
+
+/** Asks for the view on screen and draws it; the newest answer wins. */
+async function loadReports() {
+  window.clearTimeout(state.viewTimer);
+  state.viewSeq += 1;
+  const seq = state.viewSeq;
+  state.viewAbort?.abort();
+  const abort = new AbortController();
+  state.viewAbort = abort;
+  const query = viewQuery();
+  let collection;
+  try {
+    collection = await fetchJson(`/api/reports/clusters?${query}`, { signal: abort.signal });
+  } catch (error) {
+    if (!abort.signal.aborted) {
+      console.warn('map: reports', error);
+      showMessage(t('map.load_failed'));
+    }
+    return;
+  }
+  if (seq !== state.viewSeq) {
     return;
   }
   const features = (collection.features || []).filter(
     (feature) => feature.geometry && feature.geometry.type === 'Point',
   );
-  const markers = features.map((feature) => {
-    const [lon, lat] = feature.geometry.coordinates;
-    const props = feature.properties || {};
-    const marker = L.marker([lat, lon], {
-      icon: statusIcon(props.status),
-      status: props.status,
-      keyboard: true,
-      title: `${categoryLabel(props.category || '')}: ${statusLabel(props.status)}`,
-    });
-    marker.bindPopup(() => reportPopup(feature));
-    marker.on('add', () => {
-      const element = marker.getElement();
-      if (element) {
-        element.dataset.testid = 'map-report';
-        element.dataset.reportId = String(props.id);
-        element.dataset.status = props.status;
-      }
-    });
-    return marker;
-  });
+  const markers = features.map((feature) =>
+    feature.properties?.cluster ? clusterMarker(feature) : reportMarker(feature),
+  );
   state.reports.clearLayers();
-  if (state.reports.addLayers) {
-    state.reports.addLayers(markers);
-  } else {
-    markers.forEach((marker) => state.reports.addLayer(marker));
-  }
-  page.reportCount.textContent = String(features.length);
-  page.reportCount.dataset.count = String(features.length);
-  if (!state.fitted && markers.length && !state.point) {
-    // The first view shows where the reports are, not the whole world.
+  markers.forEach((marker) => state.reports.addLayer(marker));
+  page.reportCount.textContent = String(collection.total);
+  page.reportCount.dataset.count = String(collection.total);
+  page.mapElement.dataset.viewZoom = query.get('zoom') || '';
+  page.mapElement.dataset.viewBbox = query.get('bbox') || '';
+  page.mapElement.dataset.viewShown = String(markers.length);
+  page.mapElement.dataset.viewSeq = String(seq);
+  if (!state.fitted && collection.bounds && !state.point) {
+    // The first view shows where the reports are, not the whole world (its own moveend asks
+    // for that view).
     state.fitted = true;
-    const bounds = L.latLngBounds(markers.map((marker) => marker.getLatLng()));
-    state.map.fitBounds(bounds, {
+    state.map.fitBounds(collection.bounds, {
       maxZoom: state.offline ? OVERVIEW_ZOOM_OFFLINE : PIN_ZOOM_TILES,
       padding: [32, 32],
     });
@@ -700,7 +814,7 @@ async function main() {
   await loadCatalog(state.lang);
   try {
     createMap();
-    await createReportLayer();
+    createReportLayer();
   } catch (error) {
     console.warn('map: unavailable', error);
   }

@@ -81,7 +81,27 @@ export function followSessionEnd(socket) {
       window.location.reload();
       return;
     }
-    const back = encodeURIComponent(window.location.pathname);
-    window.location.assign(`/login?expired=1&next=${back}`);
+    signInAgain();
   });
+  // A server that closes the socket itself does not see it come back by itself (Socket.IO
+  // leaves that to the page), and its session.ended can arrive after the close (through the
+  // bus, in scale-out): connect once more; a session that has ended is refused, and then the
+  // sign-in page is where to go, never a "reconnecting" that lasts for ever.
+  socket.on('disconnect', (reason) => {
+    if (reason === 'io server disconnect') {
+      socket.connect();
+    }
+  });
+  socket.on('connect_error', (error) => {
+    const code = error && error.data && error.data.code;
+    if (code === 'unauthorized') {
+      signInAgain();
+    }
+  });
+}
+
+/** To the sign-in page, which says the session ended, and back here after it. */
+export function signInAgain() {
+  const back = encodeURIComponent(window.location.pathname);
+  window.location.assign(`/login?expired=1&next=${back}`);
 }

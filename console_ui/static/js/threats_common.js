@@ -203,19 +203,33 @@ export function clusterIcon(cluster) {
     const status = marker.options.status;
     counts.set(status, (counts.get(status) || 0) + 1);
   }
+  return countIcon(markers.length, Object.fromEntries(counts));
+}
+
+/**
+ * A cluster's icon from its count and its statuses' counts (the server's clusters carry them).
+ * @param {number} count
+ * @param {Record<string, number>} statuses
+ */
+export function countIcon(count, statuses) {
   let top = 'new';
   let best = 0;
-  for (const [status, count] of counts) {
-    if (count > best) {
+  for (const [status, n] of Object.entries(statuses || {})) {
+    if (n > best) {
       top = status;
-      best = count;
+      best = n;
     }
   }
   const html = document.createElement('span');
   html.className = 'threat-cluster';
   html.dataset.status = top;
-  html.textContent = String(markers.length);
-  return L.divIcon({ className: 'threat-cluster-icon', html, iconSize: [40, 40] });
+  // 94,849 in a 40-px ring would wrap: "95K" ("95 тыс."), the whole number in the title.
+  const compact = new Intl.NumberFormat(document.documentElement.lang || 'en', {
+    notation: 'compact',
+    maximumFractionDigits: count < 10_000 ? 1 : 0,
+  });
+  html.textContent = compact.format(count);
+  return L.divIcon({ className: 'threat-cluster-icon', html, iconSize: [44, 44] });
 }
 
 let clusterReady = null;

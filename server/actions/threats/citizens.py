@@ -19,7 +19,7 @@ from server.actions.threats.categories import check_category
 from server.actions.threats.fields import check_point, check_report_fields, parse_coordinate
 from server.actions.threats.lifecycle import OPEN_STATUSES
 from server.actions.threats.photos import prepare_photos
-from server.actions.threats.queries import get_report, has_confirmed, nearby_open
+from server.actions.threats.queries import get_public_report, has_confirmed, nearby_open
 from server.actions.threats.reports import NewReport, do_create_report
 from server.actions.threats.views import nearby_item
 from server.core.errors import AppError, ErrorCode
@@ -123,7 +123,7 @@ async def find_nearby(
 
 async def do_confirm(services: Services, *, report_id: int, reporter: Reporter) -> int:
     """One "me too" per client per report, while it is open; returns the new count."""
-    report = await get_report(services, report_id)
+    report = await get_public_report(services, report_id)
     if await has_confirmed(services, report_id, reporter.cookie_key):
         raise AppError(ErrorCode.ALREADY_CONFIRMED, "You have confirmed this report already")
     if report.status not in OPEN_STATUSES:

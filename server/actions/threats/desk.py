@@ -41,6 +41,7 @@ from server.actions.threats.views import staff_view, staff_views
 from server.core.errors import AppError, ErrorCode
 from server.core.events import ReportUpdatedEvent, StaffReport
 from server.core.services import Services
+from server.db.map_grid import report_grid
 from server.db.models import ReportHistory, ReportPhoto, ThreatReport
 
 MAX_STAFF_REPORTS = 5_000
@@ -167,6 +168,7 @@ async def do_change_status(
             values["public_note"] = public_note
         if sensitive is not None:
             values["sensitive"] = sensitive
+            values["grid_x"], values["grid_y"] = report_grid(report.lat, report.lon, sensitive)
         if report.read_at is None:
             values["read_at"] = now
         if status in VERDICTS:
@@ -278,10 +280,11 @@ async def do_report_from_call(
     staff: StaffContext,
     category: str,
     description: str = "",
-    sensitive: bool = False,
 ) -> StaffReport:
     """A live call becomes a threat report at the caller's last known position; only the
-    call's own operator (or a supervisor) may make it, and it is read from the start."""
+    call's own operator (or a supervisor) may make it, and it is read from the start. The
+    caller never chose to publish it: the public sees it only once an officer has given a
+    verdict (``queries.published``), and then only at its rounded point (sensitive)."""
     call = await check_call_for_staff(services, call_id, staff, must_own=True)
     async with services.db.session() as session:
         last = await last_location(session, call.id)
@@ -302,6 +305,6 @@ async def do_report_from_call(
         call_id=call.id,
         created_by=staff.user_id,
         with_token=False,
-        sensitive=sensitive,
+        sensitive=True,
     )
     return created.view

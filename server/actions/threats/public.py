@@ -7,26 +7,37 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlencode
 
+from sqlalchemy.sql import Select
 from sqlmodel import col, select
 
 from server.actions.threats.lifecycle import check_statuses
 from server.actions.threats.queries import (
+    get_public_report,
     history_of,
     photo_row,
     photos_of,
     public_position,
+    published,
     report_by_token,
 )
 from server.actions.threats.views import follow_view, public_feature, public_properties
 from server.core.errors import AppError, ErrorCode
 from server.core.services import Services
+from server.db.map_grid import to_grid
 from server.db.models import ReportPhoto, ThreatReport
 
 MAX_PUBLIC_REPORTS = 50_000
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+DEFAULT_PAGE = 1000
+MAX_PAGE = 10_000
+BBOX_HINT = "bbox: west,south,east,north in degrees, e.g. 76.8,43.2,77.0,43.3"
+PAGE_HINT = f"limit: 1 to {MAX_PAGE}; offset: 0 or more"
 CSV_COLUMNS = (
     "id",
     "category",
@@ -56,12 +67,11 @@ def _since(value: str) -> datetime:
     return since if since.tzinfo is not None else since.replace(tzinfo=UTC)
 
 
-async def public_reports(
-    services: Services, query: Mapping[str, str], limit: int = MAX_PUBLIC_REPORTS
-) -> tuple[list[ThreatReport], dict[int, list[int]]]:
-    """Reports newest first, filtered by the query's ``status`` (comma-separated),
-    ``category``, ``since`` and ``until``; with their photo numbers."""
-    statement = select(ThreatReport)
+def filtered(statement: _Query, query: Mapping[str, str]) -> _Query:
+    """The public filters every view of the reports takes: ``status`` (comma-separated),
+    ``category``, ``since``, ``until`` and ``bbox`` (west,south,east,north); never a report
+    the public may not see (``published``)."""
+    statement = statement.where(published())
     if query.get("status"):
         statement = statement.where(col(ThreatReport.status).in_(check_statuses(query["status"])))
     if query.get("category"):
@@ -70,7 +80,49 @@ async def public_reports(
         statement = statement.where(col(ThreatReport.created_at) >= _since(query["since"]))
     if query.get("until"):
         statement = statement.where(col(ThreatReport.created_at) <= _since(query["until"]))
-    statement = statement.order_by(col(ThreatReport.created_at).desc()).limit(limit)
+    if query.get("bbox"):
+        (x0, y0), (x1, y1) = grid_box(query["bbox"])
+        statement = statement.where(
+            col(ThreatReport.grid_x).between(x0, x1), col(ThreatReport.grid_y).between(y0, y1)
+        )
+    return statement
+
+
+def grid_box(value: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """A ``bbox`` as the grid's corners (north-west, south-east); a map panned past the
+    antimeridian sends longitudes beyond 180, which clamp."""
+    try:
+        west, south, east, north = (float(part) for part in value.split(","))
+    except ValueError:
+        raise AppError(ErrorCode.INVALID_BBOX, BBOX_HINT) from None
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        raise AppError(ErrorCode.INVALID_BBOX, BBOX_HINT)
+    if west > east or south > north or not (south >= -90 and north <= 90):
+        raise AppError(ErrorCode.INVALID_BBOX, BBOX_HINT)
+    return to_grid(north, west), to_grid(south, east)
+
+
+def _page(query: Mapping[str, str]) -> tuple[int, int]:
+    try:
+        limit = int(query.get("limit", DEFAULT_PAGE))
+        offset = int(query.get("offset", 0))
+    except ValueError:
+        raise AppError(ErrorCode.INVALID_PAGE, PAGE_HINT) from None
+    if not (1 <= limit <= MAX_PAGE) or offset < 0:
+        raise AppError(ErrorCode.INVALID_PAGE, PAGE_HINT)
+    return limit, offset
+
+
+async def public_reports(
+    services: Services, query: Mapping[str, str], limit: int = MAX_PUBLIC_REPORTS, offset: int = 0
+) -> tuple[list[ThreatReport], dict[int, list[int]]]:
+    """Reports newest first, filtered (``filtered``); with their photo numbers."""
+    statement = filtered(select(ThreatReport), query)
+    statement = (
+        statement.order_by(col(ThreatReport.created_at).desc(), col(ThreatReport.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
     async with services.db.session() as session:
         reports = list((await session.exec(statement)).all())
         photos = await photos_of(session, [r.id for r in reports if r.id is not None])
@@ -78,11 +130,17 @@ async def public_reports(
 
 
 async def public_map(services: Services, query: Mapping[str, str]) -> dict[str, Any]:
-    """The map's layer: a GeoJSON FeatureCollection (RFC 7946)."""
-    reports, photos = await public_reports(services, query)
+    """The reports as a GeoJSON FeatureCollection (RFC 7946), a page at a time: ``limit``
+    (at most ``MAX_PAGE``) from ``offset``, and ``next``, the query of the page after, while
+    there is one. The public map itself asks for clusters (``clusters``)."""
+    limit, offset = _page(query)
+    reports, photos = await public_reports(services, query, limit + 1, offset)
     now = services.clock.now()
-    features = [public_feature(r, photos.get(r.id or 0, []), now) for r in reports]
-    return {"type": "FeatureCollection", "features": features}
+    features = [public_feature(r, photos.get(r.id or 0, []), now) for r in reports[:limit]]
+    collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    if len(reports) > limit:
+        collection["next"] = urlencode({**query, "limit": limit, "offset": offset + limit})
+    return collection
 
 
 def _cell(value: object) -> object:
@@ -111,6 +169,7 @@ async def public_csv(services: Services, query: Mapping[str, str]) -> str:
 async def public_photo(services: Services, *, report_id: int, n: int) -> ReportPhoto:
     """The photo's row, for its public copy (re-encoded, without EXIF); the original is for
     staff only (``desk.do_view_original_photo``)."""
+    await get_public_report(services, report_id)
     return await photo_row(services, report_id, n)
 
 

@@ -8,12 +8,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.actions.threats.lifecycle import OPEN_STATUSES
 from server.core.errors import AppError, ErrorCode
 from server.core.services import Services
+from server.db.map_grid import SENSITIVE_DECIMALS, public_point
 from server.db.models import ReportConfirmation, ReportHistory, ReportPhoto, ThreatReport
 from server.security.tokens import token_hash
 
@@ -29,6 +31,24 @@ _IN_CHUNK = 1000
 class Nearby:
     report: ThreatReport
     distance_m: float
+
+
+def published() -> ColumnElement[bool]:
+    """What the public may see of the reports at all: every one but a report made from a call
+    that no officer has given a verdict on yet (a caller never chose to publish it)."""
+    return or_(col(ThreatReport.source) != "call", col(ThreatReport.verified_at).is_not(None))
+
+
+def is_published(report: ThreatReport) -> bool:
+    return report.source != "call" or report.verified_at is not None
+
+
+async def get_public_report(services: Services, report_id: int) -> ThreatReport:
+    """A report the public may see; one it may not is "no such report", as if it did not exist."""
+    report = await get_report(services, report_id)
+    if not is_published(report):
+        raise AppError(ErrorCode.REPORT_NOT_FOUND, "No such report")
+    return report
 
 
 async def get_report(services: Services, report_id: int) -> ThreatReport:
@@ -62,7 +82,10 @@ async def photos_of(session: AsyncSession, report_ids: Sequence[int]) -> dict[in
         rows = (
             await session.exec(
                 select(ReportPhoto.report_id, ReportPhoto.n)
-                .where(col(ReportPhoto.report_id).in_(ids[start : start + _IN_CHUNK]))
+                .where(
+                    col(ReportPhoto.report_id).in_(ids[start : start + _IN_CHUNK]),
+                    col(ReportPhoto.purged_at).is_(None),  # deleted by retention
+                )
                 .order_by(col(ReportPhoto.report_id), col(ReportPhoto.n))
             )
         ).all()
@@ -101,6 +124,11 @@ async def photo_row(services: Services, report_id: int, n: int) -> ReportPhoto:
         ).first()
     if photo is None:
         raise AppError(ErrorCode.PHOTO_NOT_FOUND, "No such photo")
+    if photo.purged_at is not None:
+        raise AppError(
+            ErrorCode.EVIDENCE_PURGED,
+            "Deleted when its retention ended (the audit chain keeps its hash)",
+        )
     return photo
 
 
@@ -118,7 +146,6 @@ async def has_confirmed(services: Services, report_id: int, client_key: str) -> 
 
 
 # Three decimals of a degree: ~111 m of latitude, less of longitude away from the equator.
-SENSITIVE_DECIMALS = 3
 SENSITIVE_DISTANCE_GRAIN_M = 100
 # Half the rounding step, in degrees: how far a public point may be from the exact one.
 _ROUNDING_SLACK_DEG = 0.5 * 10**-SENSITIVE_DECIMALS
@@ -127,9 +154,7 @@ _ROUNDING_SLACK_DEG = 0.5 * 10**-SENSITIVE_DECIMALS
 def public_position(report: ThreatReport) -> tuple[float, float]:
     """Where the public may know a report is: a sensitive one's point is rounded, and every
     public answer about it (the map, nearby reports, their distances) starts from there."""
-    if report.sensitive:
-        return round(report.lat, SENSITIVE_DECIMALS), round(report.lon, SENSITIVE_DECIMALS)
-    return report.lat, report.lon
+    return public_point(report.lat, report.lon, report.sensitive)
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -156,6 +181,7 @@ async def nearby_open(
         rows = (
             await session.exec(
                 select(ThreatReport).where(
+                    published(),
                     col(ThreatReport.category) == category,
                     col(ThreatReport.status).in_(OPEN_STATUSES),
                     col(ThreatReport.lat).between(lat - dlat, lat + dlat),

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
+from server.actions.threats.queries import published
 from server.core.services import Services
 from server.db.models import ReportStatus, ThreatReport
 
@@ -45,7 +46,7 @@ def area_label(cell: tuple[float, float]) -> str:
 
 
 async def compute_stats(services: Services) -> dict[str, Any]:
-    """The statistics page's numbers, over every report."""
+    """The statistics page's numbers, over every report the public may see."""
     async with services.db.engine.connect() as connection:
         rows = (
             await connection.execute(
@@ -55,7 +56,7 @@ async def compute_stats(services: Services) -> dict[str, Any]:
                     col(ThreatReport.created_at),
                     col(ThreatReport.lat),
                     col(ThreatReport.lon),
-                )
+                ).where(published())
             )
         ).all()
     by_category: Counter[str] = Counter()

@@ -14,6 +14,7 @@ from server.db.models import Role, SessionStage
 from server.http.auth.access import HOME_BY_ROLE, home_for, require_stage
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.sessions import create_session
+from server.http.bodies import read_form
 from server.http.client_address import client_address
 from server.http.errors import wants_json
 from server.http.i18n import Catalogs
@@ -60,7 +61,7 @@ def safe_next(value: str) -> str:
 
 
 async def _form(request: web.Request) -> dict[str, str]:
-    data = await request.post()
+    data = await read_form(request)
     return {key: value for key, value in data.items() if isinstance(value, str)}
 
 

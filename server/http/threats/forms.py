@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from server.actions.threats.citizens import Reporter
 from server.actions.threats.fields import MAX_PHOTOS
 from server.core.errors import AppError, ErrorCode
+from server.http.bodies import read_form
 from server.http.keys import SERVICES_KEY
 from server.security.tokens import new_token
 
@@ -83,12 +85,21 @@ async def read_report_form(
     """Text fields and photos of a multipart (or urlencoded) form, streamed with limits: a
     too-large photo is refused while it arrives, not after it is all in memory."""
     if request.content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
+        form = await read_form(request)
         plain = {k: v for k, v in form.items() if isinstance(v, str)}
         _check_names(plain)
         return plain, []
     if request.content_type != "multipart/form-data":
         raise AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Send the report as multipart/form-data")
+    try:
+        return await _read_parts(request, max_photo_bytes)
+    except (ValueError, HttpProcessingError):  # no boundary, a body without it, a bad header
+        raise AppError(ErrorCode.BAD_FORM, "The form does not parse: malformed") from None
+
+
+async def _read_parts(
+    request: web.Request, max_photo_bytes: int
+) -> tuple[dict[str, str], list[bytes]]:
     reader = await request.multipart()
     fields: dict[str, str] = {}
     photos: list[bytes] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.actions.threats import citizens, public
+from server.actions.threats import citizens, clusters, public
 from server.actions.threats.categories import active_codes
 from server.actions.threats.queries import DUPLICATE_RADIUS_M
 from server.actions.threats.stats import compute_stats
@@ -97,16 +97,31 @@ async def confirm(request: web.Request) -> web.StreamResponse:
 # --- the public -------------------------------------------------------------------------------
 
 
+# RFC 7946's media type.
+GEOJSON = "application/geo+json"
+
+
 @routes.get("/api/reports")
 async def reports_geojson(request: web.Request) -> web.StreamResponse:
-    return web.json_response(await public.public_map(request.app[SERVICES_KEY], request.query))
+    reply = await public.public_map(request.app[SERVICES_KEY], request.query)
+    return web.json_response(reply, content_type=GEOJSON)
+
+
+@routes.get("/api/reports/clusters")
+async def reports_clusters(request: web.Request) -> web.StreamResponse:
+    reply = await clusters.clusters(request.app[SERVICES_KEY], request.query)
+    return web.json_response(reply, content_type=GEOJSON)
 
 
 @routes.get("/api/reports.csv")
 async def reports_csv(request: web.Request) -> web.StreamResponse:
     text = await public.public_csv(request.app[SERVICES_KEY], request.query)
+    # With a byte order mark by default, or Excel on Windows reads the UTF-8 as its own code
+    # page (Polish and Cyrillic as mojibake); ``plain=1`` for tools that take it as data.
+    plain = request.query.get("plain") == "1"
     return web.Response(
-        text=text,
+        text=text if plain else "\ufeff" + text,
+        charset="utf-8",
         content_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="reports.csv"'},
     )

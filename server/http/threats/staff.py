@@ -45,7 +45,6 @@ class FromCallBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     category: str = Field(max_length=64)
     description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
-    sensitive: bool = False
 
 
 def _view(report: StaffReport, status: int = 200) -> web.Response:
@@ -120,7 +119,6 @@ async def staff_from_call(request: web.Request) -> web.StreamResponse:
         staff=staff,
         category=body.category,
         description=body.description,
-        sensitive=body.sensitive,
     )
     return _view(view, status=201)
 

@@ -1,0 +1,95 @@
+"""HTTP side of invites: an operator makes one (texted, or a link to copy); the caller's
+``/invite`` page redeems its token (read after ``#``, never in a request line) for a call."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from server.actions import invites
+from server.actions.access import CONSOLE_ROLES
+from server.http.auth.access import require_staff_change
+from server.http.bodies import read_json
+from server.http.calls import _ice
+from server.http.client_address import client_address
+from server.http.keys import CATALOGS_KEY, PAGES_KEY, SERVICES_KEY
+
+routes = web.RouteTableDef()
+
+# Neither a link nor a call's token is for a cache or a proxy's log.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class CreateInviteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    # Absent: a link the operator copies and passes on themselves; no SMS.
+    phone: Annotated[str, StringConstraints(max_length=invites.MAX_PHONE_CHARS)] | None = None
+    language: Annotated[str, StringConstraints(max_length=8)] = "en"
+
+
+class RedeemBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    token: Annotated[str, StringConstraints(max_length=invites.MAX_TOKEN_CHARS)]
+
+
+@routes.post("/api/invites")
+async def create_invite(request: web.Request) -> web.StreamResponse:
+    staff = require_staff_change(request, CONSOLE_ROLES)
+    body: CreateInviteBody = await read_json(request, CreateInviteBody)
+    services = request.app[SERVICES_KEY]
+    settings = services.settings
+    catalogs = request.app[CATALOGS_KEY]
+    minutes = max(1, settings.INVITE_TTL_SECS // 60)
+
+    def message(link: str) -> str:
+        return catalogs.gettext(body.language, "invite.sms", link=link, minutes=minutes)
+
+    made = await invites.do_create_invite(
+        services,
+        staff,
+        phone=body.phone,
+        language=body.language,
+        base_url=settings.PUBLIC_URL or f"{request.scheme}://{request.host}",
+        message=message,
+    )
+    invite = made.invite
+    return web.json_response(
+        {
+            "invite_id": invite.id,
+            "link": made.link,
+            "phone": invite.phone,
+            "expires_at": invite.expires_at.isoformat(),
+            "sms": invite.sms,
+            "sms_failure": invite.sms_failure,
+        },
+        status=201,
+        headers=NO_STORE,
+    )
+
+
+@routes.post("/api/invites/redeem")
+async def redeem_invite(request: web.Request) -> web.StreamResponse:
+    """The caller's page, with the link's token: their call, answered by the operator."""
+    body: RedeemBody = await read_json(request, RedeemBody)
+    services = request.app[SERVICES_KEY]
+    made = await invites.do_redeem_invite(services, body.token, remote=client_address(request))
+    call = made.call
+    return web.json_response(
+        {
+            "call_id": call.id,
+            "token": made.token,
+            "channel": call.channel,
+            "mode": call.mode,
+            "language": call.language,
+            "ice_servers": _ice(request, f"call-{call.id[:8]}"),
+        },
+        status=201,
+        headers=NO_STORE,
+    )
+
+
+@routes.get("/invite")
+async def invite_page(request: web.Request) -> web.StreamResponse:
+    return request.app[PAGES_KEY].render(request, "invite.html")

@@ -1,0 +1,65 @@
+"""HTTP side of a call's legal hold: read it, set it, lift it (each with a reason), for the
+roles that hold evidence (server/actions/access.py: EVIDENCE_ROLES_BY_CHANNEL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.actions import legal_holds
+from server.actions.access import EVIDENCE_ROLES
+from server.actions.evidence import MAX_REASON_CHARS
+from server.http.auth.access import require_staff, require_staff_change
+from server.http.bodies import read_json
+from server.http.keys import SERVICES_KEY
+
+routes = web.RouteTableDef()
+PATH = r"/api/calls/{call_id}/legal-hold"
+
+
+class ReasonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    # Checked (trimmed, not empty) by the action; the bound here only caps what is parsed.
+    reason: str = Field(max_length=4 * MAX_REASON_CHARS)
+
+
+def _shaped(hold: legal_holds.Hold) -> dict[str, Any]:
+    return {
+        "call_id": hold.call_id,
+        "held": hold.held,
+        "since": hold.since.isoformat() if hold.since else None,
+        "by": hold.by,
+        "reason": hold.reason,
+    }
+
+
+@routes.get(PATH)
+async def get_hold(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES_KEY]
+    staff = require_staff(request, EVIDENCE_ROLES)
+    hold = await legal_holds.hold_of(services, request.match_info["call_id"], staff)
+    return web.json_response(_shaped(hold))
+
+
+@routes.put(PATH)
+async def set_hold(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES_KEY]
+    staff = require_staff_change(request, EVIDENCE_ROLES)
+    body: ReasonBody = await read_json(request, ReasonBody)
+    hold = await legal_holds.do_set_hold(
+        services, request.match_info["call_id"], staff, body.reason
+    )
+    return web.json_response(_shaped(hold))
+
+
+@routes.delete(PATH)
+async def lift_hold(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES_KEY]
+    staff = require_staff_change(request, EVIDENCE_ROLES)
+    body: ReasonBody = await read_json(request, ReasonBody)
+    hold = await legal_holds.do_lift_hold(
+        services, request.match_info["call_id"], staff, body.reason
+    )
+    return web.json_response(_shaped(hold))

@@ -49,11 +49,13 @@ def _console(browser: Browser, server: RunningServer, name: str, errors: list[st
 def test_an_on_shift_console_outlives_the_idle_limit_and_an_off_shift_one_is_locked(
     browser: Browser, idle_server: RunningServer, page_errors: list[str]
 ) -> None:
+    # The on-shift console's last event comes first, so the off-shift one (signed in after it) is
+    # locked no sooner than IDLE_SECS after the on-shift one fell quiet.
     on_shift = _console(browser, idle_server, "ola", page_errors)
-    off_shift = _console(browser, idle_server, "piotr", page_errors)
     on_shift.get_by_test_id("start-shift").click()
     expect(on_shift.get_by_test_id("shift-state")).to_have_attribute("data-state", "on")
     quiet_since = time.monotonic()
+    off_shift = _console(browser, idle_server, "piotr", page_errors)
 
     # Nobody touches either console. The one off shift ends on the sign-in page, saying why.
     off_shift.wait_for_url(

@@ -24,6 +24,7 @@ from server.actions.abandonment import schedule_abandonment
 from server.actions.checkpoints import CheckpointSchedule
 from server.actions.database_watch import schedule_database_watch
 from server.actions.media import MediaRouter
+from server.actions.media_watch import MediaWatch, schedule_media_watch
 from server.actions.recording_state import do_recording_state
 from server.actions.recordings import record_failure, record_segment
 from server.actions.retention import schedule_purges
@@ -305,6 +306,9 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
         # Queued calls whose caller went while no node was counting (or never came): a node
         # that starts after a crash settles them at its first round.
         schedule_abandonment(services)
+        # Which calls lost their media node (one killed outright): the wall's "reconnecting".
+        own_hub = settings.NODE_ID if hub is not None else None
+        schedule_media_watch(services, MediaWatch(hub=own_hub))
         schedule_thumbnails(services)
         schedule_new_day(services)
         schedule_database_watch(services, outages)  # the console's banner while it is away

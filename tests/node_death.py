@@ -314,6 +314,45 @@ async def placed_call(
             await phone.close()
 
 
+@dataclass
+class WallWatch:
+    """A supervisor's wall on node A, as wall.js keeps it: for each call, when its tile first
+    said "reconnecting" (media lost) and when it said so no more, in this process's clock."""
+
+    lost_at: dict[str, float] = field(default_factory=dict)
+    back_at: dict[str, float] = field(default_factory=dict)
+
+    def on_event(self, data: dict[str, Any]) -> None:
+        call = data.get("call") if data.get("type") == "queue.call_updated" else None
+        if not isinstance(call, dict):
+            return
+        call_id = str(call.get("call_id"))
+        if call.get("media_lost") is True:
+            self.lost_at.setdefault(call_id, time.monotonic())
+        elif call_id in self.lost_at:
+            self.back_at.setdefault(call_id, time.monotonic())
+
+
+@asynccontextmanager
+async def supervisor_wall(centre: Centre, secret: str, name: str) -> AsyncIterator[WallWatch]:
+    watch = WallWatch()
+    async with from_address("127.0.5.10", pin="a") as http:
+        await signed_in(centre, http, secret, name)
+        lines: list[Line] = []
+
+        async def opened() -> None:
+            reply = await lines[0].call("wall", {})
+            assert reply is None or reply.get("ok"), reply
+
+        line = Line(centre, http, "/console", None, watch.on_event, opened)
+        lines.append(line)
+        await line.open()
+        try:
+            yield watch
+        finally:
+            await line.close()
+
+
 def operators(centre: Centre, count: int) -> list[tuple[str, str]]:
     """``count`` operators, added at once (each a CLI process)."""
     names = [f"op{n}" for n in range(count)]
@@ -398,6 +437,9 @@ class Figures:
     next_segments: int  # the killed node's calls recorded on in a later segment elsewhere
     chats: int
     fixes: int
+    # Per moved call: the kill to its tile saying "reconnecting" on the wall (inf: never said).
+    reconnecting_secs: list[float] = field(default_factory=list)
+    wall_back: int = 0  # moved calls whose tile said "reconnecting" no more afterwards
 
     def line(self) -> str:
         ordered = sorted(self.back_secs)
@@ -407,7 +449,9 @@ class Figures:
             f" next segment {self.next_segments}) first frame again p95 {p95:.2f} s"
             f" max {max(ordered, default=float('nan')):.2f} s"
             f" median {statistics.median(ordered) if ordered else float('nan'):.2f} s;"
-            f" chat {self.chats} fixes {self.fixes} lost {self.lost} doubled {self.doubled}"
+            f" chat {self.chats} fixes {self.fixes} lost {self.lost} doubled {self.doubled};"
+            f" wall reconnecting max {max(self.reconnecting_secs, default=float('nan')):.2f} s"
+            f" ({len(self.reconnecting_secs)} calls, back on the wall {self.wall_back})"
         )
 
 
@@ -419,8 +463,10 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
         print(f"node_death {time.monotonic() - began:6.1f} s {what}", flush=True)
 
     staff = await asyncio.to_thread(operators, centre, count)
+    supervisor = await asyncio.to_thread(add_staff, centre.nodes["a"], "sup", "supervisor")
     phase("operators added")
     async with contextlib.AsyncExitStack() as stack:
+        wall = await stack.enter_async_context(supervisor_wall(centre, supervisor, "sup"))
         calls = [
             await stack.enter_async_context(placed_call(centre, n, *staff[n])) for n in range(count)
         ]
@@ -449,6 +495,12 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
             lambda: all(back(call) for call in calls), BACK_WITHIN_SECS, "every call's video back"
         )
         phase("every call's video back")
+        await wait_until(
+            lambda: all(c in wall.back_at for c in moved if c in wall.lost_at),
+            BACK_WITHIN_SECS,
+            "every reconnecting tile back on the wall",
+        )
+        reconnecting_secs = [wall.lost_at.get(c, float("inf")) - killed_at for c in sorted(moved)]
         # The moved calls' first frame on the new peer; a call whose video never stopped: 0.
         back_secs = [
             (c.desk_peer.received.first_video_at or 0.0) - killed_at
@@ -511,4 +563,6 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
         next_segments=next_segments,
         chats=chats,
         fixes=fixes,
+        reconnecting_secs=reconnecting_secs,
+        wall_back=sum(1 for c in moved if c in wall.back_at),
     )

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.one_pass
 EMBEDDED_DATABASE = "lifeline_node_death"
 EMBEDDED_REDIS_DB = 8
 CALLS = 4
+RECONNECTING_WITHIN_SECS = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +42,7 @@ async def test_a_node_killed_under_live_calls_costs_seconds_not_calls(centre: Ce
     assert figures.next_segments == figures.affected
     assert (figures.lost, figures.doubled) == (0, 0)
     assert figures.chats > 0 and figures.fixes > 0
+    # Supervisors see the moved calls as reconnecting within 3 s, and back once they are.
+    assert len(figures.reconnecting_secs) == figures.affected
+    assert max(figures.reconnecting_secs) <= RECONNECTING_WITHIN_SECS, figures.reconnecting_secs
+    assert figures.wall_back == figures.affected

@@ -16,9 +16,9 @@ from typing import Any
 from sqlmodel import col, func, select, update
 
 from server.actions.access import call_log_name
-from server.actions.queue import LIVE_STATES
+from server.actions.queue import LIVE_STATES, summary_of
 from server.core.errors import AppError, ErrorCode
-from server.core.events import MediaLostEvent
+from server.core.events import MediaLostEvent, QueueCallUpdated
 from server.core.media_rpc import (
     Barge,
     CallEnded,
@@ -304,5 +304,12 @@ async def media_node_left(services: Services, node_id: str) -> None:
     for call_id in calls:
         lost = MediaLostEvent(call_id=call_id)
         await notifier.to_call(call_id, lost)
+        # The wall shows it reconnecting now (its media node is unlisted): the media watch
+        # tells it once the media is placed anew (server/actions/media_watch.py).
+        async with services.db.session() as session:
+            call = await session.get(Call, call_id)
+        if call is not None and call.state in LIVE_STATES:
+            summary = await summary_of(services, call)
+            await notifier.to_queue(call.channel, QueueCallUpdated(call=summary))
     if calls:
         log.warning("calls lost their media node", extra={"node": node_id, "calls": len(calls)})

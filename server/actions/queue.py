@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.actions import participants
 from server.actions.access import channels_for
+from server.actions.media_liveness import MediaSilence, media_silence
 from server.actions.staff_sessions import StaffContext
 from server.actions.users import skills_of
 from server.core.events import (
@@ -122,7 +123,9 @@ def code_of(services: Services, call: Call) -> list[str]:
     return verification_code(services.pseudonyms, call.id, call.language)
 
 
-async def _summarize(services: Services, session: AsyncSession, call: Call) -> CallSummary:
+async def _summarize(
+    services: Services, session: AsyncSession, call: Call, silence: MediaSilence
+) -> CallSummary:
     """The queue's view of a call: with its operator's name and its latest position."""
     last = await last_location(session, call.id)
     operator = None
@@ -153,6 +156,7 @@ async def _summarize(services: Services, session: AsyncSession, call: Call) -> C
         ringing=rung.username if rung is not None else None,
         ring_until=call.ring_until if rung is not None else None,
         recording_paused_at=call.recording_paused_at,
+        media_lost=call.state in LIVE_STATES and silence.lost(call.media_node),
     )
 
 
@@ -187,7 +191,7 @@ async def _transfer_note(session: AsyncSession, call: Call) -> str | None:
 
 async def summary_of(services: Services, call: Call) -> CallSummary:
     async with services.db.session() as session:
-        summary = await _summarize(services, session, call)
+        summary = await _summarize(services, session, call, await media_silence(services))
     return await with_caller_presence(services, summary)
 
 
@@ -217,7 +221,8 @@ async def live_calls(services: Services, role: str) -> list[CallSummary]:
                 .order_by(col(Call.created_at))
             )
         ).all()
-        summaries = [await _summarize(services, session, call) for call in calls]
+        silence = await media_silence(services)
+        summaries = [await _summarize(services, session, call, silence) for call in calls]
     summaries = [await with_caller_presence(services, summary) for summary in summaries]
     return sorted(summaries, key=lambda summary: bool(summary.marks))
 

@@ -67,6 +67,9 @@ class CallSummary(Model):
     ring_until: datetime | None = None
     # Since when nothing of the call is recorded (its media node's disk low); None while it is.
     recording_paused_at: datetime | None = None
+    # Its media node has not been heard from lately (killed, say): the wall shows the call as
+    # reconnecting until the caller's page places the media anew (media_liveness.py).
+    media_lost: bool = False
 
 
 OperatorStateName = Literal["available", "ringing", "in_call", "wrap_up", "away", "offline"]

@@ -41,7 +41,10 @@ class LocalMediaNodes:
 
     async def alive(self) -> list[MediaNode]:
         now = self._clock.now().timestamp()
-        return [node for node in self._nodes.values() if _fresh(node, now)]
+        return [n for n in self._nodes.values() if n.placeable and _fresh(n, now)]
+
+    async def last_seen(self) -> dict[str, float] | None:
+        return {node.id: node.seen for node in self._nodes.values()}
 
 
 class RedisMediaNodes:
@@ -88,4 +91,13 @@ class RedisMediaNodes:
                 await self._redis.hdel(REDIS_KEY, *stale)
             except (RedisError, OSError) as exc:
                 self._failed(exc)
-        return [node for node in nodes if _fresh(node, now)]
+        return [node for node in nodes if node.placeable and _fresh(node, now)]
+
+    async def last_seen(self) -> dict[str, float] | None:
+        try:
+            raw = await self._redis.hgetall(REDIS_KEY)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        self._outages.answered("redis", PART)
+        return {node.id: node.seen for node in (MediaNode(**json.loads(v)) for v in raw.values())}

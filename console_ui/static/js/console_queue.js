@@ -203,8 +203,12 @@ function openInvited(summary) {
   }
   if (live.active) {
     if (live.active.callId !== summary.call_id) {
+      // Said once: the same call is updated again later (its recording, its media).
+      const known = live.waitingInvite?.call_id === summary.call_id;
       live.waitingInvite = summary;
-      appendChat('system', t('invite.joined_while_busy'));
+      if (!known) {
+        appendChat('system', t('invite.joined_while_busy'));
+      }
     }
     return;
   }

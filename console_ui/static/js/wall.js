@@ -204,6 +204,7 @@ function newItem(callId) {
       <span class="wall-call-operator"></span>
       <span class="badge wall-call-marks" data-testid="wall-call-marks" hidden></span>
       <span class="badge not-recording-badge" data-testid="wall-not-recording" hidden></span>
+      <span class="badge wall-reconnecting" data-testid="wall-reconnecting" hidden></span>
       <button type="button" class="btn btn-secondary wall-call-monitor" data-testid="monitor-call"></button>
     </div>`;
   item.querySelector('[data-testid="monitor-call"]').addEventListener('click', () => startMonitor(callId));
@@ -239,6 +240,11 @@ function fillItem(call, item) {
   situation.textContent = call.situation ? t(`situation.${call.situation}`) : '';
   showNotRecording(q('[data-testid="wall-not-recording"]'), call);
   item.dataset.recording = String(!notRecording(call));
+  // Its media node went silent (killed, say): until the caller's page places the media anew.
+  const reconnecting = q('[data-testid="wall-reconnecting"]');
+  item.dataset.media = call.media_lost ? 'reconnecting' : 'ok';
+  reconnecting.hidden = !call.media_lost;
+  reconnecting.textContent = call.media_lost ? t('wall.reconnecting') : '';
   const badge = q('.wall-call-marks');
   badge.hidden = marks.length === 0;
   badge.textContent = marks.map((m) => t(`call.mark.${m}`)).join(' · ');
@@ -254,7 +260,7 @@ function fillItem(call, item) {
       img.setAttribute('src', thumb.src);
       img.dataset.at = String(thumb.at);
     }
-    img.classList.toggle('stale', Date.now() - thumb.at > STALE_THUMBNAIL_MS);
+    img.classList.toggle('stale', Date.now() - thumb.at > STALE_THUMBNAIL_MS || Boolean(call.media_lost));
     img.alt = t('wall.thumbnail_of', { operator: call.operator || '–' });
   }
 }

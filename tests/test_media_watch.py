@@ -1,0 +1,180 @@
+"""The wall's "reconnecting" (issue 11, item 2): a call whose media node goes silent, as a node
+killed with ``kill -9`` does, is pushed to the wall as media lost within LOST_SECS plus one watch
+round of the clock, and as back once the caller's next offer has placed its media on a live
+node. The media nodes here are real Socket.IO clients of the media namespace that report load
+and answer offers; the clock is frozen, so "silent" is the clock moved on without a report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import socketio
+
+from config import Settings
+from server.actions.media_liveness import LOST_SECS, media_silence
+from server.actions.media_watch import WATCH_SECS, MediaWatch, do_watch_media
+from server.core.clock import FrozenClock
+from server.core.media_rpc import LOAD, NAMESPACE
+from server.db.models import Call
+from server.http.keys import SERVICES_KEY
+from server.node import MEDIA_SECRET_KEY
+from server.state.media_nodes import STALE_SECS
+from tests.sockets import Peer, base_url, citizen, console, start_call
+from tests.staff import Client, add_account, another_browser, sign_in
+
+OFFER = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+ANSWER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Media in media nodes only (no hub in the server), as on a node with workers."""
+    return settings.model_copy(update={"MEDIA_WORKERS": 1})
+
+
+@asynccontextmanager
+async def fake_media_node(client: Client, node_id: str) -> AsyncIterator[socketio.AsyncClient]:
+    """A media node that answers every caller's offer and reports only when told to."""
+    assert client.app is not None
+    node = socketio.AsyncClient(reconnection=False)
+    node.on("citizen_offer", lambda data: {"ok": True, "sdp": ANSWER}, namespace=NAMESPACE)
+    await node.connect(
+        base_url(client),
+        namespaces=[NAMESPACE],
+        transports=["websocket"],
+        auth={"secret": client.app[MEDIA_SECRET_KEY], "node": node_id},
+        wait_timeout=5,
+    )
+    try:
+        yield node
+    finally:
+        await node.disconnect()
+
+
+async def _report(client: Client, node: socketio.AsyncClient, node_id: str) -> None:
+    """A load report, once the server has stamped it with the clock's now."""
+    assert client.app is not None
+    services = client.app[SERVICES_KEY]
+    await node.emit(LOAD, {"sessions": 1, "admit": True}, namespace=NAMESPACE)
+    now = services.clock.now().timestamp()
+    for _ in range(250):  # until the server has handled the report, not for a time
+        seen = await services.media_nodes.last_seen()
+        if seen is not None and seen.get(node_id) == now:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{node_id}'s report never arrived")
+
+
+async def _media_node_of(client: Client, call_id: str) -> str | None:
+    assert client.app is not None
+    async with client.app[SERVICES_KEY].db.session() as session:
+        call = await session.get(Call, call_id)
+        assert call is not None
+        return call.media_node
+
+
+async def _update(wall: Peer, call_id: str) -> dict[str, Any]:
+    while True:
+        event = await wall.next_event("queue.call_updated")
+        if event["call"]["call_id"] == call_id:
+            return event["call"]
+
+
+def _on_wall(reply: dict[str, Any], call_id: str) -> dict[str, Any]:
+    [call] = [c for c in reply["calls"] if c["call_id"] == call_id]
+    return call
+
+
+async def test_a_silent_media_nodes_calls_show_reconnecting_until_placed_anew(
+    client: Client, operator: Client, clock: FrozenClock
+) -> None:
+    supervisor = await another_browser(client)
+    await sign_in(supervisor, await add_account(client, "sara", "supervisor"), clock)
+    started = await start_call(client)
+    call_id = started["call_id"]
+    async with (
+        fake_media_node(client, "w.m1") as first,
+        fake_media_node(client, "w.m2") as second,
+        citizen(client, started["token"]) as phone,
+        console(operator) as desk,
+        console(supervisor) as wall,
+    ):
+        answer = await phone.call("media_offer", {"type": "offer", "sdp": OFFER})
+        assert answer["ok"] and answer["sdp"] == ANSWER, answer
+        assert await _media_node_of(client, call_id) == "w.m1"  # the first of two idle nodes
+        assert (await desk.call("accept", {"call_id": call_id}))["ok"]
+        shown = await wall.call("wall", {})
+        assert _on_wall(shown, call_id)["media_lost"] is False
+
+        # w.m1 falls silent; w.m2 goes on reporting. Within LOST_SECS nothing is said.
+        clock.advance(LOST_SECS - WATCH_SECS)
+        await _report(client, second, "w.m2")
+        assert _on_wall(await wall.call("wall", {}), call_id)["media_lost"] is False
+        # One watch round past LOST_SECS, the wall is told, and a wall opened now sees it too.
+        clock.advance(2 * WATCH_SECS + 0.01)
+        lost = await _update(wall, call_id)
+        assert lost["media_lost"] is True and lost["state"] == "answered"
+        assert _on_wall(await wall.call("wall", {}), call_id)["media_lost"] is True
+        await _report(client, second, "w.m2")
+
+        # Past the registry's own limit, the caller's next offer places the media on w.m2 and
+        # the next round tells the wall the call is back.
+        clock.advance(STALE_SECS - LOST_SECS)
+        await _report(client, second, "w.m2")
+        answer = await phone.call("media_offer", {"type": "offer", "sdp": OFFER})
+        assert answer["ok"], answer
+        assert await _media_node_of(client, call_id) == "w.m2"
+        clock.advance(WATCH_SECS)
+        back = await _update(wall, call_id)
+        assert back["media_lost"] is False
+        assert first.connected  # silent, not gone: nothing but the clock said it was lost
+    await supervisor.close()
+
+
+async def test_a_media_node_heard_again_takes_the_badge_back(
+    client: Client, operator: Client, clock: FrozenClock
+) -> None:
+    """A node that was only slow (a report two seconds late) costs a flicker on the wall and
+    nothing else: the call's media stays where it is."""
+    supervisor = await another_browser(client)
+    await sign_in(supervisor, await add_account(client, "sara", "supervisor"), clock)
+    started = await start_call(client)
+    call_id = started["call_id"]
+    async with (
+        fake_media_node(client, "w.m1") as node,
+        citizen(client, started["token"]) as phone,
+        console(supervisor) as wall,
+    ):
+        assert (await phone.call("media_offer", {"type": "offer", "sdp": OFFER}))["ok"]
+        await wall.call("wall", {})
+        clock.advance(LOST_SECS + WATCH_SECS + 0.01)
+        assert (await _update(wall, call_id))["media_lost"] is True
+        await _report(client, node, "w.m1")
+        clock.advance(WATCH_SECS)
+        assert (await _update(wall, call_id))["media_lost"] is False
+        assert await _media_node_of(client, call_id) == "w.m1"
+    await supervisor.close()
+
+
+async def test_a_nodes_own_hub_is_heard_from_but_never_given_another_nodes_call(
+    client: Client, clock: FrozenClock
+) -> None:
+    """The watch of a node whose media runs in its own process (here, as node "n2") lists that
+    hub, so other nodes can tell it is alive; it is not a media node they could place a call
+    on. Once n2 stops (no more rounds), its calls count as lost after LOST_SECS."""
+    assert client.app is not None
+    services = client.app[SERVICES_KEY]
+    other = MediaWatch(hub="n2")
+    await do_watch_media(services, other)
+    seen = await services.media_nodes.last_seen()
+    assert seen is not None and seen["n2"] == clock.now().timestamp()
+    assert "n2" not in {n.id for n in await services.media_nodes.alive()}
+    assert not (await media_silence(services)).lost("n2")
+    clock.advance(LOST_SECS + 0.01)
+    assert (await media_silence(services)).lost("n2")
+    assert not (await media_silence(services)).lost(None)  # a call with no media yet

@@ -81,6 +81,7 @@ from server.http.keys import (
 )
 from server.http.metrics import Metrics, Sources, metrics_middleware
 from server.http.pages import STATIC_DIR, Pages
+from server.http.threats import alerts as threat_alerts
 from server.http.threats import categories as threat_categories
 from server.http.threats import public as threat_public
 from server.http.threats import staff as threat_staff
@@ -307,8 +308,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
         # that starts after a crash settles them at its first round.
         schedule_abandonment(services)
         # Which calls lost their media node (one killed outright): the wall's "reconnecting".
-        own_hub = settings.NODE_ID if hub is not None else None
-        schedule_media_watch(services, MediaWatch(hub=own_hub))
+        schedule_media_watch(services, MediaWatch())
         schedule_thumbnails(services)
         schedule_new_day(services)
         schedule_database_watch(services, outages)  # the console's banner while it is away
@@ -387,6 +387,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         page_routes.routes,
         call_routes.routes,
         threat_public.routes,
+        threat_alerts.routes,
         threat_staff.routes,
         threat_categories.routes,
         open311.routes,

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import socketio
 
 from config import Settings
-from server.actions.media_liveness import LOST_SECS, media_silence
-from server.actions.media_watch import WATCH_SECS, MediaWatch, do_watch_media
+from server.actions.media_liveness import LOST_SECS, MediaSilence, media_silence
+from server.actions.media_watch import WATCH_SECS
 from server.core.clock import FrozenClock
 from server.core.media_rpc import LOAD, NAMESPACE
 from server.db.models import Call
@@ -161,20 +162,18 @@ async def test_a_media_node_heard_again_takes_the_badge_back(
     await supervisor.close()
 
 
-async def test_a_nodes_own_hub_is_heard_from_but_never_given_another_nodes_call(
+async def test_media_in_this_very_process_is_never_lost_and_no_registry_means_no_verdict(
     client: Client, clock: FrozenClock
 ) -> None:
-    """The watch of a node whose media runs in its own process (here, as node "n2") lists that
-    hub, so other nodes can tell it is alive; it is not a media node they could place a call
-    on. Once n2 stops (no more rounds), its calls count as lost after LOST_SECS."""
+    """With MEDIA_WORKERS=0 (the embedded default) a call's media is in the node's own
+    process: never lost while the node runs, whatever the registry holds."""
     assert client.app is not None
     services = client.app[SERVICES_KEY]
-    other = MediaWatch(hub="n2")
-    await do_watch_media(services, other)
-    seen = await services.media_nodes.last_seen()
-    assert seen is not None and seen["n2"] == clock.now().timestamp()
-    assert "n2" not in {n.id for n in await services.media_nodes.alive()}
-    assert not (await media_silence(services)).lost("n2")
-    clock.advance(LOST_SECS + 0.01)
-    assert (await media_silence(services)).lost("n2")
+    node_id = services.settings.NODE_ID
+    in_process = replace(
+        services, settings=services.settings.model_copy(update={"MEDIA_WORKERS": 0})
+    )
+    assert not (await media_silence(in_process)).lost(node_id)
+    assert (await media_silence(services)).lost(node_id)  # with workers: not a media node
     assert not (await media_silence(services)).lost(None)  # a call with no media yet
+    assert not MediaSilence(frozenset(), known=False).lost("w.m1")  # registry away

@@ -1,7 +1,7 @@
 """Whether a call's media node is still there: the rule behind the wall's "reconnecting".
 
-Every media node reports each second (a worker over the media namespace, a node's own hub
-from its media watch: server/actions/media_watch.py). A node killed outright says no goodbye,
+Every media node reports each second over the media namespace (a worker, or in scale-out with
+no workers the node's own hub, which joins the bus). A node killed outright says no goodbye,
 and the media registry forgets it only after its STALE_SECS; supervisors should not wait that
 long to see which calls are hit. So a media node silent for LOST_SECS of the clock counts as
 lost for display: its calls show "reconnecting" until the caller's page places the media anew
@@ -37,4 +37,8 @@ async def media_silence(services: Services) -> MediaSilence:
     if seen is None:
         return MediaSilence(frozenset(), known=False)
     now = services.clock.now().timestamp()
-    return MediaSilence(frozenset(node for node, at in seen.items() if now - at <= LOST_SECS))
+    heard = {node for node, at in seen.items() if now - at <= LOST_SECS}
+    if services.settings.MEDIA_WORKERS == 0:
+        # Media in this very process (the embedded default): alive while this code runs.
+        heard.add(services.settings.NODE_ID)
+    return MediaSilence(frozenset(heard))

@@ -1,13 +1,12 @@
 """Each node's watch on the media of the live calls: the wall learns which calls lost theirs.
 
-Every WATCH_SECS of its clock a node reports its own in-process hub (if it has one) to the
-media registry, so that the others can tell it is alive, then works out which live calls' media
-node is lost (server/actions/media_liveness.py) and tells the queue of each call whose state
-changed since its last round: lost (the wall shows "reconnecting"), or back (the media placed
-anew, or the node heard from again). A call whose media moved to another node is told again
-too: a worker that exits is told at once (server/actions/media.py: media_node_left), and its
-call may be placed anew before this round could see it lost. Every node watches, so the wall
-hears of a killed node from whichever survives; a call told twice is told the same thing twice.
+Every WATCH_SECS of its clock a node works out which live calls' media node is lost
+(server/actions/media_liveness.py) and tells the queue of each call whose state changed since
+its last round: lost (the wall shows "reconnecting"), or back (the media placed anew, or the
+node heard from again). A call whose media moved to another node is told again too: a worker
+that exits is told at once (server/actions/media.py: media_node_left), and its call may be
+placed anew before this round could see it lost. Every node watches, so the wall hears of a
+killed node from whichever survives; a call told twice is told the same thing twice.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from sqlmodel import col, select
 from server.actions.media_liveness import media_silence
 from server.actions.queue import LIVE_STATES, summary_of
 from server.core.events import QueueCallUpdated
-from server.core.ports import MediaNode
 from server.core.services import Services
 from server.db.models import Call
 
@@ -35,7 +33,6 @@ class MediaWatch:
     """What the last round saw: the live calls whose media was lost, and each live call's
     media node."""
 
-    hub: str | None  # this node's in-process hub, by its NODE_ID; None: media in workers only
     lost: set[str] = field(default_factory=set)
     nodes: dict[str, str] = field(default_factory=dict)
 
@@ -55,11 +52,6 @@ def schedule_media_watch(services: Services, watch: MediaWatch) -> None:
 
 async def do_watch_media(services: Services, watch: MediaWatch) -> list[str]:
     """One round; returns the calls whose media state the queue was told of."""
-    now = services.clock.now().timestamp()
-    if watch.hub is not None:
-        await services.media_nodes.report(
-            MediaNode(watch.hub, watch.hub, 0, False, now, placeable=False)
-        )
     silence = await media_silence(services)
     if not silence.known:
         return []  # the registry is away: nothing to tell, and nothing forgotten

@@ -83,9 +83,6 @@ class MediaNode:
     sessions: int
     admit: bool
     seen: float  # the clock's wall time (epoch seconds) of its last report
-    # False: a node's own in-process hub, listed only so that other nodes can tell it is alive
-    # (server/actions/media_liveness.py); no other node can place a call on it.
-    placeable: bool = True
 
 
 class MediaNodes(Protocol):
@@ -94,12 +91,12 @@ class MediaNodes(Protocol):
     async def report(self, node: MediaNode) -> None: ...
     async def remove(self, node_id: str) -> None: ...
     async def alive(self) -> list[MediaNode]:
-        """The placeable ones whose last report is within the registry's limit."""
+        """The ones whose last report is within the registry's limit."""
         ...
 
     async def last_seen(self) -> dict[str, float] | None:
-        """Every listed node's last report (the clock's epoch seconds), hubs included; None
-        when the registry does not answer."""
+        """Every listed node's last report (the clock's epoch seconds); None when the registry
+        does not answer."""
         ...
 
 

@@ -41,7 +41,7 @@ class LocalMediaNodes:
 
     async def alive(self) -> list[MediaNode]:
         now = self._clock.now().timestamp()
-        return [n for n in self._nodes.values() if n.placeable and _fresh(n, now)]
+        return [n for n in self._nodes.values() if _fresh(n, now)]
 
     async def last_seen(self) -> dict[str, float] | None:
         return {node.id: node.seen for node in self._nodes.values()}
@@ -91,7 +91,7 @@ class RedisMediaNodes:
                 await self._redis.hdel(REDIS_KEY, *stale)
             except (RedisError, OSError) as exc:
                 self._failed(exc)
-        return [node for node in nodes if node.placeable and _fresh(node, now)]
+        return [node for node in nodes if _fresh(node, now)]
 
     async def last_seen(self) -> dict[str, float] | None:
         try:

@@ -15,6 +15,7 @@ from server.http.bodies import read_json
 from server.http.calls import _ice
 from server.http.client_address import client_address
 from server.http.keys import CATALOGS_KEY, PAGES_KEY, SERVICES_KEY
+from server.http.origin import site_base
 
 routes = web.RouteTableDef()
 
@@ -51,7 +52,7 @@ async def create_invite(request: web.Request) -> web.StreamResponse:
         staff,
         phone=body.phone,
         language=body.language,
-        base_url=settings.PUBLIC_URL or f"{request.scheme}://{request.host}",
+        base_url=site_base(request),
         message=message,
     )
     invite = made.invite

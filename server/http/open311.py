@@ -26,6 +26,7 @@ from server.db.models import ThreatReport
 from server.http.bodies import read_form
 from server.http.keys import CATALOGS_KEY, SERVICES_KEY
 from server.http.open311_formats import FORMATS, answer, georeport
+from server.http.origin import site_base
 from server.http.threats.forms import reporter_of, with_cookie
 
 routes = web.RouteTableDef()
@@ -45,7 +46,7 @@ def service_request(
     assert report.id is not None
     lat, lon = public_position(report)
     urls = photo_urls(report.id, photos)
-    base = _base(request)
+    base = site_base(request)
     return {
         "service_request_id": str(report.id),
         "status": requests.open311_status(report.status),
@@ -67,10 +68,6 @@ def service_request(
     }
 
 
-def _base(request: web.Request) -> str:
-    return request.app[SERVICES_KEY].settings.PUBLIC_URL or f"{request.scheme}://{request.host}"
-
-
 @routes.get(r"/open311/discovery.{format:" + FORMATS + "}")
 @routes.get(r"/open311/v2/discovery.{format:" + FORMATS + "}")
 @georeport
@@ -83,7 +80,7 @@ async def discovery(request: web.Request) -> web.StreamResponse:
         "endpoints": [
             {
                 "specification": "http://wiki.open311.org/GeoReport_v2",
-                "url": f"{_base(request)}/open311/v2",
+                "url": f"{site_base(request)}/open311/v2",
                 "changeset": SPEC_CHANGESET,
                 "type": "production",
                 "formats": ["text/xml", "application/json"],
@@ -189,7 +186,7 @@ async def post_request(request: web.Request) -> web.StreamResponse:
         services, reporter=reporter, fields=fields, source="open311", check_duplicates=False
     )
     assert not isinstance(result, PossibleDuplicates)  # not asked for
-    base = services.settings.PUBLIC_URL or f"{request.scheme}://{request.host}"
+    base = site_base(request)
     body = [
         {
             "service_request_id": str(result.report.id),

@@ -18,6 +18,7 @@ from server.http.bodies import read_form, read_json
 from server.http.calls import DEVICE_COOKIE
 from server.http.client_address import client_address
 from server.http.keys import CATALOGS_KEY, PAGES_KEY, SERVICES_KEY
+from server.http.origin import site_base
 from server.http.uploads import stored_file_response
 
 routes = web.RouteTableDef()
@@ -289,7 +290,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
         thread_id=thread.id,
         staff=staff,
         phone=body.phone or None,
-        base_url=settings.PUBLIC_URL or f"{request.scheme}://{request.host}",
+        base_url=site_base(request),
         sms_text=sms_text,
         thread_text=thread_text,
     )

@@ -431,7 +431,8 @@ class Figures:
     calls: int
     calls_back: int
     affected: int  # calls whose media was on the killed node
-    back_secs: list[float]  # per call: the kill to the first frame again at its operator
+    # Per call whose video stopped: the kill to the first frame again at its operator.
+    back_secs: list[float]
     lost: int
     doubled: int
     next_segments: int  # the killed node's calls recorded on in a later segment elsewhere
@@ -446,7 +447,8 @@ class Figures:
         p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)] if ordered else float("nan")
         return (
             f"calls {self.calls} back {self.calls_back} (media moved {self.affected},"
-            f" next segment {self.next_segments}) first frame again p95 {p95:.2f} s"
+            f" next segment {self.next_segments}) first frame again ({len(ordered)} calls)"
+            f" p95 {p95:.2f} s"
             f" max {max(ordered, default=float('nan')):.2f} s"
             f" median {statistics.median(ordered) if ordered else float('nan'):.2f} s;"
             f" chat {self.chats} fixes {self.fixes} lost {self.lost} doubled {self.doubled};"
@@ -486,14 +488,30 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
 
         def back(call: CallUnderTest) -> bool:
             """A moved call's video on a new console peer; the others' still coming (a second
-            more of it)."""
-            if call.call_id in moved:
-                return call.desk_peer_since > killed_at and call.frames() > 0
-            return call.frames() > frames_at_kill[call.call_id] + 30
+            more of it, or on a new peer)."""
+            if call.desk_peer_since > killed_at:
+                # Offered again since (a moved call always; another when its video stalled
+                # under the load of the moved ones): frames on the new peer.
+                return call.frames() > 0
+            return call.call_id not in moved and call.frames() > frames_at_kill[call.call_id] + 30
 
-        await wait_until(
-            lambda: all(back(call) for call in calls), BACK_WITHIN_SECS, "every call's video back"
-        )
+        try:
+            await wait_until(
+                lambda: all(back(call) for call in calls),
+                BACK_WITHIN_SECS,
+                "every call's video back",
+            )
+        except AssertionError:
+            for call in calls:
+                if not back(call):
+                    phase(
+                        f"not back: {call.call_id} moved={call.call_id in moved}"
+                        f" phone_peer={call.phone_peer is not None}"
+                        f" renewals={call.media_renewals}"
+                        f" desk_peer_since={call.desk_peer_since - killed_at:.1f}"
+                        f" frames={call.frames()} at_kill={frames_at_kill[call.call_id]}"
+                    )
+            raise
         phase("every call's video back")
         await wait_until(
             lambda: all(c in wall.back_at for c in moved if c in wall.lost_at),
@@ -501,12 +519,13 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
             "every reconnecting tile back on the wall",
         )
         reconnecting_secs = [wall.lost_at.get(c, float("inf")) - killed_at for c in sorted(moved)]
-        # The moved calls' first frame on the new peer; a call whose video never stopped: 0.
+        # Each call offered again since the kill (every moved call, and any other whose video
+        # stalled meanwhile): the kill to the first frame on its new peer. A call whose video
+        # never stopped has no figure here.
         back_secs = [
             (c.desk_peer.received.first_video_at or 0.0) - killed_at
-            if c.desk_peer is not None and c.desk_peer_since > killed_at
-            else 0.0
             for c in calls
+            if c.desk_peer is not None and c.desk_peer_since > killed_at
         ]
         # Chat and fixes flow again on every call, then the calls end from the consoles.
         acked_then = {call.call_id: len(call.outbox.acked_chat) for call in calls}
@@ -542,12 +561,18 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
         fixes += len(held[call_id]["fixes"])
     next_segments = 0
     for call in on_b:
-        first = {r["segment"] for r in before[call.call_id]["recordings"]}
         deadline = time.monotonic() + BACK_WITHIN_SECS
         while True:
+            # Recording goes on as the next segment on A: after every segment B wrote (B may
+            # have begun another before the kill, when a phone offered again under load).
             media = await media_of(database_url, call.call_id)
-            later = [r for r in media["recordings"] if r["segment"] not in first]
-            if later and all(r["media_node"].startswith("node-a") for r in later):
+            on_node_b = [
+                r["segment"] for r in media["recordings"] if r["media_node"].startswith("node-b")
+            ]
+            on_node_a = [
+                r["segment"] for r in media["recordings"] if r["media_node"].startswith("node-a")
+            ]
+            if on_node_a and min(on_node_a) > max(on_node_b, default=0):
                 next_segments += 1
                 break
             assert time.monotonic() < deadline, f"no next segment on node A: {media}"

@@ -49,7 +49,7 @@ from server.core.media_rpc import (
 
 log = logging.getLogger(__name__)
 
-LOAD_EVERY_SECS = 1.0
+LOAD_EVERY_SECS = 0.5
 REPORT_TIMEOUT_SECS = 10.0
 REPORT_RETRY_SECS = 1.0
 # How long the answer to EndCall waits for the call's segment reports (inside the node's

@@ -255,6 +255,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
         media_bus = SocketIOMediaBus(
             sio,
             media_nodes,
+            clock,
             home=settings.NODE_ID,
             local=HubHandler(hub) if hub is not None else None,
         )

@@ -9,8 +9,13 @@ node's connection, and its acknowledgement back. Both ways carry the same models
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import socketio
 
+from server.actions.media_liveness import LOST_SECS
+from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
 from server.core.media_rpc import (
     NAMESPACE,
@@ -35,6 +40,11 @@ REQUEST_TIMEOUT_SECS = 3.0
 # answers after its reports are acknowledged, at most END_CALL_REPORT_WAIT_SECS): the seal
 # covers it. The pages were told the call ended before this.
 END_CALL_TIMEOUT_SECS = 8.0
+# While a request waits, how often its media node's last report is looked at: a node silent for
+# LOST_SECS (killed without a goodbye) is not waited for to the end of the timeout. A caller
+# whose page reconnected at once after its node's death is placed elsewhere about LOST_SECS
+# after its offer, not OFFER_TIMEOUT_SECS after it.
+SILENCE_CHECK_SECS = 0.25
 
 
 class SocketIOMediaBus:
@@ -44,12 +54,14 @@ class SocketIOMediaBus:
         self,
         sio: socketio.AsyncServer,
         nodes: MediaNodes,
+        clock: Clock,
         *,
         home: str,
         local: MediaHandler | None = None,
     ) -> None:
         self._sio = sio
         self._nodes = nodes
+        self._clock = clock
         self._home = home
         self._local = local
 
@@ -69,17 +81,44 @@ class SocketIOMediaBus:
             if isinstance(request, EndCall)
             else REQUEST_TIMEOUT_SECS
         )
-        try:
-            raw = await self._sio.call(
+        call = asyncio.ensure_future(
+            self._sio.call(
                 request.event,
                 request.model_dump(mode="json"),
                 to=node_room(node_id),
                 namespace=NAMESPACE,
                 timeout=timeout,
             )
+        )
+        patience = asyncio.get_running_loop().time() + LOST_SECS
+        try:
+            while not (await asyncio.wait({call}, timeout=SILENCE_CHECK_SECS))[0]:
+                # Only a request that itself waited LOST_SECS gives up early: a clock moved on
+                # in a test makes every node look silent for a moment, and a live node answers
+                # well within that.
+                if asyncio.get_running_loop().time() >= patience and await self._silent(node_id):
+                    raise AppError(
+                        ErrorCode.MEDIA_UNREACHABLE,
+                        f"Media node {node_id} went silent during {request.event}",
+                    )
+            raw = call.result()
         except socketio.exceptions.TimeoutError:
             raise AppError(
                 ErrorCode.MEDIA_UNREACHABLE,
                 f"Media node {node_id} did not answer {request.event} in {timeout:g} s",
             ) from None
+        finally:
+            if not call.done():
+                call.cancel()
+                with contextlib.suppress(asyncio.CancelledError, socketio.exceptions.TimeoutError):
+                    await call
         return reply_to(request, raw)
+
+    async def _silent(self, node_id: str) -> bool:
+        """Not heard from for LOST_SECS, or gone from the registry (a registry that does not
+        answer tells nothing: then the timeout decides)."""
+        seen = await self._nodes.last_seen()
+        if seen is None:
+            return False
+        at = seen.get(node_id)
+        return at is None or self._clock.now().timestamp() - at > LOST_SECS

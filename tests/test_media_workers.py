@@ -21,7 +21,9 @@ import av
 import pytest
 
 from media.recovery import count_frames
+from server.actions.media_liveness import LOST_SECS
 from server.core.storage import recording_key
+from signaling.media_bus import OFFER_TIMEOUT_SECS
 from tests.browser.conftest import RunningServer, call_media, start_server, stop_server
 from tests.media_peers import MediaPeer, citizen_peer, wait_until
 from tests.sockets import answer_via, connect
@@ -173,6 +175,43 @@ async def test_a_killed_worker_comes_back_and_the_call_gets_media_again(
             await asyncio.sleep(0.1)
         assert await _ready(http, server) == workers
         assert home in workers_of(server)
+
+
+async def test_a_hung_worker_is_not_waited_for_to_the_end_of_the_offer_timeout(
+    server: RunningServer,
+) -> None:
+    """A media node that stops answering and reporting (SIGSTOP: as a machine that froze, or a
+    node killed with no goodbye) is given up once it has been silent for LOST_SECS: the
+    caller's next offer is placed on the other worker well before OFFER_TIMEOUT_SECS, which is
+    what it waited before."""
+    async with aiohttp.ClientSession() as http:
+        workers = await _ready(http, server)
+        started = await _start_call(http, server)
+    call_id = started["call_id"]
+    peers: list[MediaPeer] = []
+    auth = {"token": started["token"], "last_seq": 0}
+    async with connect(server.base, "/citizen", auth=auth) as phone:
+        try:
+            peers.append(await citizen_peer(answer_via(phone)))
+            await _connected(peers[0])
+            home = call_media(server, call_id)["media_node"]
+            assert home in workers
+            hung = workers_of(server)[home]
+            os.kill(hung, signal.SIGSTOP)
+            try:
+                began = time.monotonic()
+                peers.append(await citizen_peer(answer_via(phone)))
+                answered_in = time.monotonic() - began
+                moved_to = call_media(server, call_id)["media_node"]
+                await _connected(peers[1])
+            finally:
+                os.kill(hung, signal.SIGCONT)
+            assert moved_to != home and moved_to in workers, (home, moved_to)
+            assert LOST_SECS <= answered_in < OFFER_TIMEOUT_SECS, answered_in
+            assert (await phone.call("end_call", {}))["ok"]
+        finally:
+            for peer in peers:
+                await peer.close()
 
 
 async def test_a_stopping_node_stores_its_calls_last_segments(server: RunningServer) -> None:

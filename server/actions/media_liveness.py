@@ -1,12 +1,13 @@
 """Whether a call's media node is still there: the rule behind the wall's "reconnecting".
 
-Every media node reports each second over the media namespace (a worker, or in scale-out with
-no workers the node's own hub, which joins the bus). A node killed outright says no goodbye,
-and the media registry forgets it only after its STALE_SECS; supervisors should not wait that
-long to see which calls are hit. So a media node silent for LOST_SECS of the clock counts as
-lost for display: its calls show "reconnecting" until the caller's page places the media anew
-(or the node reports again). Nothing is moved on this alone: placement keeps its own, longer
-limit, so a node that is only slow under load costs a flicker on the wall, never a call.
+Every media node reports each half second over the media namespace (a worker, or in scale-out
+with no workers the node's own hub, which joins the bus). A node killed outright says no
+goodbye, and the media registry forgets it only after its STALE_SECS; supervisors should not
+wait that long to see which calls are hit. So a media node silent for LOST_SECS of the clock
+counts as lost for display: its calls show "reconnecting" until the caller's page places the
+media anew (or the node reports again). Nothing is moved on this alone: a call moves when its
+caller's page offers again and the silent node does not answer it within LOST_SECS either
+(signaling/media_bus.py), so a node that is only slow under load costs a flicker on the wall.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 
 from server.core.services import Services
 
-# Two missed reports: a media node reports every second.
-LOST_SECS = 2.0
+# Three missed reports: a media node reports every half second (media/agent.py).
+LOST_SECS = 1.5
 
 
 @dataclass(frozen=True)

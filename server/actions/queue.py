@@ -189,9 +189,14 @@ async def _transfer_note(session: AsyncSession, call: Call) -> str | None:
     return handed or None
 
 
-async def summary_of(services: Services, call: Call) -> CallSummary:
+async def summary_of(
+    services: Services, call: Call, silence: MediaSilence | None = None
+) -> CallSummary:
+    """``silence``: the media nodes' as already read for a round of many calls."""
+    if silence is None:
+        silence = await media_silence(services)
     async with services.db.session() as session:
-        summary = await _summarize(services, session, call, await media_silence(services))
+        summary = await _summarize(services, session, call, silence)
     return await with_caller_presence(services, summary)
 
 

@@ -137,6 +137,9 @@ class Outbox:
     acked_chat: list[str] = field(default_factory=list)
     pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     acked_fixes: list[float] = field(default_factory=list)
+    # One flush at a time (the talking task's and the end's): two would send the same first
+    # item and each take one off, counting the next as acknowledged unsent.
+    flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def add_chat(self, client_id: str, body: str) -> None:
         self.pending.append(("chat", {"client_id": client_id, "body": body}))
@@ -145,16 +148,17 @@ class Outbox:
         self.pending.append(("location", fix(n)))
 
     async def flush(self) -> None:
-        while self.pending:
-            event, data = self.pending[0]
-            reply = await self.line.call(event, data)
-            if not (isinstance(reply, dict) and reply.get("ok")):
-                return  # kept; sent again later, the same
-            self.pending.pop(0)
-            if event == "chat":
-                self.acked_chat.append(data["body"])
-            else:
-                self.acked_fixes.append(round(data["lat"], 4))
+        async with self.flushing:
+            while self.pending:
+                event, data = self.pending[0]
+                reply = await self.line.call(event, data)
+                if not (isinstance(reply, dict) and reply.get("ok")):
+                    return  # kept; sent again later, the same
+                self.pending.pop(0)
+                if event == "chat":
+                    self.acked_chat.append(data["body"])
+                else:
+                    self.acked_fixes.append(round(data["lat"], 4))
 
 
 @dataclass
@@ -172,6 +176,7 @@ class CallUnderTest:
     last_seq: int = 0
     media_renewals: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    talking: asyncio.Task[None] | None = None  # the phone's chat and fixes
 
     def frames(self) -> int:
         return self.desk_peer.received.video_frames if self.desk_peer else 0
@@ -299,10 +304,8 @@ async def placed_call(
                 lambda: citizen_peer(_answered_by(phone, {})), phone
             )
             await _renew_desk_media(call)
-            call.tasks += [
-                asyncio.create_task(_desk_watch(call)),
-                asyncio.create_task(_phone_talk(call)),
-            ]
+            call.talking = asyncio.create_task(_phone_talk(call))
+            call.tasks += [asyncio.create_task(_desk_watch(call)), call.talking]
             yield call
         finally:
             phone.closing = desk.closing = True
@@ -537,7 +540,9 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
         phase("chat acknowledged again")
         for call in calls:
             call.phone.closing = True
-        await asyncio.gather(*(c.tasks[-1] for c in calls), return_exceptions=True)
+        await asyncio.gather(
+            *(c.talking for c in calls if c.talking is not None), return_exceptions=True
+        )
         for call in calls:
             await call.outbox.flush()
         for call in calls:

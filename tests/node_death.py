@@ -41,6 +41,8 @@ from tests.media_peers import MediaPeer, citizen_peer, subscriber_peer, wait_unt
 ACK_SECS = 10.0  # the pages' acknowledgement timeout
 RECONNECT_DELAY_SECS = 0.5  # the pages' reconnectionDelay
 STALL_SECS = 2.0  # the console's video counts as stalled after this long without a frame
+LAG_WINDOW_SECS = 10.0  # the harness's own loop lag is watched this long after the kill
+LAG_TICK_SECS = 0.05
 RETRY_SECS = 0.5  # a refused offer (no media yet, busy) is tried again after this
 BACK_WITHIN_SECS = 45.0
 SEND_EVERY_SECS = 0.3
@@ -444,6 +446,10 @@ class Figures:
     # Per moved call: the kill to its tile saying "reconnecting" on the wall (inf: never said).
     reconnecting_secs: list[float] = field(default_factory=list)
     wall_back: int = 0  # moved calls whose tile said "reconnecting" no more afterwards
+    # The longest this process's own event loop was late in the LAG_WINDOW_SECS after the kill:
+    # every figure above is an event seen here, so one seen late by this much says as much
+    # about this process (32 peers, encoding and decoding video) as about the centre.
+    harness_lag_secs: float = 0.0
 
     def line(self) -> str:
         ordered = sorted(self.back_secs)
@@ -456,8 +462,18 @@ class Figures:
             f" median {statistics.median(ordered) if ordered else float('nan'):.2f} s;"
             f" chat {self.chats} fixes {self.fixes} lost {self.lost} doubled {self.doubled};"
             f" wall reconnecting max {max(self.reconnecting_secs, default=float('nan')):.2f} s"
-            f" ({len(self.reconnecting_secs)} calls, back on the wall {self.wall_back})"
+            f" ({len(self.reconnecting_secs)} calls, back on the wall {self.wall_back});"
+            f" this process's loop late by at most {self.harness_lag_secs:.2f} s"
         )
+
+
+async def _loop_lag(window_secs: float) -> float:
+    """The most this event loop woke late from a LAG_TICK_SECS sleep within ``window_secs``."""
+    worst, ends = 0.0, time.monotonic() + window_secs
+    while (now := time.monotonic()) < ends:
+        await asyncio.sleep(LAG_TICK_SECS)
+        worst = max(worst, time.monotonic() - now - LAG_TICK_SECS)
+    return worst
 
 
 async def node_death_round(centre: Centre, count: int, database_url: str) -> Figures:
@@ -485,6 +501,7 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
         on_b = [c for c in calls if str(before[c.call_id]["media_node"]).startswith("node-b")]
         frames_at_kill = {call.call_id: call.frames() for call in calls}
         killed_at = time.monotonic()
+        lag = asyncio.create_task(_loop_lag(LAG_WINDOW_SECS))
         phase(f"killing node B: pids {kill_node(centre, 'b')}")
 
         moved = {call.call_id for call in on_b}
@@ -522,6 +539,7 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
             "every reconnecting tile back on the wall",
         )
         reconnecting_secs = [wall.lost_at.get(c, float("inf")) - killed_at for c in sorted(moved)]
+        harness_lag = await lag
         # Each call offered again since the kill (every moved call, and any other whose video
         # stalled meanwhile): the kill to the first frame on its new peer. A call whose video
         # never stopped has no figure here.
@@ -595,4 +613,5 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
         fixes=fixes,
         reconnecting_secs=reconnecting_secs,
         wall_back=sum(1 for c in moved if c in wall.back_at),
+        harness_lag_secs=harness_lag,
     )

@@ -496,7 +496,10 @@ async def test_a_call_becomes_a_report_at_the_callers_position(
         }
 
     assert all(report_id not in ids for ids in (await public_ids()).values())
-    assert (await (await client.get("/api/stats")).json())["total"] == 0
+    empty = await (await client.get("/api/stats")).json()
+    assert empty["total"] == 0
+    # No share of too few reports: only how many were confirmed.
+    assert empty["confirmed_pct"] is None and empty["confirmed"] == 0
     assert (await client.get(f"/open311/v2/requests/{report_id}.json")).status == 404
     await refused(await client.post(f"/api/reports/{report_id}/confirm"), 404, "report_not_found")
 

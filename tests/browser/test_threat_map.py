@@ -382,6 +382,17 @@ def test_statistics_show_the_figures_with_tables(
         expect(page.get_by_test_id("stats-table-month").locator("tbody tr")).to_have_count(
             len(figures["by_month"])
         )
+        # A share only from the minimum count; below it the count of confirmed reports.
+        share = page.get_by_test_id("stats-confirmed-pct")
+        if figures["total"] >= figures["min_reports_for_share"]:
+            expect(share).to_have_attribute("data-share", "shown")
+            expect(share).to_contain_text("%")
+        else:
+            expect(share).to_have_attribute("data-share", "too-few")
+            expect(share).to_have_text(str(figures["confirmed"]))
+            expect(page.get_by_test_id("stats-confirmed-label")).to_contain_text(
+                str(figures["min_reports_for_share"])
+            )
         # Areas: grid cells, the busiest first, each a row of the chart's text alternative.
         areas = page.get_by_test_id("stats-table-area").locator("tbody tr")
         expect(areas).to_have_count(len(figures["by_area"]))

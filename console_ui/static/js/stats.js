@@ -156,9 +156,16 @@ function drawHeat(heat) {
 function render(stats) {
   $('stats-total').textContent = numbers.format(stats.total || 0);
   $('stats-total').dataset.value = String(stats.total || 0);
+  // Below the server's minimum count there is no share to show, only how many were confirmed.
+  const shown = stats.confirmed_pct !== null && stats.confirmed_pct !== undefined;
   const pct = Number(stats.confirmed_pct);
-  $('stats-confirmed-pct').textContent = Number.isFinite(pct) ? percent.format(pct / 100) : '–';
+  $('stats-confirmed-pct').textContent =
+    shown && Number.isFinite(pct) ? percent.format(pct / 100) : numbers.format(stats.confirmed || 0);
   $('stats-confirmed-pct').dataset.value = String(stats.confirmed_pct ?? '');
+  $('stats-confirmed-pct').dataset.share = shown ? 'shown' : 'too-few';
+  $('stats-confirmed-label').textContent = shown
+    ? t('stats.confirmed_pct')
+    : t('stats.confirmed_few', { count: numbers.format(stats.min_reports_for_share || 0) });
 
   const byCategory = Object.entries(stats.by_category || {})
     .map(([code, count]) => /** @type {[string, number]} */ ([categoryLabel(code), Number(count)]))

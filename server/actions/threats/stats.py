@@ -26,6 +26,9 @@ CONFIRMED_STATUSES = (ReportStatus.CONFIRMED, ReportStatus.ELIMINATED)
 AREA_CELL_DEG = 0.05
 AREA_DECIMALS = 3
 TOP_AREAS = 20
+# A share of fewer reports than this says nothing ("100 % confirmed" of one report): the page
+# shows the count alone until there are this many.
+MIN_REPORTS_FOR_SHARE = 10
 # lat / 0.05 of a 6-decimal coordinate is a 5-decimal number that floats miss by ~1e-12:
 # rounding first keeps 52.25 in the cell that starts at 52.25.
 _CELL_ROUND_DECIMALS = 9
@@ -77,7 +80,11 @@ async def compute_stats(services: Services) -> dict[str, Any]:
     top_areas = sorted(by_area.items(), key=lambda item: (-item[1], area_label(item[0])))
     return {
         "total": total,
-        "confirmed_pct": round(100 * confirmed / total, 1) if total else 0.0,
+        "confirmed": confirmed,
+        "confirmed_pct": (
+            round(100 * confirmed / total, 1) if total >= MIN_REPORTS_FOR_SHARE else None
+        ),
+        "min_reports_for_share": MIN_REPORTS_FOR_SHARE,
         "by_category": dict(sorted(by_category.items())),
         "by_status": dict(sorted(by_status.items())),
         "by_month": dict(sorted(by_month.items())),

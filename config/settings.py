@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     CONFIRM_RATE_LIMIT: str = "10/day"
     # The deployment's area, "min_lon,min_lat,max_lon,max_lat"; reports outside it are refused.
     REPORT_AREA: str = "-180,-90,180,90"
+    # The statistics' areas by name: a GeoJSON FeatureCollection of (Multi)Polygons, each with
+    # a STATS_AREAS_NAME_PROPERTY property (a district's name); unset: cells of a grid.
+    STATS_AREAS_FILE: Path | None = None
+    STATS_AREAS_NAME_PROPERTY: str = Field(default="name", min_length=1)
     MAX_REPORT_PHOTOS_BYTES: int = Field(default=5 * 1_048_576, ge=1024)
     # All photos of one report together, as their headers declare them, read before decoding.
     MAX_REPORT_PIXELS: int = Field(default=80_000_000, ge=1)
@@ -295,9 +299,9 @@ class Settings(BaseSettings):
     def _storage_dir(cls, value: Any) -> Any:
         return None if value == "" else value  # LIFELINE_STORAGE_DIR= : the default
 
-    @field_validator("EVIDENCE_KEY_FILE", "CHECKPOINT_FILE", mode="before")
+    @field_validator("EVIDENCE_KEY_FILE", "CHECKPOINT_FILE", "STATS_AREAS_FILE", mode="before")
     @classmethod
-    def _evidence_paths(cls, value: Any) -> Any:
+    def _unset_paths(cls, value: Any) -> Any:
         return None if value == "" else value
 
     @field_validator("CHECKPOINT_SYSLOG")

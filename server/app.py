@@ -36,6 +36,7 @@ from server.core.background import Background
 from server.core.clock import Clock, SystemClock
 from server.core.errors import AppError, ErrorCode
 from server.core.media_rpc import ClosedSegment, LoadReport, RecordingFailure, RecordingState
+from server.core.named_areas import NamedAreas, load_named_areas
 from server.core.outages import Outages
 from server.core.services import Services
 from server.core.storage import FileStorage
@@ -217,6 +218,11 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
         services_box: list[Services] = []
         pseudonyms = load_pseudonyms(settings.PSEUDONYM_KEY, settings.DATA_DIR)
         evidence_key = load_evidence_key(settings.evidence_key_file)
+        areas = (
+            load_named_areas(settings.STATS_AREAS_FILE, settings.STATS_AREAS_NAME_PROPERTY)
+            if settings.STATS_AREAS_FILE is not None
+            else NamedAreas.none()
+        )
 
         async def on_segment_closed(segment: ClosedSegment) -> None:
             assert hub is not None
@@ -288,6 +294,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             redaction_pool=redaction_pool,
             evidence_key=evidence_key,
             sms=sms_gateway_from_settings(settings, clock),
+            areas=areas,
         )
         services_box.append(services)
         checkpoints = CheckpointSchedule(services)

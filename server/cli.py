@@ -20,6 +20,7 @@ from config import Settings, SettingsError, load_settings
 from server.actions.users import Actor, do_create_first_admin, do_create_user
 from server.core.clock import SystemClock
 from server.core.logs import setup_logging
+from server.core.named_areas import NamedAreasError, load_named_areas
 from server.db.audit import AuditLog
 from server.db.engine import Database
 from server.db.migrate import upgrade
@@ -102,6 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"database at the newest schema: {_redacted(settings.database_url)}")
         return 0
     if args.command == "run":
+        if settings.STATS_AREAS_FILE is not None:
+            try:  # said here in one line, before anything starts
+                load_named_areas(settings.STATS_AREAS_FILE, settings.STATS_AREAS_NAME_PROPERTY)
+            except NamedAreasError as exc:
+                print(f"error: LIFELINE_STATS_AREAS_FILE: {exc}", file=sys.stderr)
+                return 2
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         upgrade(settings.database_url, storage_dir=settings.storage_dir, data_dir=settings.DATA_DIR)
         return asyncio.run(_run(settings))

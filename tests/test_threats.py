@@ -631,6 +631,7 @@ async def test_stats_equal_independent_counts_over_generated_reports(
     assert stats["confirmed_pct"] == round(100 * confirmed / 1200, 1)
     assert sum(w for _lat, _lon, w in stats["heat"]) == by_status["confirmed"]
     assert stats["by_area"] == _top_areas(rows)
+    assert stats["areas_named"] is False
 
     geo = await geojson(client, "/api/reports")
     ids = [f["properties"]["id"] for f in geo["features"]]
@@ -669,7 +670,7 @@ def _top_areas(rows: list[ThreatReport]) -> list[dict[str, Any]]:
     )
     assert len(labelled) > 20
     return [
-        {"area": label, "lat": float(lat), "lon": float(lon), "count": n}
+        {"area": label, "named": False, "lat": float(lat), "lon": float(lon), "count": n}
         for label, lat, lon, n in labelled[:20]
     ]
 

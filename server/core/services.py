@@ -7,12 +7,13 @@ database, and the same action runs behind HTTP, Socket.IO or the command line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from config import Settings
 from server.core.background import Background
 from server.core.clock import Clock
+from server.core.named_areas import NamedAreas
 from server.core.ports import (
     ClipProbe,
     Media,
@@ -63,3 +64,5 @@ class Services:
     evidence_key: EvidenceKey
     # Text messages to phones: the operator's invite links (an HTTP gateway, or a file).
     sms: SmsGateway
+    # The statistics' named areas (STATS_AREAS_FILE); none: grid cells.
+    areas: NamedAreas = field(default_factory=NamedAreas.none)

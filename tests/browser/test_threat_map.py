@@ -10,6 +10,7 @@ these?"), and "me too" adds a confirmation. Screenshots go to ``tests/artifacts`
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,17 @@ ALMATY: Geolocation = {"latitude": 43.238, "longitude": 76.945, "accuracy": 10}
 DUPLICATE_FIRST = (43.2500, 76.9300)
 METRES_20_IN_DEGREES_LAT = 20 / 111_320
 COORDINATE_TOLERANCE = 1e-4
+MEDEU = [[76.90, 43.20], [76.96, 43.20], [76.96, 43.27], [76.90, 43.27], [76.90, 43.20]]
+DISTRICTS = {
+    "type": "FeatureCollection",
+    "features": [
+        {
+            "type": "Feature",
+            "properties": {"name": "Medeu district"},
+            "geometry": {"type": "Polygon", "coordinates": [MEDEU]},
+        }
+    ],
+}
 DESCRIPTION = "A pack of stray dogs by the school gate every evening."
 PUBLIC_NOTE = "A patrol found the dogs; the city shelter is on its way."
 
@@ -58,9 +70,17 @@ STATUS_COLOURS_JS = """([selector, status]) => {
 @pytest.fixture(scope="module")
 def threat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One report a day per client is KMZB's rule; this module's phones share an address."""
+    root = tmp_path_factory.mktemp("threat-map")
+    # The statistics count by the centre's own districts (here one around the test's reports).
+    districts = root / "districts.geojson"
+    districts.write_text(json.dumps(DISTRICTS), encoding="utf-8")
     server = start_server(
-        tmp_path_factory.mktemp("threat-map"),
-        {"LIFELINE_REPORT_RATE_LIMIT": "100/day", "LIFELINE_CONFIRM_RATE_LIMIT": "100/day"},
+        root,
+        {
+            "LIFELINE_REPORT_RATE_LIMIT": "100/day",
+            "LIFELINE_CONFIRM_RATE_LIMIT": "100/day",
+            "LIFELINE_STATS_AREAS_FILE": str(districts),
+        },
     )
     yield server
     stop_server(server)
@@ -397,7 +417,16 @@ def test_statistics_show_the_figures_with_tables(
         areas = page.get_by_test_id("stats-table-area").locator("tbody tr")
         expect(areas).to_have_count(len(figures["by_area"]))
         top = figures["by_area"][0]
-        expect(areas.first.locator("th")).to_have_text(f"{top['lat']:.3f}, {top['lon']:.3f}")
+        # Named by the district that holds its reports; a cell outside it by its centre.
+        assert figures["areas_named"] is True
+        assert "Medeu district" in [area["area"] for area in figures["by_area"]]
+        expect(areas.first.locator("th")).to_have_text(
+            top["area"] if top["named"] else f"{top['lat']:.3f}, {top['lon']:.3f}"
+        )
+        expect(page.locator("#stats-area-hint")).to_contain_text("district")
+        expect(page.get_by_test_id("stats-table-area").locator("thead th").first).to_have_text(
+            "Area"
+        )
         expect(areas.first.locator("td")).to_have_text(str(top["count"]))
         expect(page.get_by_test_id("stats-chart-area").locator("canvas")).to_be_visible()
         expect(page.get_by_test_id("stats-heat-map")).to_have_attribute(

@@ -191,6 +191,12 @@ function render(stats) {
   );
 
   // Grid cells named by their centre ("52.225,21.025"), the busiest first as the server sent them.
+  if (stats.areas_named) {
+    // The centre's own districts; a report outside all of them still counts, in its grid cell.
+    document.getElementById('stats-area-hint').textContent = t('stats.area_hint_named');
+    const head = $('stats-table-area').querySelector('thead th');
+    if (head) head.textContent = t('stats.col_area_named');
+  }
   const byArea = (stats.by_area || []).map(
     (cell) => /** @type {[string, number]} */ ([areaLabel(cell), Number(cell.count)]),
   );

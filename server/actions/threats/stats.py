@@ -21,8 +21,9 @@ from server.db.models import ReportStatus, ThreatReport
 HEAT_DECIMALS = 3
 # Reports that passed verification as real: eliminated ones were confirmed first.
 CONFIRMED_STATUSES = (ReportStatus.CONFIRMED, ReportStatus.ELIMINATED)
-# The deployment has no district polygons: an "area" is a cell of a fixed grid, 0.05 degrees
-# (~5.5 km of latitude, ~3.4 km of longitude at 52 N), named by its centre.
+# Where the deployment has no district polygons (STATS_AREAS_FILE), or a report lies outside
+# all of them, its "area" is a cell of a fixed grid, 0.05 degrees (~5.5 km of latitude,
+# ~3.4 km of longitude at 52 N), named by its centre.
 AREA_CELL_DEG = 0.05
 AREA_DECIMALS = 3
 TOP_AREAS = 20
@@ -67,17 +68,30 @@ async def compute_stats(services: Services) -> dict[str, Any]:
     by_month: Counter[str] = Counter()
     heat: Counter[tuple[float, float]] = Counter()
     by_area: Counter[tuple[float, float]] = Counter()
+    by_name: Counter[str] = Counter()
+    areas = services.areas
     for category, status, created_at, lat, lon in rows:
         by_category[category] += 1
         by_status[status] += 1
         by_month[f"{created_at:%Y-%m}"] += 1
-        by_area[area_cell(lat, lon)] += 1
+        name = areas.name_of(lat, lon) if areas.configured else None
+        if name is not None:
+            by_name[name] += 1
+        else:
+            by_area[area_cell(lat, lon)] += 1
         if status == ReportStatus.CONFIRMED:
             heat[(round(lat, HEAT_DECIMALS), round(lon, HEAT_DECIMALS))] += 1
     total = len(rows)
     confirmed = sum(by_status[s] for s in CONFIRMED_STATUSES)
-    # The busiest cells first; equal counts by label, so the list is the same on every run.
-    top_areas = sorted(by_area.items(), key=lambda item: (-item[1], area_label(item[0])))
+    # The busiest first, named areas and grid cells (reports outside every named area) alike;
+    # equal counts by label, so the list is the same on every run.
+    listed: list[dict[str, Any]] = [
+        {"area": name, "named": True, "count": count} for name, count in by_name.items()
+    ] + [
+        {"area": area_label(cell), "named": False, "lat": cell[0], "lon": cell[1], "count": count}
+        for cell, count in by_area.items()
+    ]
+    listed.sort(key=lambda entry: (-entry["count"], entry["area"]))
     return {
         "total": total,
         "confirmed": confirmed,
@@ -88,9 +102,7 @@ async def compute_stats(services: Services) -> dict[str, Any]:
         "by_category": dict(sorted(by_category.items())),
         "by_status": dict(sorted(by_status.items())),
         "by_month": dict(sorted(by_month.items())),
-        "by_area": [
-            {"area": area_label(cell), "lat": cell[0], "lon": cell[1], "count": count}
-            for cell, count in top_areas[:TOP_AREAS]
-        ],
+        "by_area": listed[:TOP_AREAS],
+        "areas_named": areas.configured,
         "heat": [[lat, lon, weight] for (lat, lon), weight in sorted(heat.items())],
     }

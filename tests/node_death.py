@@ -179,6 +179,9 @@ class CallUnderTest:
     media_renewals: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     talking: asyncio.Task[None] | None = None  # the phone's chat and fixes
+    # When each step of coming back after the kill first happened (this process's clock; the
+    # round clears them at the kill).
+    marks: dict[str, float] = field(default_factory=dict)
 
     def frames(self) -> int:
         return self.desk_peer.received.video_frames if self.desk_peer else 0
@@ -211,9 +214,11 @@ async def _renew_phone_media(call: CallUnderTest) -> None:
     call.phone_peer = await _offer_until(
         lambda: citizen_peer(_answered_by(call.phone, {})), call.phone
     )
+    call.marks.setdefault("phone media placed", time.monotonic())
 
 
 async def _renew_desk_media(call: CallUnderTest) -> None:
+    call.marks.setdefault("console stalled, offers", time.monotonic())
     old, call.desk_peer = call.desk_peer, None
     if old is not None:
         await old.close()
@@ -223,6 +228,7 @@ async def _renew_desk_media(call: CallUnderTest) -> None:
     )
     call.desk_peer_since = time.monotonic()
     call.media_renewals += 1
+    call.marks.setdefault("console offer answered", call.desk_peer_since)
 
 
 async def _desk_watch(call: CallUnderTest) -> None:
@@ -275,6 +281,7 @@ async def placed_call(
             if "call" not in holder:
                 return
             call = holder["call"]
+            call.marks.setdefault("phone socket back", time.monotonic())
             reply = await call.phone.call("resume", {"last_seq": call.last_seq})
             assert reply is None or reply.get("ok"), reply
             call.tasks.append(asyncio.create_task(_renew_phone_media(call)))
@@ -450,6 +457,8 @@ class Figures:
     # every figure above is an event seen here, so one seen late by this much says as much
     # about this process (32 peers, encoding and decoding video) as about the centre.
     harness_lag_secs: float = 0.0
+    # The moved calls' way back, step by step: seconds from the kill, per call.
+    steps: dict[str, list[float]] = field(default_factory=dict)
 
     def line(self) -> str:
         ordered = sorted(self.back_secs)
@@ -463,7 +472,12 @@ class Figures:
             f" chat {self.chats} fixes {self.fixes} lost {self.lost} doubled {self.doubled};"
             f" wall reconnecting max {max(self.reconnecting_secs, default=float('nan')):.2f} s"
             f" ({len(self.reconnecting_secs)} calls, back on the wall {self.wall_back});"
-            f" this process's loop late by at most {self.harness_lag_secs:.2f} s"
+            f" this process's loop late by at most {self.harness_lag_secs:.2f} s;"
+            " moved calls' steps after the kill (median/max s): "
+            + ", ".join(
+                f"{step} {statistics.median(at):.2f}/{max(at):.2f}"
+                for step, at in sorted(self.steps.items(), key=lambda item: min(item[1]))
+            )
         )
 
 
@@ -500,6 +514,8 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
         before = {call.call_id: await media_of(database_url, call.call_id) for call in calls}
         on_b = [c for c in calls if str(before[c.call_id]["media_node"]).startswith("node-b")]
         frames_at_kill = {call.call_id: call.frames() for call in calls}
+        for call in calls:
+            call.marks.clear()
         killed_at = time.monotonic()
         lag = asyncio.create_task(_loop_lag(LAG_WINDOW_SECS))
         phase(f"killing node B: pids {kill_node(centre, 'b')}")
@@ -540,6 +556,15 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
         )
         reconnecting_secs = [wall.lost_at.get(c, float("inf")) - killed_at for c in sorted(moved)]
         harness_lag = await lag
+        steps: dict[str, list[float]] = {}
+        for call in calls:
+            if call.call_id in moved:
+                for step, at in call.marks.items():
+                    steps.setdefault(step, []).append(at - killed_at)
+                if call.desk_peer is not None and call.desk_peer.received.first_video_at:
+                    steps.setdefault("first frame", []).append(
+                        call.desk_peer.received.first_video_at - killed_at
+                    )
         # Each call offered again since the kill (every moved call, and any other whose video
         # stalled meanwhile): the kill to the first frame on its new peer. A call whose video
         # never stopped has no figure here.
@@ -614,4 +639,5 @@ async def node_death_round(centre: Centre, count: int, database_url: str) -> Fig
         reconnecting_secs=reconnecting_secs,
         wall_back=sum(1 for c in moved if c in wall.back_at),
         harness_lag_secs=harness_lag,
+        steps=steps,
     )

@@ -213,6 +213,19 @@ class Settings(BaseSettings):
     RING_SECS: float = Field(default=15.0, ge=3, le=120)
     WRAP_UP_SECS: float = Field(default=30.0, ge=0, le=3600)
     ROUTING_SWEEP_SECS: float = Field(default=1.0, ge=0.2, le=30)
+    # The CAD hand-off (docs/cad.md): each police call's EIDO document is posted to
+    # CAD_WEBHOOK_URL (unset: nothing is posted) when it is answered and when it ends, signed
+    # with HMAC-SHA256 under the secret in CAD_WEBHOOK_SECRET_FILE. A post that fails is tried
+    # again after CAD_WEBHOOK_BACKOFF_SECS, doubling each time, CAD_WEBHOOK_ATTEMPTS tries in
+    # all; then it waits on /admin's dead-letter list. Every node sweeps due posts each
+    # CAD_WEBHOOK_SWEEP_SECS. CAD_AGENCY_ID is this centre's agency identifier in the EIDO.
+    CAD_WEBHOOK_URL: str = ""
+    CAD_WEBHOOK_SECRET_FILE: Path | None = None
+    CAD_WEBHOOK_ATTEMPTS: int = Field(default=5, ge=1, le=20)
+    CAD_WEBHOOK_BACKOFF_SECS: float = Field(default=10.0, gt=0, le=3600)
+    CAD_WEBHOOK_TIMEOUT_SECS: float = Field(default=10.0, gt=0, le=120)
+    CAD_WEBHOOK_SWEEP_SECS: float = Field(default=1.0, ge=0.2, le=60)
+    CAD_AGENCY_ID: str = Field(default="lifeline.local", pattern=r"^[A-Za-z0-9._:@-]{1,128}$")
 
     @field_validator(
         "MEDIA_ADDRESSES",
@@ -393,6 +406,33 @@ class Settings(BaseSettings):
             raise ValueError("SMS_GATEWAY=http needs SMS_HTTP_URL")
         return self
 
+    @field_validator("CAD_WEBHOOK_URL")
+    @classmethod
+    def _cad_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("use the CAD's full URL, e.g. https://cad.example/eido")
+        return value
+
+    @field_validator("CAD_WEBHOOK_SECRET_FILE", mode="before")
+    @classmethod
+    def _cad_secret_file(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _cad_webhook(self) -> Settings:
+        """A webhook is signed or not sent: its URL needs a secret file that holds one."""
+        if not self.CAD_WEBHOOK_URL:
+            return self
+        if self.CAD_WEBHOOK_SECRET_FILE is None:
+            raise ValueError("CAD_WEBHOOK_URL needs CAD_WEBHOOK_SECRET_FILE")
+        try:
+            secret = self.CAD_WEBHOOK_SECRET_FILE.read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(f"CAD_WEBHOOK_SECRET_FILE: cannot read it ({exc.strerror})") from None
+        if len(secret) < 16:
+            raise ValueError("CAD_WEBHOOK_SECRET_FILE: the secret must be 16 bytes or more")
+        return self
+
     @model_validator(mode="after")
     def _node_id(self) -> Settings:
         if not self.NODE_ID:
@@ -421,6 +461,14 @@ class Settings(BaseSettings):
     @property
     def evidence_key_file(self) -> Path:
         return self.EVIDENCE_KEY_FILE or self.DATA_DIR / "evidence.key"
+
+    @property
+    def cad_webhook_secret(self) -> bytes:
+        """The shared secret of the CAD webhook's signature (checked at start-up), read anew
+        each time so that a rotated file takes effect without a restart."""
+        if self.CAD_WEBHOOK_SECRET_FILE is None:
+            return b""
+        return self.CAD_WEBHOOK_SECRET_FILE.read_bytes().strip()
 
     @property
     def checkpoint_file(self) -> Path:

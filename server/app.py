@@ -21,6 +21,7 @@ from media.redaction import FaceBlur
 from media.rpc import HubHandler
 from server.actions import transfers
 from server.actions.abandonment import schedule_abandonment
+from server.actions.cad_deliveries import schedule_cad_deliveries
 from server.actions.checkpoints import CheckpointSchedule
 from server.actions.database_watch import schedule_database_watch
 from server.actions.media import MediaRouter
@@ -32,6 +33,7 @@ from server.actions.routing import schedule_routing
 from server.actions.thumbnails import schedule_thumbnails
 from server.actions.uploads import return_decoded_memory
 from server.actions.wall import schedule_new_day
+from server.cad_webhook import cad_webhook_from_settings
 from server.core.background import Background
 from server.core.clock import Clock, SystemClock
 from server.core.errors import AppError, ErrorCode
@@ -56,6 +58,7 @@ from server.http import (
     redactions,
     security,
 )
+from server.http import cad as cad_routes
 from server.http import calls as call_routes
 from server.http import invites as invite_routes
 from server.http import photos as call_photos
@@ -295,6 +298,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             evidence_key=evidence_key,
             sms=sms_gateway_from_settings(settings, clock),
             areas=areas,
+            cad=cad_webhook_from_settings(settings),
         )
         services_box.append(services)
         checkpoints = CheckpointSchedule(services)
@@ -324,6 +328,8 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
         # starts while its database is away (/readyz says so) and re-arms them once it answers.
         await _rearm_offers(services)
         schedule_routing(services)
+        # EIDO posts to the CAD that are due: a retry, or one a node left when it stopped.
+        schedule_cad_deliveries(services)
         if hub is not None:
             # At start-up, close what dead processes left open (this node's last run, say).
             hub.start_recovery()
@@ -333,6 +339,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
         finally:
             await background.close()
             await services.sms.close()
+            await services.cad.close()
             image_pool.close()
             redaction_pool.close()
             if hub is not None:
@@ -410,6 +417,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         installable.routes,
         thread_routes.routes,
         call_stats.routes,
+        cad_routes.routes,
     ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import LANGUAGES
-from server.actions import call_offers, call_seal, participants, routing
+from server.actions import cad_deliveries, call_offers, call_seal, participants, routing
 from server.actions.access import (
     call_log_name,
     caller_address,
@@ -309,6 +309,9 @@ async def do_accept(services: Services, *, call_id: str, staff: StaffContext) ->
         )
         call = await session.get(Call, call_id)
         assert call is not None
+        # The CAD hears of it (docs/cad.md): kept in this transaction, posted once committed.
+        cad_post = await cad_deliveries.queue_post(services, session, call, "answered", now)
+    cad_deliveries.post_soon(services, cad_post)
     about(services, call.channel, call.id)
     services.telemetry.call_outcome(call.channel, "answered")
     if queued_at is not None:
@@ -456,6 +459,11 @@ async def do_finish(
             data={"from": old, "to": new, "disposition": disposition},
         )
         await session.refresh(call)
+        cad_post = (
+            await cad_deliveries.queue_post(services, session, call, "ended", now)
+            if new == CallState.ENDED
+            else None
+        )
     if new is not None:
         services.telemetry.call_outcome(
             call.channel, "abandoned" if new == CallState.ABANDONED else "ended"
@@ -473,6 +481,8 @@ async def do_finish(
             await call_seal.do_seal(services, call_id, media)
         except Exception:  # the call has ended all the same; its receipt stays pending
             log.exception("sealing the call failed")
+        # Once its last segment is stored: the document posted names every one.
+        cad_deliveries.post_soon(services, cad_post)
         wall_changed(services, call.channel)
         queue_changed(services, call.channel)
         if call.operator_id is not None and new == CallState.ENDED:

@@ -201,6 +201,10 @@ class ErrorCode(enum.StrEnum):
     INTERNAL_NOTE_TOO_LONG = "internal_note_too_long", 422
     INVALID_INTERNAL_NOTE = "invalid_internal_note", 422
 
+    # The CAD hand-off (docs/cad.md): a delivery of the webhook, and "retry now" on /admin.
+    DELIVERY_NOT_FOUND = "delivery_not_found", 404
+    DELIVERY_NOT_DEAD = "delivery_not_dead", 409
+
 
 # What an HTTP exception of aiohttp's own (a 404 route, a 405, a 413 body) is called.
 CODE_BY_STATUS: dict[int, ErrorCode] = {

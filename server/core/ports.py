@@ -243,3 +243,21 @@ class SmsGateway(Protocol):
     async def send(self, to: str, text: str) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class CadPostFailed(Exception):
+    """The CAD's webhook did not take the document: an error status, no answer in time, or no
+    connection (``detail`` says which, without the document). It is tried again later."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class CadWebhook(Protocol):
+    """Posts one signed EIDO document to the centre's CAD (server/cad_webhook.py): a 2xx answer
+    is delivered; anything else raises ``CadPostFailed``. The signature is the action's."""
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> None: ...
+
+    async def close(self) -> None: ...

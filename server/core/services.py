@@ -15,6 +15,7 @@ from server.core.background import Background
 from server.core.clock import Clock
 from server.core.named_areas import NamedAreas
 from server.core.ports import (
+    CadWebhook,
     ClipProbe,
     Media,
     MediaNodes,
@@ -64,5 +65,7 @@ class Services:
     evidence_key: EvidenceKey
     # Text messages to phones: the operator's invite links (an HTTP gateway, or a file).
     sms: SmsGateway
+    # The centre's CAD: each police call's EIDO document, posted at its answer and its end.
+    cad: CadWebhook
     # The statistics' named areas (STATS_AREAS_FILE); none: grid cells.
     areas: NamedAreas = field(default_factory=NamedAreas.none)

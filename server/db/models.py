@@ -653,3 +653,33 @@ class CallDecline(SQLModel, table=True):
     call_id: str = Field(foreign_key="calls.id", primary_key=True, max_length=36)
     user_id: int = Field(foreign_key="users.id", primary_key=True)
     at: datetime = Field(sa_column=_ts())
+
+
+class CadDeliveryState(enum.StrEnum):
+    PENDING = "pending"  # due at ``next_at`` (a node claims it before it posts)
+    DELIVERED = "delivered"
+    DEAD = "dead"  # every try failed: on /admin's dead-letter list until retried
+
+
+class CadDelivery(SQLModel, table=True):
+    """One post of a call's EIDO document to the CAD webhook (docs/cad.md), kept until it is
+    delivered, so a node that restarts or dies loses none. A node claims a due one with a
+    conditional UPDATE that sets ``claimed_until`` (a lease past the post's timeout): two
+    nodes never post the same try. ``body`` is the document as first posted, so every retry
+    sends the same bytes."""
+
+    __tablename__ = "cad_deliveries"
+    __table_args__ = (Index("ix_cad_deliveries_state_next_at", "state", "next_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=36)
+    event: str = Field(max_length=16)  # "answered", "ended"
+    state: str = Field(max_length=16)
+    attempts: int = 0
+    next_at: datetime = Field(sa_column=_ts())
+    claimed_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_error: str = Field(default="", max_length=255)
+    created_at: datetime = Field(sa_column=_ts())
+    delivered_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    dead_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

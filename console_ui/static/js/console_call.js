@@ -4,6 +4,7 @@
 // console_dialogs.js's; handing it on, console_transfer.js's.
 import { attachmentElement } from './attachments.js';
 import { appendChat, errorText, live, page, placeText, renderButtons, setCallStatus } from './console_page.js';
+import { offerEido } from './console_eido.js';
 import { closeMedia, onCallerLink, setMuted, startMedia } from './console_media.js';
 import { hideCallRecording, showCallRecording } from './console_recording.js';
 import { openWaitingInvite } from './console_queue.js';
@@ -86,6 +87,7 @@ function showCall(callId, summary) {
   page.videoBox.dataset.mode = summary.mode;
   showCode(summary.verification_code);
   showCallRecording({ ...summary, call_id: callId });
+  offerEido(callId);
   startTimer(summary.answered_at ? Date.parse(summary.answered_at) : Date.now());
   setCallStatus('live');
   live.map?.refresh();

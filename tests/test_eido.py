@@ -17,7 +17,7 @@ import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,10 @@ from config import Settings
 from config.settings import SettingsError, load_settings
 from server.actions.cad_deliveries import do_sweep
 from server.actions.eido import WGS84
+from server.app import create_app
 from server.core.clock import FrozenClock
 from server.db.models import AuditEntry, CadDelivery
+from tests.conftest import ClientFactory
 from tests.evidence_calls import jpeg, store_segment, stored_segments
 from tests.sockets import citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, services_of, sign_in
@@ -472,6 +474,36 @@ async def test_sweeps_racing_for_one_due_try_post_it_once(
     assert sum(len(r) for r in results) <= 1
     assert len(receiver.seen) == 2
     (delivery,) = await _deliveries(client)
+    assert (delivery.state, delivery.attempts) == ("delivered", 2)
+
+
+async def test_a_pending_delivery_survives_a_node_restart(
+    client: Client,
+    operator_desk: tuple[Client, str],
+    settings: Settings,
+    clock: FrozenClock,
+    receiver: Receiver,
+    aiohttp_client: ClientFactory,
+) -> None:
+    """The node stops with a try due later: the node that starts next (on the same database)
+    posts it at its first sweep past the backoff."""
+    operator, _csrf = operator_desk
+    receiver.plan = [500]
+    call = await start_call(client)
+    async with console(operator) as desk:
+        assert (await desk.call("accept", {"call_id": call["call_id"]}))["ok"]
+        assert (await receiver.next()).status == 500
+        await services_of(client).background.drain()
+    await operator.close()
+    await client.close()
+
+    later = FrozenClock(clock.now() + timedelta(seconds=BACKOFF_SECS))
+    node = await aiohttp_client(create_app(settings, later))
+    later.advance(settings.CAD_WEBHOOK_SWEEP_SECS)
+    await services_of(node).background.drain()
+    again = await receiver.next()
+    assert (again.status, again.signed, again.delivery) == (200, True, "1")
+    (delivery,) = await _deliveries(node)
     assert (delivery.state, delivery.attempts) == ("delivered", 2)
 
 

@@ -216,6 +216,29 @@ def test_a_reported_threat_goes_to_the_console_and_back(
     # The sheet scrolled down while filling it in: show its top (the 112 banner, the point).
     citizen.get_by_test_id("report-panel").evaluate("(panel) => panel.scrollTo(0, 0)")
     citizen.screenshot(path=str(artifacts / "map-360-report-form.png"))
+    # Nothing of the map lies over the sheet: where a map control and the sheet overlap, a tap
+    # reaches the sheet.
+    over = citizen.get_by_test_id("report-panel").evaluate(
+        """(panel) => {
+          const sheet = panel.getBoundingClientRect();
+          return [...document.querySelectorAll('.leaflet-control a, .leaflet-control button')]
+            .filter((control) => {
+              const box = control.getBoundingClientRect();
+              for (let i = 1; i < 8; i++) {
+                for (let j = 1; j < 8; j++) {
+                  const x = box.x + (box.width * i) / 8;
+                  const y = box.y + (box.height * j) / 8;
+                  const inside =
+                    x > sheet.left && x < sheet.right && y > sheet.top && y < sheet.bottom;
+                  if (inside && control.contains(document.elementFromPoint(x, y))) return true;
+                }
+              }
+              return false;
+            })
+            .map((control) => control.title || control.textContent);
+        }"""
+    )
+    assert over == [], f"map controls over the report sheet: {over}"
 
     citizen.get_by_test_id("report-submit").tap()
     follow = citizen.get_by_test_id("report-follow-link")

@@ -297,6 +297,7 @@ def test_a_report_20_m_away_offers_the_first_and_me_too_counts(
     browser: Browser,
     threat_server: RunningServer,
     page_errors: list[str],
+    artifacts: Path,
 ) -> None:
     base = threat_server.base
     lat, lon = DUPLICATE_FIRST
@@ -309,7 +310,13 @@ def test_a_report_20_m_away_offers_the_first_and_me_too_counts(
     try:
         first = first_phone.new_page()
         open_map(first, base)
-        fill_report(first, "illegal_dumping", "Building rubble dumped behind the garages.")
+        # A long unbroken word (a street corner, as people write them) in the first report: the
+        # offer's "Me too" beside it must stay a button, not a column of letters.
+        fill_report(
+            first,
+            "illegal_dumping",
+            "Building rubble dumped behind the garages at Zhambyl-Furmanov-Kabanbay-Batyr.",
+        )
         first.get_by_test_id("report-submit").tap()
         expect(first.get_by_test_id("report-follow-link")).to_be_visible()
         first_id = int(first.get_by_test_id("report-done").get_attribute("data-report-id") or "0")
@@ -322,7 +329,15 @@ def test_a_report_20_m_away_offers_the_first_and_me_too_counts(
         expect(second.get_by_test_id("nearby")).to_be_visible()
         offered = second.locator(f"[data-testid=nearby-item][data-report-id='{first_id}']")
         expect(offered).to_contain_text("Building rubble")
-        offered.get_by_test_id("nearby-confirm").tap()
+        me_too = offered.get_by_test_id("nearby-confirm")
+        shape = me_too.evaluate(
+            """(button) => ({ height: button.offsetHeight, fits: button.scrollWidth <= button.clientWidth,
+                             width: document.documentElement.scrollWidth })"""
+        )
+        assert shape["fits"] and shape["height"] <= 56, f"'Me too' wraps: {shape}"
+        assert shape["width"] <= PHONE["width"], f"the page is {shape['width']} px wide"
+        second.screenshot(path=str(artifacts / "map-360-nearby.png"))
+        me_too.tap()
         expect(offered.get_by_test_id("nearby-confirmations")).to_have_attribute(
             "data-count", str(before + 1)
         )

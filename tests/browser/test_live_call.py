@@ -250,6 +250,52 @@ def test_call_answered_with_chat_and_location(
     end_from_console(console, citizen)
 
 
+# The caller's page as a script: fix A, fix B, then A again as a page resends a fix whose
+# acknowledgement it lost, then a chat line (the console has had all three fixes once it shows it).
+RESEND_FIX_SCRIPT = """
+import asyncio, json, sys
+import socketio
+
+async def main() -> None:
+    base, token = sys.argv[1], sys.argv[2]
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(base, namespaces=["/citizen"], transports=["websocket"],
+                      auth={"token": token, "last_seq": 0}, headers={"Origin": base})
+    a = {"lat": 52.1, "lon": 21.1, "accuracy": 5, "timestamp": 1_700_000_000_000}
+    b = {"lat": 52.2, "lon": 21.2, "accuracy": 5, "timestamp": 1_700_000_005_000}
+    replies = [await sio.call("location", fix, namespace="/citizen", timeout=10)
+               for fix in (a, b, a)]
+    replies.append(await sio.call("chat", {"client_id": "resent-fix-marker", "body": "fixes sent"},
+                                  namespace="/citizen", timeout=10))
+    await sio.disconnect()
+    print(json.dumps(replies))
+
+asyncio.run(main())
+"""
+
+
+def test_a_fix_sent_again_does_not_move_the_console_map_back(
+    phone: BrowserContext, console: Page, call_server: RunningServer
+) -> None:
+    citizen, call_id = start_call(phone, call_server.base)
+    accept(console, call_id)
+    stored = json.loads(citizen.evaluate("() => sessionStorage.getItem('lifeline.call')"))
+    done = subprocess.run(
+        [sys.executable, "-c", RESEND_FIX_SCRIPT, call_server.base, stored["token"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    first, second, again, marker = json.loads(done.stdout)
+    assert first["ok"] and second["ok"] and again["ok"] and marker["ok"], done.stdout
+    assert again["seq"] == first["seq"] < second["seq"]  # stored once, answered with its seq
+    expect(console.get_by_test_id("chat-log")).to_contain_text("fixes sent")
+    # Every fix came before the chat line: the map is at B, where the caller is now.
+    expect(console.get_by_test_id("caller-location")).to_have_attribute("data-lat", "52.2")
+    end_from_console(console, citizen)
+
+
 def test_reload_resumes_the_call_without_losing_or_doubling_chat(
     phone: BrowserContext, console: Page, call_server: RunningServer
 ) -> None:

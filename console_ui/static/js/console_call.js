@@ -73,7 +73,14 @@ export async function openCall(callId, accepted = null) {
  * @param {any} summary
  */
 function showCall(callId, summary) {
-  live.active = { callId, summary, lastSeq: 0, citizenConnected: true, lines: new Map() };
+  live.active = {
+    callId,
+    summary,
+    lastSeq: 0,
+    citizenConnected: true,
+    lines: new Map(),
+    placeSeq: 0,
+  };
   page.chatLog.replaceChildren();
   page.snapshots.replaceChildren();
   live.map?.clear();
@@ -177,7 +184,12 @@ export function onCallEvent(event) {
       active.lines.set(key, line);
     }
   } else if (event.type === 'location') {
-    showLocation(event);
+    // The newest fix only: one the page sent again (its acknowledgement was lost) comes again
+    // with its first seq, and must not move the map back to where the caller was.
+    if (typeof event.seq !== 'number' || event.seq > active.placeSeq) {
+      active.placeSeq = typeof event.seq === 'number' ? event.seq : active.placeSeq;
+      showLocation(event);
+    }
   } else if (event.type === 'call.state') {
     if (event.state !== 'answered') {
       closeCall();

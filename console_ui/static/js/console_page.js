@@ -69,7 +69,7 @@ export const live = {
   selectedId: '',
   /** the queued call ringing this operator now ('' none: console_routing.js) */
   ringing: '',
-  /** @type {null | {callId: string, summary: any, lastSeq: number, citizenConnected: boolean, lines: Map<string, HTMLLIElement>, guest?: boolean}} */
+  /** @type {null | {callId: string, summary: any, lastSeq: number, citizenConnected: boolean, lines: Map<string, HTMLLIElement>, placeSeq: number, guest?: boolean}} */
   active: null,
   /** @type {import('./basemap.js').CallerMap | null} */ map: null,
   /** @type {any} an invited caller's call that joined while another call was open here */

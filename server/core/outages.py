@@ -2,7 +2,8 @@
 
 A dispatch centre must keep taking calls when Redis goes away: each part that uses it (rate
 limits, presence, the media-node registry) falls back to this node's own view and reports the
-outage here, so it is said once in the log (not per request), shown by ``/readyz`` and the
+outage here (the database, which nothing replaces, too), so it is said once in the log (not per
+request), naming the store and the part, shown by ``/readyz`` and the
 ``lifeline_degraded`` metric, and cleared by the first answer after the store returns.
 """
 
@@ -22,7 +23,7 @@ class Outages:
         parts = self._down.setdefault(store, set())
         if part not in parts:
             log.warning(
-                f"{part} fall back to this node's own view: {store} does not answer",
+                f"{store} does not answer ({part})",
                 extra={"store": store, "part": part, "reason": reason},
             )
             parts.add(part)
@@ -31,7 +32,7 @@ class Outages:
         parts = self._down.get(store)
         if parts is not None and part in parts:
             parts.discard(part)
-            log.info(f"{part} are shared again: {store} answers", extra={"store": store})
+            log.info(f"{store} answers again ({part})", extra={"store": store, "part": part})
             if not parts:
                 del self._down[store]
 

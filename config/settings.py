@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config.pmtiles_header import read_header
+
 Language = Literal["en", "ru", "kk", "pl"]
 LANGUAGES: tuple[Language, ...] = ("en", "ru", "kk", "pl")
 
@@ -73,6 +75,13 @@ class Settings(BaseSettings):
     # /dev/log; empty: nowhere.
     CHECKPOINT_SYSLOG: str = ""
     MAP_TILE_URL: str = ""
+    # The street basemap (docs/map.md): one PMTiles file of vector tiles in the Protomaps
+    # basemap schema, served by the node itself at /api/map/basemap.pmtiles and drawn before
+    # MAP_TILE_URL; unset: MAP_TILE_URL, else country outlines only. A missing file, or one
+    # that is not PMTiles v3 of vector tiles, stops start-up. MAP_ATTRIBUTION is the plain
+    # text shown in the maps' corner whenever street detail is drawn (the data's licence).
+    MAP_PMTILES: Path | None = None
+    MAP_ATTRIBUTION: str = Field(default="© OpenStreetMap contributors", max_length=300)
     NODE_ID: str = ""
     MEDIA_ADDRESSES: Annotated[list[str], NoDecode] = Field(default_factory=list)
     MEDIA_PEER_NETWORKS: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -311,6 +320,18 @@ class Settings(BaseSettings):
     @classmethod
     def _storage_dir(cls, value: Any) -> Any:
         return None if value == "" else value  # LIFELINE_STORAGE_DIR= : the default
+
+    @field_validator("MAP_PMTILES", mode="before")
+    @classmethod
+    def _map_pmtiles_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("MAP_PMTILES")
+    @classmethod
+    def _map_pmtiles(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_header(value)  # NotABasemap is a ValueError: one line naming the setting
+        return value
 
     @field_validator("EVIDENCE_KEY_FILE", "CHECKPOINT_FILE", "STATS_AREAS_FILE", mode="before")
     @classmethod

@@ -48,6 +48,7 @@ from server.db.engine import Database
 from server.http import (
     admin,
     archive,
+    basemap,
     call_stats,
     evidence,
     health,
@@ -418,6 +419,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         thread_routes.routes,
         call_stats.routes,
         cad_routes.routes,
+        basemap.routes,
     ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)

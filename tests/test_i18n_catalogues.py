@@ -332,6 +332,8 @@ def test_every_page_renders(lang: str, pages: Pages, catalogues: dict[str, dict[
             "csrf_token": "csrf-value",
             "require_totp": False,
             "map_tile_url": "",
+            "map_pmtiles_url": "",
+            "map_attribution": "",
             "ice_transport_policy": "all",
             "request_path": "/",
             "emergency_number": "112",

@@ -205,6 +205,10 @@ class ErrorCode(enum.StrEnum):
     DELIVERY_NOT_FOUND = "delivery_not_found", 404
     DELIVERY_NOT_DEAD = "delivery_not_dead", 409
 
+    # The street basemap (server/http/basemap.py).
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable", 416
+    BASEMAP_UNAVAILABLE = "basemap_unavailable", 503
+
 
 # What an HTTP exception of aiohttp's own (a 404 route, a 405, a 413 body) is called.
 CODE_BY_STATUS: dict[int, ErrorCode] = {

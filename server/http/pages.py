@@ -8,6 +8,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from server.http.basemap import BASEMAP_PATH
 from server.http.i18n import LANG_COOKIE, LANGUAGE_NAMES, Catalogs
 from server.http.keys import LANG_KEY, SERVICES_KEY, STAFF_KEY
 
@@ -67,6 +68,9 @@ class Pages:
             "csrf_token": _LazyCsrf(request),
             "require_totp": settings.REQUIRE_TOTP,
             "map_tile_url": settings.MAP_TILE_URL,
+            # The street basemap first, when the deployment has one (basemap.py, basemap.js).
+            "map_pmtiles_url": BASEMAP_PATH if settings.MAP_PMTILES is not None else "",
+            "map_attribution": settings.MAP_ATTRIBUTION,
             "ice_transport_policy": settings.ICE_TRANSPORT_POLICY,
             "request_path": request.path,
             "emergency_number": emergency,

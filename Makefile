@@ -41,10 +41,13 @@ install-prod:
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-# The pages load these from us, never from a CDN.
+# The pages load these from us, never from a CDN. The street basemap (docs/map.md): pmtiles as
+# an ES module, and protomaps-leaflet's browser build, which extends the pages' Leaflet when
+# loaded (it bundles the same pmtiles release, pinned to match in package.json).
 vendor: node_modules/.package-lock.json
 	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/leaflet $(VENDOR)/leaflet.markercluster \
-	  $(VENDOR)/socket.io-client $(VENDOR)/chart.js $(VENDOR)/world-atlas $(VENDOR)/topojson-client
+	  $(VENDOR)/socket.io-client $(VENDOR)/chart.js $(VENDOR)/world-atlas $(VENDOR)/topojson-client \
+	  $(VENDOR)/pmtiles $(VENDOR)/protomaps-leaflet
 	cp -r node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet-src.esm.js \
 	  node_modules/leaflet/dist/leaflet.css node_modules/leaflet/dist/images $(VENDOR)/leaflet/
 	cp node_modules/leaflet.markercluster/dist/leaflet.markercluster.js \
@@ -55,6 +58,9 @@ vendor: node_modules/.package-lock.json
 	cp node_modules/world-atlas/countries-110m.json node_modules/world-atlas/countries-50m.json \
 	  node_modules/world-atlas/land-50m.json $(VENDOR)/world-atlas/
 	cp node_modules/topojson-client/dist/topojson-client.min.js $(VENDOR)/topojson-client/
+	cp node_modules/pmtiles/dist/index.js $(VENDOR)/pmtiles/
+	cp node_modules/protomaps-leaflet/dist/protomaps-leaflet.js \
+	  node_modules/protomaps-leaflet/LICENSE $(VENDOR)/protomaps-leaflet/
 
 migrate: install
 	$(BIN)/python -m server migrate

@@ -1,17 +1,63 @@
 // The caller's map: Leaflet (no WebGL: headless Chromium and old control-room PCs have none).
-// Tiles from MAP_TILE_URL where the deployment runs a tile server; otherwise an offline basemap,
-// the world-atlas country shapes, so the map works with no network beyond our own server.
+// The basemap, best first: the deployment's own PMTiles file of streets (MAP_PMTILES), read in
+// byte ranges from our server with `pmtiles` and painted on canvas by protomaps-leaflet, in a
+// light or a dark flavour as the page's look; tiles from MAP_TILE_URL where the deployment runs
+// a tile server; otherwise the world-atlas country outlines, which say that street detail is
+// not configured. Every one works with no network beyond our own server.
 import * as L from '/static/vendor/leaflet/leaflet-src.esm.js';
+import { t } from './i18n.js';
 
 const ATLAS_URL = '/static/vendor/world-atlas/countries-50m.json';
+const PMTILES_URL = '/static/vendor/pmtiles/index.js';
+const PROTOMAPS_URL = '/static/vendor/protomaps-leaflet/protomaps-leaflet.js';
 /** Country outlines hold no street detail: zooming past this shows one flat colour. */
 const OFFLINE_MAX_ZOOM = 11;
 /** Offline, a new caller is shown with the borders around them (which country, which region);
     the exact figures are in the text under the map. */
 const OFFLINE_FIT_ZOOM = 6;
-const TILE_MAX_ZOOM = 19;
+/** With streets (PMTiles or tiles): a house's width is a few pixels here. Beyond the PMTiles
+    file's own deepest zoom its vectors are drawn larger, not blurred. */
+const STREET_MAX_ZOOM = 19;
 /** Positions kept for the track line; older ones drop off. */
 const TRACK_POINTS_MAX = 500;
+
+let protomapsReady = null;
+
+/**
+ * protomaps-leaflet is a browser build that extends a global `L` when its layer is made. It is
+ * given a copy of the ES module's namespace (which is frozen), the same one leaflet.markercluster
+ * gets (threats_common.js): its layer is then one of the very classes these maps use.
+ * @returns {Promise<any>} the library's namespace, or null without it
+ */
+function loadProtomaps() {
+  if (!protomapsReady) {
+    protomapsReady = new Promise((resolve) => {
+      const global = /** @type {any} */ (window);
+      global.L = global.L || { ...L };
+      const script = document.createElement('script');
+      script.src = PROTOMAPS_URL;
+      script.onload = () => resolve(global.protomapsL || null);
+      script.onerror = () => resolve(null);
+      document.head.append(script);
+    });
+  }
+  return protomapsReady;
+}
+
+/**
+ * MAP_ATTRIBUTION is plain text; Leaflet's attribution control takes HTML.
+ * @param {string} text
+ */
+function escapeHtml(text) {
+  const span = document.createElement('span');
+  span.textContent = text;
+  return span.innerHTML;
+}
+
+/** Staff pages have the dark look (24/7 rooms), public pages the light one. */
+function pageIsDark() {
+  return document.body.classList.contains('look-staff');
+}
 
 /**
  * Makes each ring continuous across the antimeridian (Russia, Fiji, Antarctica): a jump of more
@@ -48,25 +94,94 @@ export class CallerMap {
   /** @param {HTMLElement} element */
   constructor(element) {
     this.element = element;
+    const pmtilesUrl = element.dataset.pmtilesUrl || '';
     const tileUrl = element.dataset.tileUrl || '';
-    this.maxZoom = tileUrl ? TILE_MAX_ZOOM : OFFLINE_MAX_ZOOM;
-    this.fitZoom = tileUrl ? TILE_MAX_ZOOM - 1 : OFFLINE_FIT_ZOOM;
+    /** Which basemap is drawn: `pmtiles`, `tiles` or `outline` (also on data-basemap). */
+    this.basemap = pmtilesUrl ? 'pmtiles' : tileUrl ? 'tiles' : 'outline';
+    /** Street detail: the pages zoom in as far as a street when there is one to show. */
+    this.streets = this.basemap !== 'outline';
+    element.dataset.basemap = this.basemap;
+    this.maxZoom = this.streets ? STREET_MAX_ZOOM : OFFLINE_MAX_ZOOM;
+    this.fitZoom = this.streets ? STREET_MAX_ZOOM - 1 : OFFLINE_FIT_ZOOM;
     this.map = L.map(element, {
       zoomControl: true,
-      attributionControl: Boolean(tileUrl),
+      attributionControl: this.streets,
       maxZoom: this.maxZoom,
       worldCopyJump: true,
     }).setView([20, 0], 2);
-    if (tileUrl) {
-      L.tileLayer(tileUrl, { maxZoom: TILE_MAX_ZOOM }).addTo(this.map);
+    const attribution = escapeHtml(element.dataset.attribution || '');
+    if (pmtilesUrl) {
+      this.loadStreets(pmtilesUrl, attribution);
+    } else if (tileUrl) {
+      L.tileLayer(tileUrl, { maxZoom: STREET_MAX_ZOOM, attribution }).addTo(this.map);
     } else {
-      element.classList.add('map-offline');
-      this.loadAtlas();
+      this.showOutlines();
+      this.noteNoStreets();
     }
     this.track = L.polyline([], { color: '#4da3ff', weight: 3, opacity: 0.8 }).addTo(this.map);
     this.circle = null;
     this.marker = null;
     this.followed = false;
+  }
+
+  /**
+   * The PMTiles basemap: its header says how deep its tiles go (deeper zooms draw those
+   * vectors larger); drawn as soon as the libraries (loaded only by a map that draws it) and
+   * the header are here. The element's data-basemap-state says `loading`, `drawn` (every tile
+   * in view painted) or `failed`.
+   * @param {string} url
+   * @param {string} attribution
+   */
+  async loadStreets(url, attribution) {
+    const element = this.element;
+    element.dataset.basemapState = 'loading';
+    try {
+      const { PMTiles } = await import(PMTILES_URL);
+      const archive = new PMTiles(new URL(url, window.location.href).href);
+      const [header, protomaps] = await Promise.all([archive.getHeader(), loadProtomaps()]);
+      if (!protomaps) {
+        throw new Error('protomaps-leaflet not loaded');
+      }
+      const layer = protomaps.leafletLayer({
+        url: archive,
+        flavor: pageIsDark() ? 'dark' : 'light',
+        lang: document.documentElement.lang || 'en',
+        maxDataZoom: header.maxZoom,
+        maxZoom: STREET_MAX_ZOOM,
+        attribution,
+      });
+      layer.on('loading', () => {
+        element.dataset.basemapState = 'loading';
+      });
+      layer.on('load', () => {
+        element.dataset.basemapState = 'drawn';
+      });
+      layer.addTo(this.map);
+      layer.bringToBack();
+    } catch (error) {
+      // The file went away or the library did not load: borders at least.
+      console.warn('map: street basemap not loaded', error);
+      element.dataset.basemapState = 'failed';
+      this.showOutlines();
+    }
+  }
+
+  showOutlines() {
+    this.element.classList.add('map-offline');
+    this.loadAtlas();
+  }
+
+  /** Says on the map why there are no streets: a person zooming in must not guess. */
+  noteNoStreets() {
+    const note = new L.Control({ position: 'bottomleft' });
+    note.onAdd = () => {
+      const text = L.DomUtil.create('p', 'map-note');
+      text.dataset.testid = 'map-no-streets';
+      text.setAttribute('role', 'note');
+      text.textContent = t('map.no_street_detail');
+      return text;
+    };
+    note.addTo(this.map);
   }
 
   async loadAtlas() {

@@ -92,6 +92,8 @@ const threats = {
   markers: new Map(),
   /** @type {any} */ map: null,
   /** @type {any} */ layer: null,
+  /** The basemap has streets (basemap.js): fitting goes as deep as a street. */
+  streets: false,
   selectedId: '',
   fitted: false,
   loading: 0,
@@ -176,7 +178,7 @@ function fitToReports() {
     .filter((report) => Number.isFinite(report.lat) && Number.isFinite(report.lon))
     .map((report) => [report.lat, report.lon]);
   if (points.length) {
-    threats.map.fitBounds(L.latLngBounds(points), { maxZoom: ui.mapElement.dataset.tileUrl ? 16 : 10, padding: [24, 24] });
+    threats.map.fitBounds(L.latLngBounds(points), { maxZoom: threats.streets ? 16 : 10, padding: [24, 24] });
   }
 }
 
@@ -636,6 +638,7 @@ async function createMap() {
   try {
     const base = new CallerMap(ui.mapElement);
     threats.map = base.map;
+    threats.streets = base.streets;
     const makeCluster = await loadMarkerCluster();
     threats.layer = (
       makeCluster

@@ -83,7 +83,7 @@ const state = {
 
 function createMap() {
   const base = new CallerMap(page.mapElement);
-  state.offline = !page.mapElement.dataset.tileUrl;
+  state.offline = !base.streets;
   state.map = base.map;
   state.map.zoomControl.setPosition('topright');
   state.map.on('click', (event) => {

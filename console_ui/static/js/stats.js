@@ -148,7 +148,7 @@ function drawHeat(heat) {
     }),
   ).addTo(map);
   const bounds = L.latLngBounds(points.map(([lat, lon]) => [lat, lon]));
-  map.fitBounds(bounds, { maxZoom: element.dataset.tileUrl ? 15 : HEAT_ZOOM_OFFLINE, padding: [20, 20] });
+  map.fitBounds(bounds, { maxZoom: base.streets ? 15 : HEAT_ZOOM_OFFLINE, padding: [20, 20] });
   return layer;
 }
 

@@ -74,6 +74,7 @@ class Pages:
             "ice_transport_policy": settings.ICE_TRANSPORT_POLICY,
             "request_path": request.path,
             "emergency_number": emergency,
+            "time_zone": settings.TIME_ZONE,
             "quick_exit_url": settings.QUICK_EXIT_URL,
             "static": lambda path: f"/static/{path}?v={ASSET_VERSION}",
         }

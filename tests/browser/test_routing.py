@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -29,6 +31,8 @@ pytestmark = pytest.mark.browser
 TIMEOUT_MS = 15_000
 RING_SECS = 15
 
+CENTRE_ZONE = "Asia/Almaty"
+
 
 @pytest.fixture(scope="module")
 def routing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
@@ -40,6 +44,8 @@ def routing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
             # watch one ring run out.
             "LIFELINE_RING_SECS": str(RING_SECS),
             "LIFELINE_CALL_RATE_LIMIT": "100/minute",
+            # The centre's own zone, not the browser's (UTC here): the wall tells times in it.
+            "LIFELINE_TIME_ZONE": CENTRE_ZONE,
         },
     )
     yield server
@@ -174,9 +180,13 @@ def test_the_console_rings_and_the_operator_answers_with_the_keyboard(
         )
         expect(ring).to_be_hidden(timeout=TIMEOUT_MS)
         expect(operator).to_have_attribute("data-state", "away", timeout=TIMEOUT_MS)
-        expect(operator.get_by_test_id("operator-note")).to_have_text(
-            re.compile(r"^missed a call at \d\d:\d\d$")
-        )
+        note = operator.get_by_test_id("operator-note")
+        expect(note).to_have_text(re.compile(r"^missed a call at \d\d:\d\d$"))
+        # In the centre's time zone, whatever the browser's.
+        hours, minutes = (int(part) for part in (note.text_content() or "")[-5:].split(":"))
+        centre_now = datetime.now(ZoneInfo(CENTRE_ZONE))
+        off = abs((hours * 60 + minutes) - (centre_now.hour * 60 + centre_now.minute)) % 1440
+        assert min(off, 1440 - off) <= 2, (note.text_content(), centre_now)
         waiting = wall.locator(f"[data-testid=wall-call][data-call-id='{second_id}']")
         expect(waiting).to_have_attribute("data-state", "queued", timeout=TIMEOUT_MS)
         wall.screenshot(path=str(artifacts / "wall-operator-missed.png"))

@@ -35,11 +35,15 @@ function nowMs() {
   return Date.now() + wall.skewMs;
 }
 
+// Times on the wall are the centre's (TIME_ZONE), whatever the zone of the screen's browser.
+const timeZone = document.documentElement.dataset.timeZone || undefined;
+
 function tickClock() {
   clock.textContent = new Date().toLocaleTimeString(document.documentElement.lang, {
     hour: '2-digit',
     minute: '2-digit',
     hourCycle: 'h23',
+    timeZone,
   });
 }
 
@@ -342,6 +346,7 @@ function noteOf(operator) {
       hour: '2-digit',
       minute: '2-digit',
       hour12: false,
+      timeZone,
     });
     return t('wall.missed_call', { time });
   }

@@ -331,8 +331,11 @@ def test_a_report_20_m_away_offers_the_first_and_me_too_counts(
         expect(offered).to_contain_text("Building rubble")
         me_too = offered.get_by_test_id("nearby-confirm")
         shape = me_too.evaluate(
-            """(button) => ({ height: button.offsetHeight, fits: button.scrollWidth <= button.clientWidth,
-                             width: document.documentElement.scrollWidth })"""
+            """(button) => ({
+              height: button.offsetHeight,
+              fits: button.scrollWidth <= button.clientWidth,
+              width: document.documentElement.scrollWidth,
+            })"""
         )
         assert shape["fits"] and shape["height"] <= 56, f"'Me too' wraps: {shape}"
         assert shape["width"] <= PHONE["width"], f"the page is {shape['width']} px wide"

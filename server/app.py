@@ -62,6 +62,7 @@ from server.http import (
 from server.http import cad as cad_routes
 from server.http import calls as call_routes
 from server.http import invites as invite_routes
+from server.http import open311_keys as open311_key_routes
 from server.http import photos as call_photos
 from server.http import receipts as receipt_routes
 from server.http import recordings as call_recordings
@@ -407,6 +408,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         threat_staff.routes,
         threat_categories.routes,
         open311.routes,
+        open311_key_routes.routes,
         call_photos.routes,
         call_recordings.routes,
         legal_holds.routes,

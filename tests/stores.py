@@ -30,6 +30,7 @@ TABLES = (
     "report_history",
     "report_photos",
     "threat_reports",
+    "open311_keys",
     "audit_checkpoints",
     "audit_log",
     "redactions",

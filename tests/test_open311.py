@@ -40,7 +40,6 @@ async def test_post_read_back_and_follow_the_status(
             "long": str(HERE[1]),
             "description": "Tyres dumped in the park",
             "email": "anna@example.pl",
-            "api_key": "ignored",
         },
     )
     assert posted.status == 201, await posted.text()

@@ -1,10 +1,12 @@
 """Open311 GeoReport v2 in XML, read as FixMyStreet's client reads it (``xml.etree``, element
 by element): discovery, services, a post, the request, its updates (FixMyStreet's
 ``servicerequestupdates``), comma lists of statuses, the 90-day default window, and the spec's
-error body."""
+error body; a partner app posting with the API key an admin issued (its address kept), and
+refused once the key is revoked."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from xml.etree import ElementTree
 
@@ -13,6 +15,7 @@ from aiohttp import ClientResponse
 
 from config import Settings
 from server.core.clock import FrozenClock
+from tests.partners import admin_desk, issue_key, revoke_key
 from tests.staff import Client
 from tests.threats import HERE, TEST_AREA, report_count
 
@@ -133,6 +136,22 @@ async def test_errors_come_in_the_specs_xml_body(client: Client) -> None:
             "unknown_category",
         ),
         (await client.get(f"{API}/requests.xml?status=maybe"), 422, "invalid_status"),
+        (
+            await client.post(
+                f"{API}/requests.xml",
+                data={"service_code": "vandalism", "address_string": "Plac Defilad 1"},
+            ),
+            400,
+            "point_required",
+        ),
+        (
+            await client.post(
+                f"{API}/requests.xml",
+                data={"service_code": "vandalism", "lat": "52.2", "long": "21", "api_key": "x"},
+            ),
+            403,
+            "invalid_api_key",
+        ),
         (await client.get(f"{API}/requests/999.xml"), 404, "report_not_found"),
         (await client.get(f"{API}/servicerequestupdates.xml?start_date=x"), 400, "invalid_date"),
     ]:
@@ -142,3 +161,89 @@ async def test_errors_come_in_the_specs_xml_body(client: Client) -> None:
         assert _text(error, "code") == str(status)
         assert _text(error, "description").startswith(f"{code}: ")
     assert await report_count(client) == 0
+
+
+@pytest.fixture
+async def admin(client: Client, clock: FrozenClock) -> AsyncIterator[tuple[Client, str]]:
+    browser, csrf = await admin_desk(client, clock)
+    yield browser, csrf
+    await browser.close()
+
+
+async def test_a_partner_app_posts_with_its_key_and_follows_its_request_in_xml(
+    client: Client,
+    admin: tuple[Client, str],
+    operator_desk: tuple[Client, str],
+) -> None:
+    """What a FixMyStreet set up with our endpoint and a key does: post with ``api_key`` and
+    ``address_string``, read the request back (the address in it), poll the updates; once the
+    centre revokes the key, its post is the spec's XML error with 403."""
+    browser, csrf = admin
+    officer, officer_csrf = operator_desk
+    issued = await issue_key(browser, csrf, "City FixMyStreet", 5)
+    secret = issued["api_key"]
+    services = await _xml(await client.get(f"{API}/services.xml"))  # no key needed to read
+    assert "illegal_dumping" in {_text(s, "service_code") for s in services.iter("service")}
+
+    receipt = await _xml(
+        await client.post(
+            f"{API}/requests.xml",
+            data={
+                "api_key": secret,
+                "service_code": "illegal_dumping",
+                "lat": str(HERE[0]),
+                "long": str(HERE[1]),
+                "address_string": "Plac Defilad 1, Warszawa",
+                "description": "Fridges left by the bins",
+                "email": "resident@example.pl",
+            },
+        ),
+        201,
+    )
+    [posted] = receipt.iter("request")
+    request_id = _text(posted, "service_request_id")
+    assert "/reports/follow/" in _text(posted, "service_notice")
+
+    [one] = (await _xml(await client.get(f"{API}/requests/{request_id}.xml"))).iter("request")
+    assert _text(one, "address") == "Plac Defilad 1, Warszawa"
+    assert _text(one, "service_code") == "illegal_dumping"
+    assert _text(one, "status") == "open"
+    assert (float(_text(one, "lat")), float(_text(one, "long"))) == HERE
+    assert "resident@example.pl" not in ElementTree.tostring(one).decode()
+    listed = await _xml(await client.get(f"{API}/requests.xml?service_request_id={request_id}"))
+    assert [_text(r, "address") for r in listed.iter("request")] == ["Plac Defilad 1, Warszawa"]
+
+    for status, note in (("verifying", ""), ("confirmed", "Collection booked for Monday")):
+        changed = await officer.post(
+            f"/api/staff/reports/{request_id}/status",
+            json={"status": status, "public_note": note},
+            headers={"X-CSRF-Token": officer_csrf},
+        )
+        assert changed.status == 200, await changed.text()
+    updates = await _xml(await client.get(f"{API}/servicerequestupdates.xml"))
+    assert [
+        (_text(u, "service_request_id"), _text(u, "status"), _text(u, "description"))
+        for u in updates.iter("request_update")
+    ] == [(request_id, "open", ""), (request_id, "open", "Collection booked for Monday")]
+
+    await revoke_key(browser, csrf, issued["key"]["id"], "The city moved to another system")
+    errors = await _xml(
+        await client.post(
+            f"{API}/requests.xml",
+            data={
+                "api_key": secret,
+                "service_code": "illegal_dumping",
+                "lat": str(HERE[0]),
+                "long": str(HERE[1]),
+            },
+        ),
+        403,
+    )
+    assert errors.tag == "errors"
+    [error] = errors.iter("error")
+    assert _text(error, "code") == "403"
+    assert _text(error, "description").startswith("invalid_api_key: ")
+    assert await report_count(client) == 1
+    # Reading stays open after the revocation.
+    [still] = (await _xml(await client.get(f"{API}/requests/{request_id}.xml"))).iter("request")
+    assert _text(still, "status") == "open"

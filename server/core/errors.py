@@ -209,6 +209,15 @@ class ErrorCode(enum.StrEnum):
     RANGE_NOT_SATISFIABLE = "range_not_satisfiable", 416
     BASEMAP_UNAVAILABLE = "basemap_unavailable", 503
 
+    # Open311 partners' API keys (issued on /admin) and what they post.
+    INVALID_API_KEY = "invalid_api_key", 403
+    ADDRESS_TOO_LONG = "address_too_long", 422
+    INVALID_ADDRESS = "invalid_address", 422
+    INVALID_PARTNER = "invalid_partner", 422
+    INVALID_DAILY_LIMIT = "invalid_daily_limit", 422
+    API_KEY_NOT_FOUND = "api_key_not_found", 404
+    API_KEY_REVOKED = "api_key_revoked", 409
+
 
 # What an HTTP exception of aiohttp's own (a 404 route, a 405, a 413 body) is called.
 CODE_BY_STATUS: dict[int, ErrorCode] = {

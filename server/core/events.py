@@ -281,6 +281,10 @@ class StaffReport(Model):
     overdue_read: bool
     overdue_verify: bool
     history: list[HistoryItem]
+    # Open311: the address the partner named beside the point, and the partner app whose API
+    # key sent it.
+    address: str | None = None
+    partner: str | None = None
 
 
 class ReportNewEvent(Model):

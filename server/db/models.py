@@ -470,6 +470,8 @@ class ThreatReport(SQLModel, table=True):
         Index("ix_threat_reports_status_category", "status", "category"),
         Index("ix_threat_reports_lat_lon", "lat", "lon"),
         Index("ix_threat_reports_grid", "grid_x", "grid_y"),
+        # A partner's reports of the last day, counted against its key's limit.
+        Index("ix_threat_reports_open311_key", "open311_key_id", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -506,6 +508,9 @@ class ThreatReport(SQLModel, table=True):
     verified_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     # When an officer last invited the author to a video call (shown on the follow page).
     invited_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Open311: the partner's key it came with, and the address it named beside the point.
+    open311_key_id: int | None = Field(default=None, foreign_key="open311_keys.id")
+    address: str | None = Field(default=None, max_length=250)
 
 
 class ReportPhoto(SQLModel, table=True):
@@ -558,6 +563,26 @@ class ReportConfirmation(SQLModel, table=True):
     report_id: int = Field(foreign_key="threat_reports.id", index=True)
     client_key: str = Field(max_length=80)
     at: datetime = Field(sa_column=_ts())
+
+
+class Open311Key(SQLModel, table=True):
+    """A partner app's Open311 API key, issued on /admin: only the secret's SHA-256 is kept.
+    Its reports count against its own daily limit instead of the per-address one."""
+
+    __tablename__ = "open311_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner: str = Field(max_length=80)
+    secret_hash: str = Field(max_length=64, unique=True)
+    daily_limit: int
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: str = Field(max_length=80)
+    created_at: datetime = Field(sa_column=_ts())
+    # When it last brought a report that was stored.
+    last_used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    revoked_by: str | None = Field(default=None, max_length=80)
+    revoke_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class ThreadState(enum.StrEnum):

@@ -4,9 +4,13 @@ FixMyStreet's ``servicerequestupdates`` extension.
 
 Service codes are the category codes; ``new``/``verifying``/``confirmed`` are ``open``, every
 other status ``closed``; ``status_notes`` is the police's public note. A POST goes through the
-same checks and the same daily limit as the map's form. It skips the "is it one of these?" step
-(GeoReport has no way to ask it): the police see near duplicates on their map. Refusals come in
-the spec's error body (``open311_formats``).
+same checks and the same daily limit as the map's form, unless it carries a partner's
+``api_key`` (issued on /admin): then the key's own daily limit counts it, and the report names
+the partner to staff; an unknown or revoked key is refused. ``address_string`` is kept beside
+``lat``/``long`` and read back as ``address``; we locate by point only (no geocoder). A POST
+skips the "is it one of these?" step (GeoReport has no way to ask it): the police see near
+duplicates on their map. Reads need no key. Refusals come in the spec's error body
+(``open311_formats``).
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from aiohttp import web
 from server.actions.threats import open311 as requests
 from server.actions.threats.categories import active_codes
 from server.actions.threats.citizens import PossibleDuplicates, do_submit_report
+from server.actions.threats.open311_keys import check_api_key
 from server.actions.threats.queries import public_position
-from server.actions.threats.views import photo_urls, public_description
+from server.actions.threats.views import photo_urls, public_address, public_description
 from server.core.errors import AppError, ErrorCode
 from server.db.models import ThreatReport
 from server.http.bodies import read_form
@@ -59,7 +64,7 @@ def service_request(
         "requested_datetime": report.created_at.isoformat(),
         "updated_datetime": report.updated_at.isoformat(),
         "expected_datetime": None,
-        "address": "",
+        "address": public_address(report),
         "address_id": "",
         "zipcode": "",
         "lat": lat,
@@ -76,7 +81,10 @@ async def discovery(request: web.Request) -> web.StreamResponse:
     body = {
         "changeset": SPEC_CHANGESET,
         "contact": "The police operations centre that runs this Lifeline",
-        "key_service": "",
+        "key_service": (
+            "Partner apps get an API key from the operations centre's administrator: a post "
+            "with it is counted against the key's own daily limit, not the per-address one"
+        ),
         "endpoints": [
             {
                 "specification": "http://wiki.open311.org/GeoReport_v2",
@@ -171,8 +179,16 @@ async def post_request(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     reporter = reporter_of(request)
     raw = await _post_fields(request)
+    # Empty is none: a client with no key configured still sends the field.
+    key = await check_api_key(services, raw["api_key"]) if raw.get("api_key") else None
     if not raw.get("lat") or not raw.get("long"):
-        # GeoReport also allows an address or an address_id; we have no geocoder.
+        if raw.get("address_string") or raw.get("address_id"):
+            # GeoReport allows an address instead of a point; we have no geocoder.
+            raise AppError(
+                ErrorCode.POINT_REQUIRED,
+                "lat and long are required: this service locates a report by its point only "
+                "(an address_string is kept beside lat and long, never looked up)",
+            )
         raise AppError(ErrorCode.POINT_REQUIRED, "lat and long are required")
     contact = raw.get("email") or raw.get("phone") or ""
     fields = {
@@ -183,7 +199,13 @@ async def post_request(request: web.Request) -> web.StreamResponse:
         "contact": contact,
     }
     result = await do_submit_report(
-        services, reporter=reporter, fields=fields, source="open311", check_duplicates=False
+        services,
+        reporter=reporter,
+        fields=fields,
+        source="open311",
+        check_duplicates=False,
+        address=raw.get("address_string", ""),
+        open311_key=key,
     )
     assert not isinstance(result, PossibleDuplicates)  # not asked for
     base = site_base(request)

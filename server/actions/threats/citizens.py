@@ -8,7 +8,7 @@ and a refused request counts against neither.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import update
@@ -16,15 +16,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from server.actions.threats.categories import check_category
-from server.actions.threats.fields import check_point, check_report_fields, parse_coordinate
+from server.actions.threats.fields import (
+    check_address,
+    check_point,
+    check_report_fields,
+    parse_coordinate,
+)
 from server.actions.threats.lifecycle import OPEN_STATUSES
+from server.actions.threats.open311_keys import check_key_room
 from server.actions.threats.photos import prepare_photos
 from server.actions.threats.queries import get_public_report, has_confirmed, nearby_open
 from server.actions.threats.reports import NewReport, do_create_report
 from server.actions.threats.views import nearby_item
 from server.core.errors import AppError, ErrorCode
 from server.core.services import Services
-from server.db.models import ReportConfirmation, ThreatReport
+from server.db.models import Open311Key, ReportConfirmation, ThreatReport
 from server.security.tokens import token_hash
 from server.state.ratelimit import parse_rules
 
@@ -85,20 +91,32 @@ async def do_submit_report(
     photos: Sequence[bytes] = (),
     source: str,
     check_duplicates: bool,
+    address: str = "",
+    open311_key: Open311Key | None = None,
 ) -> NewReport | PossibleDuplicates:
     """Everything between a parsed form and a stored report: the fields, the category, the
     day's limit, the photos, nearby duplicates (returned instead of storing), then store (and
-    ``report.new``)."""
+    ``report.new``).
+
+    The day's limit is the client's (``REPORT_RATE_LIMIT``, by address and cookie), or, for a
+    partner app's post with its API key, the key's own (``open311_keys``). ``address`` is
+    Open311's ``address_string``, kept beside the point."""
     settings = services.settings
-    report = check_report_fields(fields, settings.report_area)
+    report = replace(
+        check_report_fields(fields, settings.report_area), address=check_address(address)
+    )
     await check_category(services, report.category)
-    await check_room(services, settings.REPORT_RATE_LIMIT, "reports", reporter.keys)
+    if open311_key is not None:
+        await check_key_room(services, open311_key)
+    else:
+        await check_room(services, settings.REPORT_RATE_LIMIT, "reports", reporter.keys)
     prepared = await prepare_photos(services, photos)
     if check_duplicates:
         nearby = await nearby_open(services, report.category, report.lat, report.lon)
         if nearby:
             return PossibleDuplicates([nearby_item(n) for n in nearby])
-    await count_request(services, settings.REPORT_RATE_LIMIT, "reports", reporter.keys)
+    if open311_key is None:
+        await count_request(services, settings.REPORT_RATE_LIMIT, "reports", reporter.keys)
     return await do_create_report(
         services,
         report=report,
@@ -106,6 +124,7 @@ async def do_submit_report(
         source=source,
         remote=reporter.remote,
         client_key=reporter.cookie_key,
+        open311_key=open311_key,
     )
 
 

@@ -16,6 +16,7 @@ from server.core.errors import AppError, ErrorCode
 
 MAX_DESCRIPTION_CHARS = 500
 MAX_CONTACT_CHARS = 200
+MAX_ADDRESS_CHARS = 250
 MAX_PUBLIC_NOTE_CHARS = 1000
 MAX_INTERNAL_NOTE_CHARS = 4000
 MAX_PHOTOS = 3
@@ -40,6 +41,8 @@ class ReportInput:
     days: tuple[str, ...] = ()
     time_of_day: str = "any"
     contact: str | None = None
+    # Open311's address_string, as the partner wrote it beside the point (never geocoded).
+    address: str | None = None
 
 
 def check_point(lat: float, lon: float, area: Area) -> None:
@@ -74,6 +77,11 @@ def check_text(value: str, name: str, limit: int) -> str:
     if _CONTROL_RE.search(text):
         raise AppError(ErrorCode[f"INVALID_{name.upper()}"], f"{name} contains control characters")
     return text
+
+
+def check_address(value: str) -> str | None:
+    """An address given beside a point: plain text, kept as sent; empty is none."""
+    return check_text(value, "address", MAX_ADDRESS_CHARS) or None
 
 
 def check_days(value: str) -> tuple[str, ...]:

@@ -16,7 +16,13 @@ from server.actions.threats.lifecycle import OPEN_STATUSES
 from server.core.errors import AppError, ErrorCode
 from server.core.services import Services
 from server.db.map_grid import SENSITIVE_DECIMALS, public_point
-from server.db.models import ReportConfirmation, ReportHistory, ReportPhoto, ThreatReport
+from server.db.models import (
+    Open311Key,
+    ReportConfirmation,
+    ReportHistory,
+    ReportPhoto,
+    ThreatReport,
+)
 from server.security.tokens import token_hash
 
 DUPLICATE_RADIUS_M = 50.0
@@ -70,6 +76,18 @@ async def report_by_token(services: Services, token: str) -> ThreatReport:
     if report is None:
         raise AppError(ErrorCode.REPORT_NOT_FOUND, "No such report")
     return report
+
+
+async def partners_of(session: AsyncSession, key_ids: set[int]) -> dict[int, str]:
+    """The partner's name of each Open311 key (a page of reports names a handful)."""
+    if not key_ids:
+        return {}
+    rows = (
+        await session.exec(
+            select(Open311Key.id, Open311Key.partner).where(col(Open311Key.id).in_(key_ids))
+        )
+    ).all()
+    return {key_id: partner for key_id, partner in rows if key_id is not None}
 
 
 async def photos_of(session: AsyncSession, report_ids: Sequence[int]) -> dict[int, list[int]]:

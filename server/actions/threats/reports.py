@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.actions.threats.fields import ReportInput
+from server.actions.threats.open311_keys import take_key_room
 from server.actions.threats.photos import PreparedPhoto, store_photos
 from server.actions.threats.views import staff_view
 from server.core.events import ReportNewEvent, StaffReport
 from server.core.services import Services
 from server.db.models import (
+    Open311Key,
     ReportConfirmation,
     ReportHistory,
     ReportPhoto,
@@ -48,12 +50,14 @@ async def do_create_report(
     created_by: int | None = None,
     with_token: bool = True,
     sensitive: bool = False,
+    open311_key: Open311Key | None = None,
 ) -> NewReport:
     """Store a report, its photos and its first history row, and audit it, in one transaction;
     then tell the report desks.
 
     The reporter's own client key is recorded as a confirmation, so "me too" on one's own
-    report does not count.
+    report does not count. A partner's report (``open311_key``) takes a place of the key's
+    day in the same transaction, or is refused.
     """
     now = services.clock.now()
     token = new_token() if with_token else None
@@ -76,9 +80,13 @@ async def do_create_report(
         updated_at=now,
         # An officer who makes a report from a call has read it.
         read_at=now if created_by is not None else None,
+        open311_key_id=open311_key.id if open311_key is not None else None,
+        address=report.address,
     )
     audit = services.audit
     async with audit.transaction() as session:
+        if open311_key is not None:
+            await take_key_room(session, open311_key, now)
         session.add(row)
         await session.flush()
         assert row.id is not None
@@ -110,18 +118,17 @@ async def do_create_report(
         )
         if client_key:
             session.add(ReportConfirmation(report_id=row.id, client_key=client_key, at=now))
+        data: dict[str, object] = {
+            "category": row.category,
+            "source": source,
+            "remote": remote,
+            "call_id": call_id,
+            "photos": [p.original.sha256 for p in photos],
+        }
+        if open311_key is not None:
+            data["open311_key"] = open311_key.id
         await audit.record(
-            session,
-            actor=actor,
-            action="report_created",
-            subject=f"report:{row.id}",
-            data={
-                "category": row.category,
-                "source": source,
-                "remote": remote,
-                "call_id": call_id,
-                "photos": [p.original.sha256 for p in photos],
-            },
+            session, actor=actor, action="report_created", subject=f"report:{row.id}", data=data
         )
     view = await staff_view(services, row)
     await services.notifier.to_report_desks(ReportNewEvent(report=view))

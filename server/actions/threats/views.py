@@ -2,7 +2,8 @@
 the public map's, the nearby list's, and the author's follow page.
 
 Staff see everything; the public never sees the contact, the internal notes, the address the
-report came from, or a sensitive report's exact position.
+report came from, the Open311 partner that sent it, or a sensitive report's exact position (nor
+the street address a partner named for it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from server.actions.threats.queries import (
     SENSITIVE_DISTANCE_GRAIN_M,
     Nearby,
     history_of,
+    partners_of,
     photos_of,
     public_position,
 )
@@ -33,8 +35,20 @@ def public_description(report: ThreatReport) -> str:
     return "" if report.status == ReportStatus.JOKE_OR_MISTAKE else report.description
 
 
+def public_address(report: ThreatReport) -> str:
+    """The address a partner named, as Open311 readers see it: none for a sensitive report
+    (it would give away the point the map rounds) or a joke (its text may be abuse)."""
+    if report.sensitive or report.status == ReportStatus.JOKE_OR_MISTAKE:
+        return ""
+    return report.address or ""
+
+
 def staff_report(
-    report: ThreatReport, photos: list[int], history: list[ReportHistory], now: datetime
+    report: ThreatReport,
+    photos: list[int],
+    history: list[ReportHistory],
+    now: datetime,
+    partner: str | None = None,
 ) -> StaffReport:
     assert report.id is not None
     return StaffReport(
@@ -61,6 +75,8 @@ def staff_report(
         overdue_read=overdue_read(report, now),
         overdue_verify=overdue_verify(report, now),
         history=[HistoryItem.model_validate(h, from_attributes=True) for h in history],
+        address=report.address,
+        partner=partner,
     )
 
 
@@ -118,13 +134,23 @@ def nearby_item(found: Nearby) -> dict[str, Any]:
 async def staff_views(
     services: Services, reports: Sequence[ThreatReport], now: datetime
 ) -> list[StaffReport]:
-    """The console's view of many reports, their photos and history read in two queries."""
+    """The console's view of many reports, their photos, history and partners read in a query
+    each."""
     ids = [r.id for r in reports if r.id is not None]
+    key_ids = {r.open311_key_id for r in reports if r.open311_key_id is not None}
     async with services.db.session() as session:
         photos = await photos_of(session, ids)
         history = await history_of(session, ids)
+        partners = await partners_of(session, key_ids)
     return [
-        staff_report(r, photos.get(r.id or 0, []), history.get(r.id or 0, []), now) for r in reports
+        staff_report(
+            r,
+            photos.get(r.id or 0, []),
+            history.get(r.id or 0, []),
+            now,
+            partners.get(r.open311_key_id) if r.open311_key_id is not None else None,
+        )
+        for r in reports
     ]
 
 

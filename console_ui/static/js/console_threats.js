@@ -413,6 +413,9 @@ function renderDetail(report, resetForm) {
   if (Number.isFinite(report.lat)) {
     addFact(list, t('threats.fact_point'), `${report.lat.toFixed(5)}, ${report.lon.toFixed(5)}`);
   }
+  // Open311: the address a partner app named beside the point, and which partner sent it.
+  addFact(list, t('threats.fact_address'), report.address);
+  addFact(list, t('threats.fact_partner'), report.partner);
   addFact(list, t('threats.fact_contact'), report.contact || t('threats.no_contact'));
   if (report.internal_note) {
     addFact(list, t('threats.internal_note'), report.internal_note);

@@ -337,6 +337,7 @@ def test_every_page_renders(lang: str, pages: Pages, catalogues: dict[str, dict[
             "ice_transport_policy": "all",
             "request_path": "/",
             "emergency_number": "112",
+            "time_zone": "UTC",
             "quick_exit_url": "/leave",
             "static": lambda path: f"/static/{path}",
             "min_length": 12,

@@ -55,6 +55,7 @@ from server.http import (
     installable,
     legal_holds,
     open311,
+    openapi,
     page_routes,
     redactions,
     security,
@@ -422,7 +423,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         call_stats.routes,
         cad_routes.routes,
         basemap.routes,
+        openapi.routes,
     ):
         app.router.add_routes(table)
+    # Made once, from the routes just added: GET /api/openapi.json serves it.
+    app[openapi.OPENAPI_KEY] = openapi.document(app.router)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

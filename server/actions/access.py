@@ -15,6 +15,9 @@ from server.security.pseudonyms import Pseudonyms
 
 CONSOLE_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.INTERNAL_SECURITY})
 WALL_ROLES = frozenset({Role.SUPERVISOR, Role.INTERNAL_SECURITY})
+# The console roles that answer callers (and so invite them, claim their threads):
+# supervisors monitor (``check_may_answer``).
+ANSWER_ROLES = CONSOLE_ROLES - {Role.SUPERVISOR}
 ADMIN_ROLES = frozenset({Role.ADMIN})
 # Roles that open /security: the unit's officers and the changes to its access.
 SECURITY_ROLES = frozenset({Role.INTERNAL_SECURITY})

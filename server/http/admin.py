@@ -3,6 +3,7 @@ accounts excepted: those are the unit's own, on /security)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,8 @@ from server.http.auth.routes import see_other
 from server.http.bodies import read_form, read_json
 from server.http.evidence import KEY_PATH
 from server.http.keys import CATALOGS_KEY, LANG_KEY, PAGES_KEY, SERVICES_KEY
+from server.http.openapi import documented, staff, staff_change
+from server.http.path_ids import ID
 
 routes = web.RouteTableDef()
 
@@ -131,10 +134,11 @@ async def admin_add_user(request: web.Request) -> web.StreamResponse:
 
 
 def user_id_of(request: web.Request) -> int:
-    try:
-        return int(request.match_info["user_id"])
-    except ValueError:
-        raise AppError(ErrorCode.INVALID_USER_ID, "A user id is a number") from None
+    """The path's user id: ASCII digits that fit the database's integer, else a 400."""
+    raw = request.match_info["user_id"]
+    if not re.fullmatch(ID, raw):
+        raise AppError(ErrorCode.INVALID_USER_ID, "A user id is a number")
+    return int(raw)
 
 
 @routes.post(r"/admin/users/{user_id}/role")
@@ -228,7 +232,42 @@ class UpdateUserBody(BaseModel):
     disabled: bool | None = None
 
 
+class UserView(BaseModel):
+    """What the admin page and API show of an account (``public_user``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: int
+    username: str
+    role: Role
+    disabled: bool
+    totp_confirmed: bool
+    must_change_password: bool
+    locked: bool
+    display_name: str | None
+    badge: str | None
+    skills: list[str]
+
+
+class UserList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    users: list[UserView]
+
+
+class UserCreated(BaseModel):
+    """The new account and its one-time password, shown this once and never stored."""
+
+    model_config = ConfigDict(extra="forbid")
+    user: UserView
+    one_time_password: str
+
+
+class UserChanged(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: UserView
+
+
 @routes.get("/api/users")
+@documented(replies={200: UserList}, access=staff(ADMIN_ROLES))
 async def api_list_users(request: web.Request) -> web.StreamResponse:
     require_staff(request, ADMIN_ROLES)
     now = request.app[SERVICES_KEY].clock.now()
@@ -237,6 +276,7 @@ async def api_list_users(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/users")
+@documented(body=CreateUserBody, replies={201: UserCreated}, access=staff_change(ADMIN_ROLES))
 async def api_create_user(request: web.Request) -> web.StreamResponse:
     staff = require_staff_change(request, ADMIN_ROLES)
     body: CreateUserBody = await read_json(request, CreateUserBody)
@@ -252,6 +292,7 @@ async def api_create_user(request: web.Request) -> web.StreamResponse:
 
 
 @routes.patch(r"/api/users/{user_id}")
+@documented(body=UpdateUserBody, replies={200: UserChanged}, access=staff_change(ADMIN_ROLES))
 async def api_update_user(request: web.Request) -> web.StreamResponse:
     staff = require_staff_change(request, ADMIN_ROLES)
     body: UpdateUserBody = await read_json(request, UpdateUserBody)

@@ -3,20 +3,23 @@ open a call's snapshots."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.actions import call_events, call_limits, calls, record_views
 from server.actions.access import ARCHIVE_ROLES, CONSOLE_ROLES
 from server.core.errors import AppError, ErrorCode
-from server.core.events import ChannelName, SituationName
+from server.core.events import CallStateName, ChannelName, SituationName
 from server.http.archive import VIEW_PARAM
 from server.http.auth.access import require_staff
 from server.http.bodies import read_json
 from server.http.client_address import client_address
 from server.http.keys import SERVICES_KEY, STAFF_KEY
+from server.http.openapi import CALL_TOKEN, File, documented, staff
+from server.http.path_ids import ID
 from server.http.uploads import stored_file_response
 from server.security.ice import ice_servers_for
 
@@ -33,6 +36,41 @@ class CreateCallBody(BaseModel):
     situation: SituationName | None = None
 
 
+class IceServer(BaseModel):
+    """One entry of RTCPeerConnection's ``iceServers``; TURN with credentials of an hour."""
+
+    model_config = ConfigDict(extra="forbid")
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class IceServers(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ice_servers: list[IceServer]
+
+
+class CallCreated(BaseModel):
+    """The new call and its capability token (``X-Call-Token``; Socket.IO ``/citizen``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    call_id: str
+    token: str
+    state: CallStateName
+    channel: ChannelName
+    mode: Literal["video", "text"]
+    created_at: datetime
+    ice_servers: list[IceServer]
+
+
+class StaffFileQuery(BaseModel):
+    """A call's file from its record rather than the console."""
+
+    view: str | None = Field(
+        default=None, description="The view token POST /api/archive/calls/{call_id}/views gave"
+    )
+
+
 DEVICE_COOKIE = "lifeline_device"
 DEVICE_COOKIE_MAX_AGE_SECS = 365 * 86_400
 
@@ -44,6 +82,7 @@ def _ice(request: web.Request, who: str) -> list[dict[str, object]]:
 
 
 @routes.post("/api/calls")
+@documented(body=CreateCallBody, replies={201: CallCreated})
 async def create_call(request: web.Request) -> web.StreamResponse:
     """Never a 429: a caller over the rate limit gets a call marked suspected_abuse."""
     services = request.app[SERVICES_KEY]
@@ -88,6 +127,7 @@ async def create_call(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/ice-servers")
+@documented(replies={200: IceServers}, access=CALL_TOKEN | staff(CONSOLE_ROLES))
 async def ice_servers(request: web.Request) -> web.StreamResponse:
     """Only for holders of a live call's token or a console session: TURN costs bandwidth."""
     token = request.headers.get(CALL_TOKEN_HEADER, "")
@@ -103,7 +143,12 @@ async def ice_servers(request: web.Request) -> web.StreamResponse:
     return web.json_response({"ice_servers": _ice(request, who)})
 
 
-@routes.get(r"/api/calls/{call_id}/snapshots/{snapshot_id:\d+}")
+@routes.get(r"/api/calls/{call_id}/snapshots/{snapshot_id:" + ID + "}")
+@documented(
+    replies={200: File(("image/jpeg",))},
+    access=staff(CONSOLE_ROLES | ARCHIVE_ROLES),
+    query=StaffFileQuery,
+)
 async def snapshot_image(request: web.Request) -> web.StreamResponse:
     """A snapshot, for the call's operator (or a supervisor) at the console, or from the
     call's record (``?view=``: staff whose archive holds the call, with the record's reason);

@@ -17,6 +17,7 @@ from server.http.auth.access import require_staff_change
 from server.http.bodies import read_json
 from server.http.client_address import client_address
 from server.http.keys import SERVICES_KEY
+from server.http.openapi import File, documented, staff_change
 
 routes = web.RouteTableDef()
 KEY_PATH = "/.well-known/lifeline-evidence-key"
@@ -67,6 +68,9 @@ class _ResponseSink(io.RawIOBase):
 
 
 @routes.post(r"/api/calls/{call_id}/export")
+@documented(
+    body=ExportBody, replies={200: File(("application/zip",))}, access=staff_change(EVIDENCE_ROLES)
+)
 async def export_call(request: web.Request) -> web.StreamResponse:
     """The call's signed evidence bundle, streamed as it is written: for supervisors and admins
     (police calls) and internal security (its own channel's), with the reason in the body; the

@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from server.actions import invites
-from server.actions.access import CONSOLE_ROLES
+from server.actions.access import ANSWER_ROLES, CONSOLE_ROLES
+from server.core.events import ChannelName
+from server.db.models import InviteSms
 from server.http.auth.access import require_staff_change
 from server.http.bodies import read_json
-from server.http.calls import _ice
+from server.http.calls import IceServer, _ice
 from server.http.client_address import client_address
 from server.http.keys import CATALOGS_KEY, PAGES_KEY, SERVICES_KEY
+from server.http.openapi import documented, staff_change
 from server.http.origin import site_base
 
 routes = web.RouteTableDef()
@@ -35,7 +39,32 @@ class RedeemBody(BaseModel):
     token: Annotated[str, StringConstraints(max_length=invites.MAX_TOKEN_CHARS)]
 
 
+class InviteMade(BaseModel):
+    """The invite's link, and where its text message is (``sms``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    invite_id: str
+    link: str
+    phone: str | None
+    expires_at: datetime
+    sms: InviteSms
+    sms_failure: str | None
+
+
+class InviteRedeemed(BaseModel):
+    """The caller's call, to be answered by the inviting operator."""
+
+    model_config = ConfigDict(extra="forbid")
+    call_id: str
+    token: str
+    channel: ChannelName
+    mode: Literal["video", "text"]
+    language: str
+    ice_servers: list[IceServer]
+
+
 @routes.post("/api/invites")
+@documented(body=CreateInviteBody, replies={201: InviteMade}, access=staff_change(ANSWER_ROLES))
 async def create_invite(request: web.Request) -> web.StreamResponse:
     staff = require_staff_change(request, CONSOLE_ROLES)
     body: CreateInviteBody = await read_json(request, CreateInviteBody)
@@ -71,6 +100,7 @@ async def create_invite(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/invites/redeem")
+@documented(body=RedeemBody, replies={201: InviteRedeemed})
 async def redeem_invite(request: web.Request) -> web.StreamResponse:
     """The caller's page, with the link's token: their call, answered by the operator."""
     body: RedeemBody = await read_json(request, RedeemBody)

@@ -3,6 +3,7 @@ roles that hold evidence (server/actions/access.py: EVIDENCE_ROLES_BY_CHANNEL)."
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from server.actions.evidence import MAX_REASON_CHARS
 from server.http.auth.access import require_staff, require_staff_change
 from server.http.bodies import read_json
 from server.http.keys import SERVICES_KEY
+from server.http.openapi import documented, staff, staff_change
 
 routes = web.RouteTableDef()
 PATH = r"/api/calls/{call_id}/legal-hold"
@@ -23,6 +25,17 @@ class ReasonBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     # Checked (trimmed, not empty) by the action; the bound here only caps what is parsed.
     reason: str = Field(max_length=4 * MAX_REASON_CHARS)
+
+
+class HoldView(BaseModel):
+    """A call's legal hold: while held, retention deletes none of its evidence."""
+
+    model_config = ConfigDict(extra="forbid")
+    call_id: str
+    held: bool
+    since: datetime | None
+    by: str | None
+    reason: str | None
 
 
 def _shaped(hold: legal_holds.Hold) -> dict[str, Any]:
@@ -36,6 +49,7 @@ def _shaped(hold: legal_holds.Hold) -> dict[str, Any]:
 
 
 @routes.get(PATH)
+@documented(replies={200: HoldView}, access=staff(EVIDENCE_ROLES))
 async def get_hold(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     staff = require_staff(request, EVIDENCE_ROLES)
@@ -44,6 +58,7 @@ async def get_hold(request: web.Request) -> web.StreamResponse:
 
 
 @routes.put(PATH)
+@documented(body=ReasonBody, replies={200: HoldView}, access=staff_change(EVIDENCE_ROLES))
 async def set_hold(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     staff = require_staff_change(request, EVIDENCE_ROLES)
@@ -55,6 +70,7 @@ async def set_hold(request: web.Request) -> web.StreamResponse:
 
 
 @routes.delete(PATH)
+@documented(body=ReasonBody, replies={200: HoldView}, access=staff_change(EVIDENCE_ROLES))
 async def lift_hold(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     staff = require_staff_change(request, EVIDENCE_ROLES)

@@ -4,21 +4,37 @@ file for the call's own token holder or staff who may see the call."""
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from server.actions import call_events, calls, record_views
 from server.actions.access import ARCHIVE_ROLES, CONSOLE_ROLES
 from server.core.errors import AppError, ErrorCode
+from server.core.events import PhotoEvent
 from server.http.archive import VIEW_PARAM
 from server.http.auth.access import require_staff
-from server.http.calls import CALL_TOKEN_HEADER
+from server.http.calls import CALL_TOKEN_HEADER, StaffFileQuery
 from server.http.client_address import client_address
 from server.http.keys import SERVICES_KEY
+from server.http.openapi import CALL_TOKEN, File, Form, documented, staff
+from server.http.path_ids import ID
 from server.http.uploads import read_upload, stored_file_response
 
 routes = web.RouteTableDef()
 
 
+class PhotoForm(BaseModel):
+    photo: bytes
+
+
+class ClipForm(BaseModel):
+    clip: bytes
+
+
+FILES = ("image/jpeg", "image/png", "image/webp", "video/mp4", "video/webm")
+
+
 @routes.post(r"/api/calls/{call_id}/photos")
+@documented(body=Form(PhotoForm), replies={201: PhotoEvent}, access=CALL_TOKEN)
 async def upload_photo(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     call = await calls.check_citizen_call(
@@ -30,6 +46,7 @@ async def upload_photo(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/api/calls/{call_id}/clips")
+@documented(body=Form(ClipForm), replies={201: PhotoEvent}, access=CALL_TOKEN)
 async def upload_clip(request: web.Request) -> web.StreamResponse:
     """A video clip (MP4 or WebM, field ``clip``), beside the call's photos."""
     services = request.app[SERVICES_KEY]
@@ -41,7 +58,12 @@ async def upload_clip(request: web.Request) -> web.StreamResponse:
     return web.json_response(event.model_dump(mode="json"), status=201)
 
 
-@routes.get(r"/api/calls/{call_id}/photos/{seq:\d+}")
+@routes.get(r"/api/calls/{call_id}/photos/{seq:" + ID + "}")
+@documented(
+    query=StaffFileQuery,
+    replies={200: File(FILES)},
+    access=CALL_TOKEN | staff(CONSOLE_ROLES | ARCHIVE_ROLES),
+)
 async def photo_file(request: web.Request) -> web.StreamResponse:
     """For the caller (token header), staff who may see the call at the console, or from the
     call's record (``?view=``); staff views are audited."""

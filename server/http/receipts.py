@@ -3,7 +3,8 @@ one on the public ``/receipt`` page, which learns only "matches" or "does not ma
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -14,6 +15,7 @@ from server.http.bodies import read_json
 from server.http.calls import CALL_TOKEN_HEADER
 from server.http.client_address import client_address
 from server.http.keys import PAGES_KEY, SERVICES_KEY
+from server.http.openapi import CALL_TOKEN, documented
 
 routes = web.RouteTableDef()
 
@@ -32,7 +34,28 @@ class CheckBody(BaseModel):
     seal: Seal
 
 
+class ReceiptView(BaseModel):
+    """The caller's receipt: the call's times and its seal (a SHA-256 in the audit chain)."""
+
+    model_config = ConfigDict(extra="forbid")
+    call_id: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    sealed_at: datetime
+    seal: str
+    form: Any
+
+
+class CheckResult(BaseModel):
+    """Whether that seal is this call's: nothing more."""
+
+    model_config = ConfigDict(extra="forbid")
+    valid: bool
+
+
 @routes.get(r"/api/calls/{call_id}/receipt")
+@documented(replies={200: ReceiptView}, access=CALL_TOKEN)
 async def receipt(request: web.Request) -> web.StreamResponse:
     """The caller's receipt of their ended call (token header): 409 receipt_pending until the
     seal is made."""
@@ -44,6 +67,7 @@ async def receipt(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/receipts/check")
+@documented(body=CheckBody, replies={200: CheckResult})
 async def check(request: web.Request) -> web.StreamResponse:
     """``{"call_id", "seal"}`` -> ``{"valid": bool}``, and nothing more. The values come in the
     body, never the query, so that no access log keeps them; each well-formed check counts

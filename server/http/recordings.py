@@ -15,8 +15,11 @@ from server.actions import record_views
 from server.actions.access import ARCHIVE_ROLES
 from server.http.archive import VIEW_PARAM
 from server.http.auth.access import require_staff
+from server.http.calls import StaffFileQuery
 from server.http.client_address import client_address
 from server.http.keys import SERVICES_KEY
+from server.http.openapi import File, documented, staff
+from server.http.path_ids import ID
 from server.http.uploads import stored_file_response
 
 routes = web.RouteTableDef()
@@ -27,7 +30,8 @@ routes = web.RouteTableDef()
 SEGMENT_TYPE = "video/x-matroska"
 
 
-@routes.get(r"/api/calls/{call_id}/recordings/{segment:\d+}")
+@routes.get(r"/api/calls/{call_id}/recordings/{segment:" + ID + "}")
+@documented(query=StaffFileQuery, replies={200: File((SEGMENT_TYPE,))}, access=staff(ARCHIVE_ROLES))
 async def recording_file(request: web.Request) -> web.StreamResponse:
     """A segment, for staff whose archive holds the call, within their view of its record.
     Served by any node: the file is read from the shared storage."""

@@ -3,9 +3,11 @@ For the roles that hold evidence (server/actions/access.py: EVIDENCE_ROLES_BY_CH
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
 from server.actions import redactions
 from server.actions.access import EVIDENCE_ROLES
@@ -14,10 +16,38 @@ from server.http.auth.access import require_staff, require_staff_change
 from server.http.bodies import read_json
 from server.http.keys import SERVICES_KEY
 from server.http.legal_holds import ReasonBody
+from server.http.openapi import File, documented, staff, staff_change
+from server.http.path_ids import ID
 from server.http.uploads import stored_file_response
 
 routes = web.RouteTableDef()
 MATROSKA = "video/x-matroska"
+
+
+class RedactionView(BaseModel):
+    """One segment's redacted copy; ``url`` serves it once ``state`` is done."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: int
+    call_id: str
+    segment: int
+    state: str
+    source_sha256: str
+    sha256: str | None
+    size_bytes: int | None
+    frames: int | None
+    frames_with_faces: int | None
+    requested_by: str
+    reason: str
+    requested_at: datetime
+    done_at: datetime | None
+    purged: bool
+    url: str
+
+
+class Redactions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    redactions: list[RedactionView]
 
 
 def _shaped(row: Redaction) -> dict[str, Any]:
@@ -41,6 +71,7 @@ def _shaped(row: Redaction) -> dict[str, Any]:
 
 
 @routes.post(r"/api/calls/{call_id}/redactions")
+@documented(body=ReasonBody, replies={202: Redactions}, access=staff_change(EVIDENCE_ROLES))
 async def request_redaction(request: web.Request) -> web.StreamResponse:
     """202: the copies are made in the background; poll the list for their state."""
     services = request.app[SERVICES_KEY]
@@ -53,6 +84,7 @@ async def request_redaction(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get(r"/api/calls/{call_id}/redactions")
+@documented(replies={200: Redactions}, access=staff(EVIDENCE_ROLES))
 async def list_redactions(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     staff = require_staff(request, EVIDENCE_ROLES)
@@ -60,7 +92,8 @@ async def list_redactions(request: web.Request) -> web.StreamResponse:
     return web.json_response({"redactions": [_shaped(row) for row in rows]})
 
 
-@routes.get(r"/api/calls/{call_id}/redactions/{redaction_id:\d+}/file")
+@routes.get(r"/api/calls/{call_id}/redactions/{redaction_id:" + ID + "}/file")
+@documented(replies={200: File((MATROSKA,))}, access=staff(EVIDENCE_ROLES))
 async def redaction_file(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     staff = require_staff(request, EVIDENCE_ROLES)

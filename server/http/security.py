@@ -3,9 +3,11 @@ disable or re-enable, and the list of every change and refused attempt touching 
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.actions.access import SECURITY_ROLES
 from server.actions.access_changes import AccessChange, internal_security_access_changes
@@ -18,8 +20,30 @@ from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.routes import see_other
 from server.http.bodies import read_form
 from server.http.keys import PAGES_KEY, SERVICES_KEY
+from server.http.openapi import documented, staff
 
 routes = web.RouteTableDef()
+
+
+class AccessChangeView(BaseModel):
+    """One change (or refused attempt) touching the internal-security role."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    attempt: str
+    username: str
+    from_: str | None = Field(alias="from")
+    to: str | None
+    outcome: Literal["done", "refused"]
+    code: str | None
+
+
+class AccessChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    changes: list[AccessChangeView]
 
 
 def public_change(change: AccessChange) -> dict[str, Any]:
@@ -119,6 +143,7 @@ async def enable_officer(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/security/access-changes")
+@documented(replies={200: AccessChanges}, access=staff(SECURITY_ROLES))
 async def api_access_changes(request: web.Request) -> web.StreamResponse:
     require_staff(request, SECURITY_ROLES)
     changes = await internal_security_access_changes(request.app[SERVICES_KEY].db)

@@ -3,22 +3,33 @@ and the console's Messages tab (staff sessions; writes carry the CSRF token)."""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from server.actions import call_limits, thread_handoffs, threads
-from server.actions.access import CONSOLE_ROLES
+from server.actions.access import ANSWER_ROLES, CONSOLE_ROLES, REPORT_DESK_ROLES
 from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
-from server.core.events import ChannelName
+from server.core.events import (
+    ChannelName,
+    StaffReport,
+    ThreadMessageEvent,
+    ThreadStateName,
+    ThreadSummary,
+)
+from server.db.models import InviteSms
 from server.http.auth.access import require_staff, require_staff_change
 from server.http.bodies import read_form, read_json
 from server.http.calls import DEVICE_COOKIE
 from server.http.client_address import client_address
 from server.http.keys import CATALOGS_KEY, PAGES_KEY, SERVICES_KEY
+from server.http.openapi import THREAD_TOKEN, File, Form, documented, staff, staff_change
 from server.http.origin import site_base
+from server.http.path_ids import ID
 from server.http.uploads import stored_file_response
 
 routes = web.RouteTableDef()
@@ -62,6 +73,86 @@ class ReportBody(BaseModel):
     description: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
+class AttachmentForm(BaseModel):
+    """A photo or clip in ``file``, the message's ``client_id``, an optional text."""
+
+    file: bytes
+    client_id: ClientId
+    body: Body = ""
+
+
+class ThreadCreated(BaseModel):
+    """The new thread and its capability token (``X-Thread-Token``; Socket.IO ``/thread``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    thread_id: str
+    token: str
+    state: ThreadStateName
+    channel: ChannelName
+    created_at: datetime
+
+
+class AfterQuery(BaseModel):
+    after: Annotated[str, StringConstraints(pattern=f"^{ID}$")] | None = Field(
+        default=None, description="The last sequence number the page has"
+    )
+
+
+class CitizenThread(BaseModel):
+    """The thread's state and its messages after ``after``."""
+
+    model_config = ConfigDict(extra="forbid")
+    thread_id: str
+    state: ThreadStateName
+    channel: ChannelName
+    messages: list[ThreadMessageEvent]
+
+
+class StoredMessage(ThreadMessageEvent):
+    """The message as stored; ``duplicate``: its ``client_id`` was stored already (200)."""
+
+    duplicate: bool
+
+
+class ThreadList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threads: list[ThreadSummary]
+
+
+class ThreadDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    thread: ThreadSummary
+    messages: list[ThreadMessageEvent]
+
+
+class ThreadChanged(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    thread: ThreadSummary
+
+
+class ThreadInvite(BaseModel):
+    """The invite's link, whether it was texted, and its message's place in the thread."""
+
+    model_config = ConfigDict(extra="forbid")
+    invite_id: str
+    link: str
+    sms: InviteSms
+    seq: int
+
+
+class ThreadReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    report: StaffReport
+    thread: ThreadSummary
+
+
+READ = staff(CONSOLE_ROLES)
+CHANGE = staff_change(CONSOLE_ROLES)
+# What only the thread's holder does: those who claim threads (supervisors monitor).
+HOLDER = staff_change(ANSWER_ROLES)
+ATTACHMENTS = ("image/jpeg", "image/png", "image/webp", "video/mp4", "video/webm")
+
+
 def _stored(stored: threads.StoredMessage, name: str | None = None) -> web.StreamResponse:
     event = threads.message_event(stored.message, name)
     return web.json_response(
@@ -87,6 +178,7 @@ async def thread_page(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/threads")
+@documented(body=CreateThreadBody, replies={201: ThreadCreated})
 async def create_thread(request: web.Request) -> web.StreamResponse:
     """Never a 429: a citizen over the rate limit gets a thread marked suspected_abuse."""
     services = request.app[SERVICES_KEY]
@@ -123,11 +215,12 @@ async def create_thread(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get(r"/api/threads/{thread_id}/messages")
+@documented(query=AfterQuery, replies={200: CitizenThread}, access=THREAD_TOKEN)
 async def citizen_messages(request: web.Request) -> web.StreamResponse:
     """The thread's state and its messages after ``?after=`` (a reload, a reconnect)."""
     thread = await _citizen_thread(request)
     after = request.query.get("after", "0")
-    if not after.isdigit() or len(after) > 18:
+    if not re.fullmatch(ID, after):
         raise AppError(ErrorCode.INVALID, "after: a sequence number")
     messages = await threads.messages_since(request.app[SERVICES_KEY], thread.id, int(after))
     return web.json_response(
@@ -142,6 +235,7 @@ async def citizen_messages(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/api/threads/{thread_id}/messages")
+@documented(body=MessageBody, replies={200: StoredMessage, 201: StoredMessage}, access=THREAD_TOKEN)
 async def citizen_message(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     thread = await _citizen_thread(request)
@@ -152,6 +246,11 @@ async def citizen_message(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/api/threads/{thread_id}/attachments")
+@documented(
+    body=Form(AttachmentForm),
+    replies={200: StoredMessage, 201: StoredMessage},
+    access=THREAD_TOKEN,
+)
 async def citizen_attachment(request: web.Request) -> web.StreamResponse:
     """A photo or video clip (multipart field ``file``, sniffed by content) with an optional
     text (field ``body``) and the message's ``client_id``."""
@@ -175,7 +274,8 @@ async def citizen_attachment(request: web.Request) -> web.StreamResponse:
     return _stored(stored)
 
 
-@routes.get(r"/api/threads/{thread_id}/attachments/{seq:\d+}")
+@routes.get(r"/api/threads/{thread_id}/attachments/{seq:" + ID + "}")
+@documented(replies={200: File(ATTACHMENTS)}, access=THREAD_TOKEN | READ)
 async def attachment_file(request: web.Request) -> web.StreamResponse:
     """For the thread's token holder, or staff whose role sees its channel."""
     services = request.app[SERVICES_KEY]
@@ -200,6 +300,7 @@ def _staff_change(request: web.Request) -> StaffContext:
 
 
 @routes.get("/api/threads")
+@documented(replies={200: ThreadList}, access=READ)
 async def thread_list(request: web.Request) -> web.StreamResponse:
     staff = require_staff(request, CONSOLE_ROLES)
     listed = await threads.list_threads(request.app[SERVICES_KEY], staff)
@@ -209,6 +310,7 @@ async def thread_list(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get(r"/api/threads/{thread_id}")
+@documented(replies={200: ThreadDetail}, access=READ)
 async def thread_detail(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     staff = require_staff(request, CONSOLE_ROLES)
@@ -225,6 +327,7 @@ async def thread_detail(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/api/threads/{thread_id}/claim")
+@documented(replies={200: ThreadChanged}, access=HOLDER)
 async def claim(request: web.Request) -> web.StreamResponse:
     staff = _staff_change(request)
     summary = await threads.do_claim(
@@ -234,6 +337,7 @@ async def claim(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/api/threads/{thread_id}/read")
+@documented(replies={200: ThreadChanged}, access=CHANGE)
 async def read(request: web.Request) -> web.StreamResponse:
     staff = _staff_change(request)
     summary = await threads.do_read(
@@ -243,6 +347,7 @@ async def read(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/api/threads/{thread_id}/reply")
+@documented(body=MessageBody, replies={200: StoredMessage, 201: StoredMessage}, access=HOLDER)
 async def reply(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     staff = _staff_change(request)
@@ -255,6 +360,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/api/threads/{thread_id}/close")
+@documented(body=CloseBody, replies={200: ThreadChanged}, access=HOLDER)
 async def close(request: web.Request) -> web.StreamResponse:
     staff = _staff_change(request)
     body: CloseBody = await read_json(request, CloseBody)
@@ -269,6 +375,7 @@ async def close(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/api/threads/{thread_id}/invite")
+@documented(body=InviteBody, replies={201: ThreadInvite}, access=HOLDER)
 async def invite(request: web.Request) -> web.StreamResponse:
     """A video-call invite: texted when a phone number is given, always posted in the thread."""
     services = request.app[SERVICES_KEY]
@@ -307,6 +414,11 @@ async def invite(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/api/threads/{thread_id}/report")
+@documented(
+    body=ReportBody,
+    replies={201: ThreadReport},
+    access=staff_change(ANSWER_ROLES & REPORT_DESK_ROLES),
+)
 async def report(request: web.Request) -> web.StreamResponse:
     staff = _staff_change(request)
     body: ReportBody = await read_json(request, ReportBody)

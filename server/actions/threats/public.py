@@ -36,8 +36,10 @@ MAX_PUBLIC_REPORTS = 50_000
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 DEFAULT_PAGE = 1000
 MAX_PAGE = 10_000
+# Past any real map's count, and inside the database's integer.
+MAX_OFFSET = 1_000_000_000
 BBOX_HINT = "bbox: west,south,east,north in degrees, e.g. 76.8,43.2,77.0,43.3"
-PAGE_HINT = f"limit: 1 to {MAX_PAGE}; offset: 0 or more"
+PAGE_HINT = f"limit: 1 to {MAX_PAGE}; offset: 0 to {MAX_OFFSET}"
 CSV_COLUMNS = (
     "id",
     "category",
@@ -108,7 +110,7 @@ def _page(query: Mapping[str, str]) -> tuple[int, int]:
         offset = int(query.get("offset", 0))
     except ValueError:
         raise AppError(ErrorCode.INVALID_PAGE, PAGE_HINT) from None
-    if not (1 <= limit <= MAX_PAGE) or offset < 0:
+    if not (1 <= limit <= MAX_PAGE) or not (0 <= offset <= MAX_OFFSET):
         raise AppError(ErrorCode.INVALID_PAGE, PAGE_HINT)
     return limit, offset
 

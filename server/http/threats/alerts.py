@@ -17,7 +17,10 @@ from server.actions.threats.alerts import ThreatAlert, confirmed_alert, confirme
 from server.core.errors import AppError, ErrorCode
 from server.http.i18n import LANGUAGES
 from server.http.keys import CATALOGS_KEY, SERVICES_KEY
+from server.http.openapi import File, documented
 from server.http.origin import site_base
+from server.http.path_ids import ID
+from server.http.threats.replies import AlertQuery, AlertsQuery
 
 routes = web.RouteTableDef()
 
@@ -111,6 +114,7 @@ def _xml(root: ElementTree.Element, content_type: str) -> web.Response:
 
 
 @routes.get("/api/alerts.atom")
+@documented(query=AlertsQuery, replies={200: File((ATOM_TYPE,))})
 async def alerts_feed(request: web.Request) -> web.StreamResponse:
     lang = _lang(request)
     alerts = await confirmed_alerts(request.app[SERVICES_KEY], request.query)
@@ -137,7 +141,8 @@ async def alerts_feed(request: web.Request) -> web.StreamResponse:
     return _xml(feed, ATOM_TYPE)
 
 
-@routes.get(r"/api/alerts/{report_id:\d+}.cap")
+@routes.get(r"/api/alerts/{report_id:" + ID + "}.cap")
+@documented(query=AlertQuery, replies={200: File((CAP_TYPE,))})
 async def one_alert(request: web.Request) -> web.StreamResponse:
     """The alert of one confirmed report; any other report is "no such alert"."""
     lang = _lang(request)

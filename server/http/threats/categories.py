@@ -12,6 +12,7 @@ from server.db.models import ReportCategory
 from server.http.auth.access import require_staff, require_staff_change
 from server.http.bodies import read_json
 from server.http.keys import SERVICES_KEY
+from server.http.openapi import documented, staff, staff_change
 
 routes = web.RouteTableDef()
 
@@ -22,11 +23,26 @@ class CategoryBody(BaseModel):
     active: bool = True
 
 
+class CategoryView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    active: bool
+    position: int
+
+
+class CategoryList(BaseModel):
+    """Every category, active or not, in the citizens' order."""
+
+    model_config = ConfigDict(extra="forbid")
+    categories: list[CategoryView]
+
+
 def _category(category: ReportCategory) -> dict[str, object]:
     return {"code": category.code, "active": category.active, "position": category.position}
 
 
 @routes.get("/api/admin/report-categories")
+@documented(replies={200: CategoryList}, access=staff(ADMIN_ROLES))
 async def admin_categories(request: web.Request) -> web.StreamResponse:
     require_staff(request, ADMIN_ROLES)
     rows = await all_categories(request.app[SERVICES_KEY])
@@ -34,6 +50,7 @@ async def admin_categories(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/admin/report-categories")
+@documented(body=CategoryBody, replies={200: CategoryView}, access=staff_change(ADMIN_ROLES))
 async def admin_save_category(request: web.Request) -> web.StreamResponse:
     staff = require_staff_change(request, ADMIN_ROLES)
     body: CategoryBody = await read_json(request, CategoryBody)

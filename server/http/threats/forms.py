@@ -10,9 +10,10 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import BaseModel, Field
 
 from server.actions.threats.citizens import Reporter
-from server.actions.threats.fields import MAX_PHOTOS
+from server.actions.threats.fields import MAX_CONTACT_CHARS, MAX_DESCRIPTION_CHARS, MAX_PHOTOS
 from server.core.errors import AppError, ErrorCode
 from server.http.bodies import read_form
 from server.http.keys import SERVICES_KEY
@@ -26,6 +27,21 @@ REPORT_FIELDS = frozenset(
 MAX_FIELD_BYTES = 4096
 MAX_FORM_PARTS = 16
 READ_CHUNK_BYTES = 64 * 1024
+
+
+class ReportForm(BaseModel):
+    """The report form's fields (``REPORT_FIELDS``) and its photos, as the API's document
+    shows them; ``read_report_form`` reads them, the actions check them."""
+
+    category: str = Field(description="An active category's code (GET /api/report-categories)")
+    lat: str = Field(description="Degrees north, inside the deployment's area")
+    lon: str = Field(description="Degrees east, inside the deployment's area")
+    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
+    days: str = Field(default="", description="Days it happens: mon,tue,... comma-separated")
+    time_of_day: str = Field(default="any", description="morning, afternoon, evening, night, any")
+    contact: str = Field(default="", max_length=MAX_CONTACT_CHARS)
+    duplicate_ok: str = Field(default="", description="1: store it despite open reports nearby")
+    photos: list[bytes] = Field(default=[], max_length=MAX_PHOTOS)
 
 
 # --- the citizen as a client: address and cookie ----------------------------------------------

@@ -14,20 +14,32 @@ from server.actions.threats.queries import DUPLICATE_RADIUS_M
 from server.actions.threats.stats import compute_stats
 from server.core.errors import ErrorCode
 from server.http.keys import PAGES_KEY, SERVICES_KEY
+from server.http.openapi import File, Form, Json, documented
 from server.http.origin import check_same_origin
-from server.http.threats.forms import read_report_form, report_id_of, reporter_of, with_cookie
+from server.http.path_ids import ID
+from server.http.threats import replies
+from server.http.threats.forms import (
+    ReportForm,
+    read_report_form,
+    report_id_of,
+    reporter_of,
+    with_cookie,
+)
 from server.http.uploads import stored_file_response
 
 routes = web.RouteTableDef()
 
 TOKEN_PATTERN = r"[A-Za-z0-9_-]{20,64}"
 PUBLIC_PHOTO_CACHE = "public, max-age=3600"
+# RFC 7946's media type.
+GEOJSON = "application/geo+json"
 
 
 # --- citizens ---------------------------------------------------------------------------------
 
 
 @routes.get("/api/report-categories")
+@documented(replies={200: replies.Categories})
 async def categories(request: web.Request) -> web.StreamResponse:
     reporter = reporter_of(request)
     codes = await active_codes(request.app[SERVICES_KEY])
@@ -36,6 +48,10 @@ async def categories(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/reports")
+@documented(
+    body=Form(ReportForm),
+    replies={201: replies.ReportCreated, 409: replies.PossibleDuplicate},
+)
 async def create_report(request: web.Request) -> web.StreamResponse:
     check_same_origin(request)
     services = request.app[SERVICES_KEY]
@@ -70,6 +86,7 @@ async def create_report(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/reports/nearby")
+@documented(query=replies.NearbyQuery, replies={200: replies.Nearby})
 async def nearby(request: web.Request) -> web.StreamResponse:
     query = request.query
     found = await citizens.find_nearby(
@@ -81,7 +98,8 @@ async def nearby(request: web.Request) -> web.StreamResponse:
     return web.json_response({"nearby": found})
 
 
-@routes.post(r"/api/reports/{report_id:\d+}/confirm")
+@routes.post(r"/api/reports/{report_id:" + ID + "}/confirm")
+@documented(replies={200: replies.Confirmed})
 async def confirm(request: web.Request) -> web.StreamResponse:
     check_same_origin(request)
     reporter = reporter_of(request)
@@ -97,23 +115,22 @@ async def confirm(request: web.Request) -> web.StreamResponse:
 # --- the public -------------------------------------------------------------------------------
 
 
-# RFC 7946's media type.
-GEOJSON = "application/geo+json"
-
-
 @routes.get("/api/reports")
+@documented(query=replies.MapPage, replies={200: Json(replies.ReportCollection, GEOJSON)})
 async def reports_geojson(request: web.Request) -> web.StreamResponse:
     reply = await public.public_map(request.app[SERVICES_KEY], request.query)
     return web.json_response(reply, content_type=GEOJSON)
 
 
 @routes.get("/api/reports/clusters")
+@documented(query=replies.ClusterQuery, replies={200: Json(replies.ClusterCollection, GEOJSON)})
 async def reports_clusters(request: web.Request) -> web.StreamResponse:
     reply = await clusters.clusters(request.app[SERVICES_KEY], request.query)
     return web.json_response(reply, content_type=GEOJSON)
 
 
 @routes.get("/api/reports.csv")
+@documented(query=replies.CsvQuery, replies={200: File(("text/csv",))})
 async def reports_csv(request: web.Request) -> web.StreamResponse:
     text = await public.public_csv(request.app[SERVICES_KEY], request.query)
     # With a byte order mark by default, or Excel on Windows reads the UTF-8 as its own code
@@ -127,7 +144,8 @@ async def reports_csv(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.get(r"/api/reports/{report_id:\d+}/photos/{n:\d+}")
+@routes.get(r"/api/reports/{report_id:" + ID + "}/photos/{n:" + ID + "}")
+@documented(replies={200: File(("image/jpeg",))})
 async def public_photo(request: web.Request) -> web.StreamResponse:
     """The public copy: re-encoded, without EXIF. The original is for staff only."""
     services = request.app[SERVICES_KEY]
@@ -144,6 +162,7 @@ async def public_photo(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get(r"/api/reports/follow/{token:" + TOKEN_PATTERN + "}")
+@documented(replies={200: replies.FollowedReport})
 async def follow_json(request: web.Request) -> web.StreamResponse:
     view = await public.followed_report(request.app[SERVICES_KEY], request.match_info["token"])
     return web.json_response(view)
@@ -159,5 +178,6 @@ async def follow_page(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/stats")
+@documented(replies={200: replies.MapStats})
 async def stats(request: web.Request) -> web.StreamResponse:
     return web.json_response(await compute_stats(request.app[SERVICES_KEY]))

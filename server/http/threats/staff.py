@@ -21,6 +21,8 @@ from server.core.events import StaffReport
 from server.http.auth.access import require_staff, require_staff_change
 from server.http.bodies import read_json
 from server.http.keys import SERVICES_KEY
+from server.http.openapi import File, documented, staff, staff_change
+from server.http.path_ids import ID
 from server.http.threats.forms import report_id_of
 from server.http.uploads import stored_file_response
 
@@ -47,18 +49,40 @@ class FromCallBody(BaseModel):
     description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
 
 
+class StaffReports(BaseModel):
+    """The desk's list, newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+    reports: list[StaffReport]
+
+
+class DeskQuery(BaseModel):
+    status: str | None = Field(default=None, description="Statuses, comma-separated")
+    category: str | None = None
+    max_age_days: int | None = Field(default=None, ge=0, le=desk.MAX_AGE_DAYS)
+    bbox: str | None = Field(default=None, description="min_lon,min_lat,max_lon,max_lat")
+    limit: int | None = Field(default=None, ge=0, le=desk.MAX_STAFF_REPORTS)
+
+
+READ = staff(REPORT_DESK_ROLES)
+CHANGE = staff_change(REPORT_DESK_ROLES)
+IMAGES = ("image/jpeg", "image/png", "image/webp")
+
+
 def _view(report: StaffReport, status: int = 200) -> web.Response:
     return web.json_response(report.model_dump(mode="json"), status=status)
 
 
 @routes.get("/api/staff/reports")
+@documented(query=DeskQuery, replies={200: StaffReports}, access=READ)
 async def staff_list(request: web.Request) -> web.StreamResponse:
     require_staff(request, REPORT_DESK_ROLES)
     views = await desk.list_reports(request.app[SERVICES_KEY], request.query)
     return web.json_response({"reports": [v.model_dump(mode="json") for v in views]})
 
 
-@routes.get(r"/api/staff/reports/{report_id:\d+}")
+@routes.get(r"/api/staff/reports/{report_id:" + ID + "}")
+@documented(replies={200: StaffReport}, access=READ)
 async def staff_one(request: web.Request) -> web.StreamResponse:
     """One report; the first officer to open it marks it read (KMZB's 2-day target)."""
     staff = require_staff(request, REPORT_DESK_ROLES)
@@ -68,7 +92,8 @@ async def staff_one(request: web.Request) -> web.StreamResponse:
     return _view(view)
 
 
-@routes.post(r"/api/staff/reports/{report_id:\d+}/status")
+@routes.post(r"/api/staff/reports/{report_id:" + ID + "}/status")
+@documented(body=StatusBody, replies={200: StaffReport}, access=CHANGE)
 async def staff_status(request: web.Request) -> web.StreamResponse:
     staff = require_staff_change(request, REPORT_DESK_ROLES)
     body: StatusBody = await read_json(request, StatusBody)
@@ -84,7 +109,8 @@ async def staff_status(request: web.Request) -> web.StreamResponse:
     return _view(view)
 
 
-@routes.post(r"/api/staff/reports/{report_id:\d+}/forward")
+@routes.post(r"/api/staff/reports/{report_id:" + ID + "}/forward")
+@documented(body=ForwardBody, replies={200: StaffReport}, access=CHANGE)
 async def staff_forward(request: web.Request) -> web.StreamResponse:
     staff = require_staff_change(request, REPORT_DESK_ROLES)
     body: ForwardBody = await read_json(request, ForwardBody)
@@ -98,7 +124,8 @@ async def staff_forward(request: web.Request) -> web.StreamResponse:
     return _view(view)
 
 
-@routes.post(r"/api/staff/reports/{report_id:\d+}/invite")
+@routes.post(r"/api/staff/reports/{report_id:" + ID + "}/invite")
+@documented(replies={200: StaffReport}, access=CHANGE)
 async def staff_invite(request: web.Request) -> web.StreamResponse:
     """Invite the report's author to a video call: their follow page then offers one."""
     staff = require_staff_change(request, REPORT_DESK_ROLES)
@@ -109,6 +136,7 @@ async def staff_invite(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/api/staff/reports/from-call/{call_id}")
+@documented(body=FromCallBody, replies={201: StaffReport}, access=CHANGE)
 async def staff_from_call(request: web.Request) -> web.StreamResponse:
     """A live call becomes a threat report at the caller's last known position."""
     staff = require_staff_change(request, REPORT_DESK_ROLES)
@@ -123,7 +151,8 @@ async def staff_from_call(request: web.Request) -> web.StreamResponse:
     return _view(view, status=201)
 
 
-@routes.get(r"/api/staff/reports/{report_id:\d+}/photos/{n:\d+}/original")
+@routes.get(r"/api/staff/reports/{report_id:" + ID + "}/photos/{n:" + ID + "}/original")
+@documented(replies={200: File(IMAGES)}, access=READ)
 async def staff_original_photo(request: web.Request) -> web.StreamResponse:
     """The photo as sent (EXIF included): evidence, for staff, every view audited."""
     staff = require_staff(request, REPORT_DESK_ROLES)

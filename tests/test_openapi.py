@@ -1,10 +1,10 @@
 """The API's OpenAPI document (GET /api/openapi.json): every route under /api/ is in it, and
 schemathesis, run against a real server, finds no 5xx and no answer that breaks the document.
 
-The public operations run without a session (half of the examples of those that take a call's
-or a thread's token with a real one, on that call or thread); the staff operations with a real
-signed-in session of a role each lets through. Examples are bounded and drawn derandomized:
-the same run every time.
+The public operations run without a session, the staff operations with a real signed-in
+session of a role each lets through; every second example aims at a real call, thread and
+(confirmed, with a photo) report, with the call's or thread's token where the operation takes
+one. Examples are bounded and drawn derandomized: the same run every time.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from server.actions.staff_sessions import SESSION_COOKIE
 from server.core.clock import FrozenClock
 from server.http.openapi import CALL_TOKEN_HEADER, CSRF_HEADER, THREAD_TOKEN_HEADER
 from tests.staff import add_account, another_browser, sign_in
+from tests.threats import HERE, created, jpeg_with_gps, post_report
 
 Client = TestClient[web.Request, web.Application]
 EXAMPLES_PER_OPERATION = 8
@@ -87,12 +88,20 @@ class Session:
 
 @dataclass
 class Held:
-    """A real call and thread the public pass aims half its token examples at."""
+    """A real call, thread and (confirmed) report that half the examples aim at."""
 
     call_id: str
     call_token: str
     thread_id: str
     thread_token: str
+    report_id: int
+
+    def ids(self) -> dict[str, str]:
+        return {
+            "call_id": self.call_id,
+            "thread_id": self.thread_id,
+            "report_id": str(self.report_id),
+        }
 
 
 @dataclass
@@ -149,15 +158,14 @@ def _examples(operation: Any, aim: Aim, tally: Tally) -> None:
         # The run's own accounts are left alone: a change to them would end its sessions.
         if "user_id" in params:
             params["user_id"] = str(aim.spare_user)
-        real = next(sent_count) % 2 == 1
-        if real and aim.token_header == CALL_TOKEN_HEADER:
-            sent[CALL_TOKEN_HEADER] = aim.held.call_token
-            if "call_id" in params:
-                params["call_id"] = aim.held.call_id
-        elif real and aim.token_header == THREAD_TOKEN_HEADER:
-            sent[THREAD_TOKEN_HEADER] = aim.held.thread_token
-            if "thread_id" in params:
-                params["thread_id"] = aim.held.thread_id
+        if next(sent_count) % 2:  # every second example aims at the real call, thread, report
+            for name, value in aim.held.ids().items():
+                if name in params:
+                    params[name] = value
+            if aim.token_header == CALL_TOKEN_HEADER:
+                sent[CALL_TOKEN_HEADER] = aim.held.call_token
+            elif aim.token_header == THREAD_TOKEN_HEADER:
+                sent[THREAD_TOKEN_HEADER] = aim.held.thread_token
         response = case.call(base_url=aim.base_url, headers=sent)
         tally.examples += 1
         tally.statuses[response.status_code] += 1
@@ -222,7 +230,17 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     spare_id = next(u["id"] for u in users["users"] if u["username"] == spare.username)
     call = await (await client.post("/api/calls", json={"mode": "text"})).json()
     thread = await (await client.post("/api/threads", json={})).json()
-    held = Held(call["call_id"], call["token"], thread["thread_id"], thread["token"])
+    report = await created(await post_report(client, photos=[jpeg_with_gps()]))
+    await post_report(client, lat=HERE[0] + 0.01)  # a second one: the map has two
+    desk = browsers[0]  # the supervisor's
+    for status in ("verifying", "confirmed"):
+        changed = await desk.post(
+            f"/api/staff/reports/{report['id']}/status",
+            json={"status": status, "public_note": "Seen by a patrol"},
+            headers={CSRF_HEADER: sessions["supervisor"].csrf},
+        )
+        assert changed.status == 200, await changed.text()
+    held = Held(call["call_id"], call["token"], thread["thread_id"], thread["token"], report["id"])
     tally = Tally()
     base_url = str(client.make_url("")).rstrip("/")
     assert threading.current_thread() is threading.main_thread()

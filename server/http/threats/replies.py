@@ -204,20 +204,35 @@ class FollowedReport(Strict):
     history: list[FollowedStep]
 
 
-class Area(Strict):
+class NamedArea(Strict):
+    """A district of ``STATS_AREAS_FILE``."""
+
     area: str
+    named: Literal[True]
+    count: int
+
+
+class GridArea(Strict):
+    """A grid cell, for the reports outside every named district."""
+
+    area: str
+    named: Literal[False]
     lat: float
     lon: float
     count: int
 
 
 class MapStats(Strict):
-    """The statistics page's numbers, over every report the public may see."""
+    """The statistics page's numbers, over every report the public may see; no share
+    (``confirmed_pct`` null) below ``min_reports_for_share`` reports."""
 
     total: int
-    confirmed_pct: float
+    confirmed: int
+    confirmed_pct: float | None
+    min_reports_for_share: int
     by_category: dict[str, int]
     by_status: dict[str, int]
     by_month: dict[str, int]
-    by_area: list[Area]
+    by_area: list[NamedArea | GridArea] = Field(description="The busiest first")
+    areas_named: bool
     heat: list[list[Any]] = Field(description="[lat, lon, confirmed reports]")

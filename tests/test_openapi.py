@@ -260,16 +260,25 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     assert all(status < 500 for status in tally.statuses)
 
 
-# Path parameters that are row ids, and one past every database's integer.
-ID_PARAMS = {"report_id", "seq", "snapshot_id", "segment", "redaction_id", "n", "user_id"}
-PAST_INTEGERS = "9" * 20
+# Path parameters that are row ids, and ids past PostgreSQL's 32 bits and past 64.
+ID_PARAMS = {
+    "report_id",
+    "seq",
+    "snapshot_id",
+    "segment",
+    "redaction_id",
+    "n",
+    "user_id",
+    "delivery_id",
+}
+PAST_INTEGERS = ("9" * 11, "9" * 20)
 
 
 async def test_ids_past_the_databases_integer_are_refused(
     client: Client, clock: FrozenClock
 ) -> None:
-    """Every operation with a row id in its path, the id past 64 bits (and PostgreSQL's 32):
-    a 4xx, never the overflow's 500 (which schemathesis found in longer runs)."""
+    """Every operation with a row id in its path, the id past PostgreSQL's 32 bits and past
+    64: a 4xx, never the overflow's 500 (which schemathesis found in longer runs)."""
     document = await _document(client)
     sessions, browsers = await _sessions(client, clock)
     tried = 0
@@ -277,18 +286,18 @@ async def test_ids_past_the_databases_integer_are_refused(
         names = {p["name"] for op in operations.values() for p in op.get("parameters", [])}
         if not names & ID_PARAMS:
             continue
-        url = path
-        for name in names:
-            value = PAST_INTEGERS if name in ID_PARAMS else "x"
-            url = url.replace("{" + name + "}", value)
-        for method, operation in operations.items():
-            roles = operation.get("x-lifeline-roles", [])
-            role = next((r for r in ROLE_ORDER if r in roles), None)
-            browser = browsers[ROLE_ORDER.index(role)] if role else client
-            headers = {CSRF_HEADER: sessions[role].csrf} if role else {}
-            response = await browser.request(method, url, json={}, headers=headers)
-            assert 400 <= response.status < 500, (method, url, await response.text())
-            tried += 1
+        for past in PAST_INTEGERS:
+            url = path
+            for name in names:
+                url = url.replace("{" + name + "}", past if name in ID_PARAMS else "x")
+            for method, operation in operations.items():
+                roles = operation.get("x-lifeline-roles", [])
+                role = next((r for r in ROLE_ORDER if r in roles), None)
+                browser = browsers[ROLE_ORDER.index(role)] if role else client
+                headers = {CSRF_HEADER: sessions[role].csrf} if role else {}
+                response = await browser.request(method, url, json={}, headers=headers)
+                assert 400 <= response.status < 500, (method, url, await response.text())
+                tried += 1
     for browser in browsers:
         await browser.close()
     assert tried >= 10

@@ -15,10 +15,13 @@ from aiohttp.web_request import BaseRequest
 
 from server.core.errors import AppError, ErrorCode
 from server.http.keys import SERVICES_KEY
+from server.http.openapi import File, documented
 
 routes = web.RouteTableDef()
 
 BASEMAP_PATH = "/api/map/basemap.pmtiles"
+# The one PMTiles file, whole or a byte range of it.
+PMTILES = File(("application/octet-stream",))
 # A day in a browser's cache; the ETag says when the file was replaced.
 CACHE_CONTROL = "public, max-age=86400"
 
@@ -79,6 +82,7 @@ def _unsatisfiable(request: web.Request, size: int) -> bool:
 
 
 @routes.get(BASEMAP_PATH)
+@documented(replies={200: PMTILES, 206: PMTILES, 304: PMTILES})
 async def basemap(request: web.Request) -> web.StreamResponse:
     path = request.app[SERVICES_KEY].settings.MAP_PMTILES
     if path is None:

@@ -270,6 +270,7 @@ ID_PARAMS = {
     "n",
     "user_id",
     "delivery_id",
+    "key_id",
 }
 PAST_INTEGERS = ("9" * 11, "9" * 20)
 

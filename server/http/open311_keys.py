@@ -4,6 +4,8 @@ in this one answer) and revoke one, each with a reason. The /admin page's sectio
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +19,8 @@ from server.db.models import Open311Key
 from server.http.auth.access import require_staff, require_staff_change
 from server.http.bodies import read_json
 from server.http.keys import SERVICES_KEY
+from server.http.openapi import documented, staff, staff_change
+from server.http.path_ids import ID
 
 routes = web.RouteTableDef()
 PATH = "/api/admin/open311-keys"
@@ -33,6 +37,42 @@ class IssueBody(BaseModel):
 class RevokeBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     reason: str = Field(max_length=4 * MAX_REASON_CHARS)
+
+
+class KeyView(BaseModel):
+    """An API key as the admin sees it (``shaped``): never the secret nor its hash."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: int
+    partner: str
+    daily_limit: int
+    reason: str
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None
+    reports_today: int
+    revoked: bool
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+class KeyList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keys: list[KeyView]
+
+
+class KeyIssued(BaseModel):
+    """The new key, and its secret: in this answer only."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: KeyView
+    api_key: str
+
+
+class KeyRevoked(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: KeyView
 
 
 def _iso(value: Any) -> str | None:
@@ -58,13 +98,14 @@ def shaped(key: Open311Key, reports_today: int) -> dict[str, Any]:
 
 
 def _key_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["key_id"])
-    except ValueError:
-        raise AppError(ErrorCode.API_KEY_NOT_FOUND, "No such API key") from None
+    raw = request.match_info["key_id"]
+    if not re.fullmatch(ID, raw):  # past the database's integer: none such either
+        raise AppError(ErrorCode.API_KEY_NOT_FOUND, "No such API key")
+    return int(raw)
 
 
 @routes.get(PATH)
+@documented(replies={200: KeyList}, access=staff(ADMIN_ROLES))
 async def list_keys(request: web.Request) -> web.StreamResponse:
     require_staff(request, ADMIN_ROLES)
     found = await open311_keys.list_keys(request.app[SERVICES_KEY])
@@ -72,6 +113,7 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(PATH)
+@documented(body=IssueBody, replies={201: KeyIssued}, access=staff_change(ADMIN_ROLES))
 async def issue_key(request: web.Request) -> web.StreamResponse:
     staff = require_staff_change(request, ADMIN_ROLES)
     body: IssueBody = await read_json(request, IssueBody)
@@ -87,6 +129,7 @@ async def issue_key(request: web.Request) -> web.StreamResponse:
 
 
 @routes.delete(PATH + r"/{key_id}")
+@documented(body=RevokeBody, replies={200: KeyRevoked}, access=staff_change(ADMIN_ROLES))
 async def revoke_key(request: web.Request) -> web.StreamResponse:
     staff = require_staff_change(request, ADMIN_ROLES)
     body: RevokeBody = await read_json(request, RevokeBody)

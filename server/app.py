@@ -45,6 +45,7 @@ from server.core.storage import FileStorage
 from server.core.work_pool import WorkPool
 from server.db.audit import AuditLog
 from server.db.engine import Database
+from server.http import account_admin as account_recovery
 from server.http import (
     admin,
     archive,
@@ -401,6 +402,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         health.routes,
         auth_routes.routes,
         admin.routes,
+        account_recovery.routes,
         security.routes,
         page_routes.routes,
         call_routes.routes,

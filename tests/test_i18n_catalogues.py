@@ -250,6 +250,32 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
                 "error_code": "user_exists",
             },
         ),
+        # Account recovery's notice after each of its actions, on /admin and on /security.
+        *[
+            (
+                page,
+                {
+                    "staff": staff(role),
+                    listed: users if page == "admin.html" else officers,
+                    "roles": list(ROLES),
+                    "changes": changes,
+                    "created": None,
+                    **evidence_key,
+                    "recovery": SimpleNamespace(
+                        action=action, username="user2", password=password, sessions=2
+                    ),
+                },
+            )
+            for page, role, listed in (
+                ("admin.html", "admin", "users"),
+                ("security.html", "internal_security", "officers"),
+            )
+            for action, password in (
+                ("reset", "one-time-secret"),
+                ("unlock", None),
+                ("end-sessions", None),
+            )
+        ],
         ("citizen.html", {}),
         ("receipt.html", {}),
         ("invite.html", {}),

@@ -15,6 +15,7 @@ from typing import Literal
 
 from sqlmodel import col, select
 
+from server.actions.account_admin import ATTEMPTS as RECOVERY_ATTEMPTS
 from server.db.engine import Database
 from server.db.models import AuditEntry, Role
 
@@ -25,6 +26,9 @@ ACCOUNT_ACTIONS = (
     "user_disabled",
     "user_enabled",
     "account_change_refused",
+    # Account recovery: a reset hands over a one-time password that signs in as the account,
+    # so the unit sees each of its own (their entries keep the account's role as "role").
+    *RECOVERY_ATTEMPTS,
 )
 SHOWN = 200
 
@@ -56,6 +60,9 @@ def _change(entry: AuditEntry) -> AccessChange:
         attempt, before, after = "role", data.get("from"), data.get("to")
     elif entry.action == "account_change_refused":
         attempt, before, after = data.get("attempt", ""), data.get("from"), data.get("to")
+    elif entry.action in RECOVERY_ATTEMPTS:
+        attempt = RECOVERY_ATTEMPTS[entry.action]
+        before = after = data.get("role")
     else:
         attempt = "disable" if entry.action == "user_disabled" else "enable"
         before = after = data.get("role")

@@ -71,6 +71,9 @@ class ErrorCode(enum.StrEnum):
     LAST_ADMIN = "last_admin", 409
     CANNOT_DISABLE_SELF = "cannot_disable_self", 409
     INTERNAL_SECURITY_ONLY = "internal_security_only", 403
+    # An admin's own account is recovered by another admin or the command line
+    # (docs/staff.md): a stolen session must not turn into the account itself.
+    OWN_ACCOUNT = "own_account", 409
 
     # Calls.
     TOKEN_REQUIRED = "token_required", 401

@@ -120,12 +120,15 @@ class WallFigures(Model):
     hours: list[HourFigures]
 
 
-SessionEndReason = Literal["signed_out", "disabled", "role_changed", "password_changed", "expired"]
+SessionEndReason = Literal[
+    "signed_out", "disabled", "role_changed", "password_changed", "expired", "revoked"
+]
 
 
 class SessionEndedEvent(Model):
     """The console's staff session has ended (signed out, the account disabled or its role
-    changed, the password changed elsewhere, idle too long): the socket is closed after this."""
+    changed, the password changed elsewhere, idle too long, ended or reset by an
+    administrator: ``revoked``): the socket is closed after this."""
 
     type: Literal["session.ended"] = "session.ended"
     reason: SessionEndReason

@@ -4,12 +4,14 @@ accounts excepted: those are the unit's own, on /security)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from server.actions.account_admin import waiting_accounts
 from server.actions.users import (
     Actor,
     NewUser,
@@ -40,8 +42,9 @@ from server.http.path_ids import ID
 routes = web.RouteTableDef()
 
 
-def public_user(user: User, now: datetime) -> dict[str, Any]:
-    """What the admin page and API show of an account (never hashes or secrets)."""
+def public_user(user: User, now: datetime, waiting: Collection[int] = ()) -> dict[str, Any]:
+    """What the admin page and API show of an account (never hashes or secrets); ``locked``:
+    an address must wait before its next sign-in try (``waiting``, actions/account_admin.py)."""
     return {
         "id": user.id,
         "username": user.username,
@@ -49,7 +52,7 @@ def public_user(user: User, now: datetime) -> dict[str, Any]:
         "disabled": user.disabled,
         "totp_confirmed": user.totp_confirmed,
         "must_change_password": user.must_change_password,
-        "locked": bool(user.locked_until and user.locked_until > now),
+        "locked": user.id in waiting or bool(user.locked_until and user.locked_until > now),
         "display_name": user.display_name,
         "badge": user.badge,
         "skills": skills_of(user.skills),
@@ -64,7 +67,12 @@ class Row:
 
 
 # Refusals a staff page says in the reader's language rather than in the API's English.
-PAGE_MESSAGES = {ErrorCode.INTERNAL_SECURITY_ONLY: "admin.error.internal_security_only"}
+PAGE_MESSAGES = {
+    ErrorCode.INTERNAL_SECURITY_ONLY: "admin.error.internal_security_only",
+    ErrorCode.OWN_ACCOUNT: "admin.error.own_account",
+    ErrorCode.REASON_REQUIRED: "admin.error.reason_required",
+    ErrorCode.REASON_TOO_LONG: "admin.error.reason_too_long",
+}
 # The roles an admin may give: internal security gives its own (docs/operations.md).
 ADMIN_GIVES = [r.value for r in Role if r != Role.INTERNAL_SECURITY]
 
@@ -82,9 +90,14 @@ async def _render(
     created: NewUser | None = None,
     error: AppError | None = None,
     status: int = 200,
+    **sections: Any,
 ) -> web.Response:
-    now = request.app[SERVICES_KEY].clock.now()
-    users = [Row(public_user(u, now)) for u in await list_users(request.app[SERVICES_KEY].db)]
+    """The page; ``sections``: what a section of its own shows once (its own template
+    partial: account recovery's one-time password, say)."""
+    services = request.app[SERVICES_KEY]
+    now = services.clock.now()
+    waiting = await waiting_accounts(services.db, services.settings, now)
+    users = [Row(public_user(u, now, waiting)) for u in await list_users(services.db)]
     shown = None
     if created is not None:
         shown = Row({"username": created.user.username, "password": created.password})
@@ -99,6 +112,7 @@ async def _render(
         error_code=error.code.value if error is not None else "",
         evidence_key=request.app[SERVICES_KEY].evidence_key,
         evidence_key_url=KEY_PATH,
+        **sections,
     )
 
 
@@ -270,9 +284,11 @@ class UserChanged(BaseModel):
 @documented(replies={200: UserList}, access=staff(ADMIN_ROLES))
 async def api_list_users(request: web.Request) -> web.StreamResponse:
     require_staff(request, ADMIN_ROLES)
-    now = request.app[SERVICES_KEY].clock.now()
-    users = await list_users(request.app[SERVICES_KEY].db)
-    return web.json_response({"users": [public_user(u, now) for u in users]})
+    services = request.app[SERVICES_KEY]
+    now = services.clock.now()
+    waiting = await waiting_accounts(services.db, services.settings, now)
+    users = await list_users(services.db)
+    return web.json_response({"users": [public_user(u, now, waiting) for u in users]})
 
 
 @routes.post("/api/users")
@@ -305,3 +321,11 @@ async def api_update_user(request: web.Request) -> web.StreamResponse:
         disabled=body.disabled,
     )
     return web.json_response({"user": public_user(user, services.clock.now())})
+
+
+async def render_admin(
+    request: web.Request, *, error: AppError | None = None, status: int = 200, **sections: Any
+) -> web.Response:
+    """The page, with what a section of its own shows this once (server/http/account_admin.py's
+    one-time password after a reset, say)."""
+    return await _render(request, error=error, status=status, **sections)

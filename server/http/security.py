@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.actions.access import SECURITY_ROLES
 from server.actions.access_changes import AccessChange, internal_security_access_changes
+from server.actions.account_admin import waiting_accounts
 from server.actions.users import Actor, NewUser, do_change_account, do_create_user, list_users
 from server.core.errors import AppError
 from server.db.models import Role
@@ -67,11 +68,14 @@ async def _render(
     created: NewUser | None = None,
     error: AppError | None = None,
     status: int = 200,
+    **sections: Any,
 ) -> web.Response:
     services = request.app[SERVICES_KEY]
     now = services.clock.now()
+    waiting = await waiting_accounts(services.db, services.settings, now)
     officers = [
-        Row(public_user(u, now)) for u in await list_users(services.db, Role.INTERNAL_SECURITY)
+        Row(public_user(u, now, waiting))
+        for u in await list_users(services.db, Role.INTERNAL_SECURITY)
     ]
     changes = await internal_security_access_changes(services.db)
     shown = None
@@ -86,7 +90,16 @@ async def _render(
         created=shown,
         error=page_error(request, error) if error is not None else None,
         error_code=error.code.value if error is not None else "",
+        **sections,
     )
+
+
+async def render_security(
+    request: web.Request, *, error: AppError | None = None, status: int = 200, **sections: Any
+) -> web.Response:
+    """The page, with what a section of its own shows this once (server/http/account_admin.py's
+    one-time password after a reset, say)."""
+    return await _render(request, error=error, status=status, **sections)
 
 
 @routes.get("/security")

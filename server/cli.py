@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         "--role", required=True, choices=["operator", "supervisor", "internal_security", "admin"]
     )
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    users.add_parser("list", help="every staff account: role, disabled, TOTP, last sign-in")
+    disable = users.add_parser("disable", help="disable an account (signed out everywhere)")
+    disable.add_argument("name")
+    reset = users.add_parser(
+        "reset", help="a new one-time password; TOTP set up again at the next sign-in"
+    )
+    reset.add_argument("name")
+    reset.add_argument("--reason", required=True, help="why (kept in the audit chain)")
     evidence = sub.add_parser("evidence", help="evidence and the audit chain").add_subparsers(
         dest="evidence_command", required=True
     )
@@ -115,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backup":
         return _backup(settings, args.destination)
     try:
+        if args.command == "users" and args.users_command == "list":
+            return asyncio.run(_users_list(settings))
+        if args.command == "users" and args.users_command in ("disable", "reset"):
+            return asyncio.run(_users_administer(settings, args))
         if args.command == "users":
             return asyncio.run(_users_add(settings, args.name, args.role, args.password_stdin))
         if args.evidence_command == "purge":
@@ -287,6 +299,79 @@ async def _users_add(settings: Settings, name: str, role: str, password_stdin: b
         print(f"one-time password: {created.password} (must be changed at first login)")
     if user.totp_secret:
         print(f"totp: {provisioning_uri(user.totp_secret, user.username)}")
+    return 0
+
+
+async def _users_list(settings: Settings) -> int:
+    """``users list``: one line per account, by name, in columns."""
+    from server.actions.account_admin import last_sign_ins
+    from server.actions.users import list_users
+
+    db = Database(settings.database_url)
+    try:
+        users = await list_users(db)
+        last = await last_sign_ins(db, [u.username for u in users])
+    finally:
+        await db.close()
+    rows = [("name", "role", "disabled", "totp", "last sign-in")]
+    for user in users:
+        at = last.get(user.username)
+        rows.append(
+            (
+                user.username,
+                user.role,
+                "yes" if user.disabled else "no",
+                "yes" if user.totp_confirmed and user.totp_secret else "no",
+                at.strftime("%Y-%m-%d %H:%M UTC") if at is not None else "never",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+async def _users_administer(settings: Settings, args: argparse.Namespace) -> int:
+    """``users disable NAME`` and ``users reset NAME --reason``, as the command line (above the
+    roles; the chain names it ``cli``). An unknown user or a refusal: one line, exit 2."""
+    from server.actions.account_admin import reset_account, user_by_name
+    from server.actions.users import do_set_disabled
+    from server.core.errors import AppError
+
+    db = Database(settings.database_url)
+    clock = SystemClock()
+    audit = AuditLog(db, clock)
+    try:
+        try:
+            user = await user_by_name(db, args.name)
+            assert user.id is not None
+            if args.users_command == "disable":
+                if user.disabled:
+                    print(f"{user.username} is disabled already")
+                    return 0
+                await do_set_disabled(
+                    audit, clock, actor=Actor.command_line(), user_id=user.id, disabled=True
+                )
+                print(f"disabled {user.username} ({user.role})")
+                return 0
+            done = await reset_account(
+                audit, clock, actor=Actor.command_line(), user_id=user.id, reason=args.reason
+            )
+        except AppError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+    finally:
+        await db.close()
+    ended = len(done.ended_sessions)
+    print(f"reset {done.user.username} ({done.user.role}); sessions ended: {ended}")
+    print(
+        f"one-time password: {done.password} (must be changed at the next sign-in, "
+        "then TOTP set up again)"
+    )
+    if done.user.disabled:
+        print(f"note: {done.user.username} is disabled; enable it on /admin to sign in")
     return 0
 
 

@@ -51,9 +51,11 @@ async def _entries(client: Client, username: str) -> list[tuple[str, str, dict[s
     return [(row.action, row.actor, json.loads(row.data)) for row in rows]
 
 
-async def _admin_post(client: Client, path: str, reason: str) -> tuple[int, str]:
-    """A recovery form of /admin, submitted as the page's button would."""
-    token = await page_csrf(client, "/admin")
+async def _admin_post(
+    client: Client, path: str, reason: str, page: str = "/admin"
+) -> tuple[int, str]:
+    """A recovery form of /admin (or of ``page``), submitted as the page's button would."""
+    token = await page_csrf(client, page)
     response = await client.post(
         path, data={"reason": reason, "csrf_token": token}, allow_redirects=False
     )
@@ -244,25 +246,27 @@ async def test_internal_security_accounts_are_the_units_own(
     assert [d["attempt"] for d in refused] == ["reset", "unlock", "end_sessions", "reset"]
     assert all(d["code"] == "internal_security_only" for d in refused)
 
-    # Another officer may; the unit's page lists both the refusals and the reset.
+    # Another officer may, on the unit's page; its list shows the refusals and the reset.
     unit = await another_browser(client)
     try:
-        unit_csrf = await sign_in(unit, officer, clock)
+        await sign_in(unit, officer, clock)
         igor = await _user(client, "igor")
-        done = await unit.post(
-            f"/api/users/{igor.id}/reset",
-            json={"reason": "officer's phone stolen"},
-            headers={"X-CSRF-Token": unit_csrf},
+        status, html = await _admin_post(
+            unit, f"/security/officers/{igor.id}/reset", "officer's phone stolen", "/security"
         )
-        assert done.status == 200, await done.text()
-        # But an officer resets no one else.
+        assert status == 200, html
+        # But an officer resets no one else, and the API is the admins'.
         root = await _user(client, "root")
-        other = await unit.post(
-            f"/api/users/{root.id}/reset",
-            json={"reason": REASON},
-            headers={"X-CSRF-Token": unit_csrf},
+        status, html = await _admin_post(
+            unit, f"/security/officers/{root.id}/reset", REASON, "/security"
         )
-        assert (await other.json())["error"]["code"] == "role_forbidden"
+        assert status == 403 and 'data-code="role_forbidden"' in html
+        api = await unit.post(
+            f"/api/users/{igor.id}/unlock",
+            json={"reason": REASON},
+            headers={"X-CSRF-Token": csrf_of(await (await unit.get("/security")).text())},
+        )
+        assert (await api.json())["error"]["code"] == "role_forbidden"
         changes = (await (await unit.get("/api/security/access-changes")).json())["changes"]
     finally:
         await unit.close()

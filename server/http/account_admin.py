@@ -23,11 +23,12 @@ from server.actions.account_admin import (
 from server.actions.evidence import MAX_REASON_CHARS
 from server.actions.users import Actor
 from server.core.errors import AppError
-from server.http.admin import Row, public_user, render_admin, user_id_of
+from server.http.admin import Row, UserView, public_user, render_admin, user_id_of
 from server.http.auth.access import require_page_staff, require_staff_change
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.bodies import read_form, read_json
 from server.http.keys import SERVICES_KEY
+from server.http.openapi import documented, staff_change
 from server.http.security import render_security
 
 routes = web.RouteTableDef()
@@ -38,9 +39,6 @@ ACTIONS: dict[str, Action] = {
     "unlock": unlock_account,
     "end-sessions": end_account_sessions,
 }
-# The API's callers: admins, and internal security for its own officers (the action's rule
-# refuses every other pairing, and enters the attempt).
-API_ROLES = ADMIN_ROLES | SECURITY_ROLES
 
 
 def _notice(name: str, done: Administered) -> Row:
@@ -121,8 +119,19 @@ class ReasonBody(BaseModel):
     reason: str = Field(max_length=4 * MAX_REASON_CHARS)
 
 
+class Recovered(BaseModel):
+    """The account after the action, how many sessions ended, and a reset's one-time password
+    (shown this once, never stored but as its hash)."""
+
+    model_config = ConfigDict(extra="forbid")
+    user: UserView
+    sessions_ended: int
+    one_time_password: str | None = None
+
+
 async def _api_action(request: web.Request, name: str) -> web.StreamResponse:
-    staff = require_staff_change(request, API_ROLES)
+    """Admins' (internal security recovers its officers on /security)."""
+    staff = require_staff_change(request, ADMIN_ROLES)
     body: ReasonBody = await read_json(request, ReasonBody)
     services = request.app[SERVICES_KEY]
     done = await do_administer(
@@ -142,15 +151,21 @@ async def _api_action(request: web.Request, name: str) -> web.StreamResponse:
 
 
 @routes.post(r"/api/users/{user_id}/reset")
+@documented(body=ReasonBody, replies={200: Recovered}, access=staff_change(ADMIN_ROLES))
 async def api_reset(request: web.Request) -> web.StreamResponse:
+    """A new one-time password, TOTP to enrol again, every session ended; with a reason."""
     return await _api_action(request, "reset")
 
 
 @routes.post(r"/api/users/{user_id}/unlock")
+@documented(body=ReasonBody, replies={200: Recovered}, access=staff_change(ADMIN_ROLES))
 async def api_unlock(request: web.Request) -> web.StreamResponse:
+    """Lift every address's wait after failed sign-ins; with a reason."""
     return await _api_action(request, "unlock")
 
 
 @routes.post(r"/api/users/{user_id}/end-sessions")
+@documented(body=ReasonBody, replies={200: Recovered}, access=staff_change(ADMIN_ROLES))
 async def api_end_sessions(request: web.Request) -> web.StreamResponse:
+    """Sign the account out everywhere, its open consoles at once; with a reason."""
     return await _api_action(request, "end-sessions")

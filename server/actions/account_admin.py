@@ -21,10 +21,10 @@ from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config import Settings
-from server.actions.access import COMMAND_LINE, check_account_change
+from server.actions.access import check_account_change
 from server.actions.evidence import check_reason
 from server.actions.login import wait_after
-from server.actions.users import Actor, check_username
+from server.actions.users import Actor, check_username, current_authority
 from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
 from server.core.services import Services
@@ -56,14 +56,6 @@ class Administered:
 Change = Callable[[AsyncSession, User], Awaitable[tuple[list[int], dict[str, Any]]]]
 
 
-async def _authority(session: AsyncSession, actor: Actor) -> str:
-    """The actor's role now ("" for an account gone or disabled since it signed in)."""
-    if actor.user_id is None:
-        return COMMAND_LINE
-    user = await session.get(User, actor.user_id)
-    return "" if user is None or user.disabled else str(user.role)
-
-
 async def _administer(
     audit: AuditLog,
     clock: Clock,
@@ -86,7 +78,7 @@ async def _administer(
             raise AppError(ErrorCode.USER_NOT_FOUND, "No such user")
         try:
             check_account_change(
-                await _authority(session, actor), before=user.role, after=user.role
+                await current_authority(session, actor), before=user.role, after=user.role
             )
         except AppError as exc:
             refused = exc

@@ -84,7 +84,7 @@ async def _active_admins(session: AsyncSession) -> int:
     return int(result.one())
 
 
-async def _authority(session: AsyncSession, actor: Actor) -> str:
+async def current_authority(session: AsyncSession, actor: Actor) -> str:
     """The actor's role now ("" for an account gone or disabled since it signed in)."""
     if actor.user_id is None:
         return COMMAND_LINE
@@ -105,7 +105,7 @@ async def _refusal(
     """None when ``actor`` may make this change; else its refusal, recorded in ``session``
     (the caller commits the transaction, then raises it)."""
     try:
-        check_account_change(await _authority(session, actor), before=before, after=after)
+        check_account_change(await current_authority(session, actor), before=before, after=after)
     except AppError as refused:
         await audit.record(
             session,

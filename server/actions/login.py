@@ -19,9 +19,10 @@ import enum
 import ipaddress
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config import Settings
 from server.core.clock import Clock
@@ -134,7 +135,6 @@ async def authenticate(
     checked_hash = found.password_hash if found is not None else None
     password_matches = await asyncio.to_thread(verify_password, checked_hash, password)
     now = clock.now()
-    memory = timedelta(seconds=settings.LOGIN_FAILURE_MEMORY_SECS)
     failed = LoginResult(Outcome.FAILED)
     async with audit.transaction() as session:
         user = (await session.exec(select(User).where(col(User.username) == name))).first()
@@ -156,18 +156,12 @@ async def authenticate(
             await record("login_refused", reason="disabled")
             log.info("login failed", extra={"user": name, "reason": "disabled"})
             return failed
-        pair = await session.get(LoginFailure, (user.id, address))
-        if pair is not None and pair.last_failure_at + memory <= now:
-            await session.delete(pair)  # long enough ago: forgotten
-            pair = None
+        pair, left = await _failures_here(session, user.id, address, now, settings)
         failures = pair.failures if pair is not None else 0
-        if pair is not None:
-            wait_until = pair.last_failure_at + timedelta(seconds=wait_after(failures, settings))
-            if now < wait_until:
-                left = round((wait_until - now).total_seconds(), 1)
-                await record("login_refused", reason="waiting", failures=failures, wait_secs=left)
-                log.info("login failed", extra={"user": name, "reason": "waiting"})
-                return failed
+        if left:
+            await record("login_refused", reason="waiting", failures=failures, wait_secs=left)
+            log.info("login failed", extra={"user": name, "reason": "waiting"})
+            return failed
 
         # A password changed between the check and now was not the one checked.
         password_ok = password_matches and user.password_hash == checked_hash
@@ -187,22 +181,7 @@ async def authenticate(
             return LoginResult(Outcome.OK, user)
 
         reason = "bad_totp" if password_ok else "bad_password"
-        failures += 1
-        if pair is None:
-            pair = LoginFailure(user_id=user.id, address=address, last_failure_at=now)
-        pair.failures, pair.last_failure_at = failures, now
-        session.add(pair)
-        # This account's other addresses' failures, from long ago: forgotten.
-        await session.exec(
-            delete(LoginFailure).where(
-                col(LoginFailure.user_id) == user.id,
-                col(LoginFailure.address) != address,
-                col(LoginFailure.last_failure_at) < now - memory,
-            )
-        )
-        user.failed_logins += 1
-        session.add(user)
-        wait = wait_after(failures, settings)
+        failures, wait = await _count_failure(session, user, pair, address, now, settings)
         await record("login_failed", reason=reason, failures=failures, wait_secs=wait)
         log.info("login failed", extra={"user": name, "reason": reason})
         if wait:
@@ -211,3 +190,109 @@ async def authenticate(
                 extra={"user": name, "address": address, "seconds": wait},
             )
         return failed
+
+
+async def _failures_here(
+    session: AsyncSession, user_id: int, address: str, now: datetime, settings: Settings
+) -> tuple[LoginFailure | None, float]:
+    """This account's failures from ``address`` (those long enough ago forgotten), and the
+    seconds the address must still wait on it (0: none)."""
+    memory = timedelta(seconds=settings.LOGIN_FAILURE_MEMORY_SECS)
+    pair = await session.get(LoginFailure, (user_id, address))
+    if pair is not None and pair.last_failure_at + memory <= now:
+        await session.delete(pair)  # long enough ago: forgotten
+        pair = None
+    if pair is None:
+        return None, 0.0
+    wait_until = pair.last_failure_at + timedelta(seconds=wait_after(pair.failures, settings))
+    if now < wait_until:
+        return pair, round((wait_until - now).total_seconds(), 1)
+    return pair, 0.0
+
+
+async def _count_failure(
+    session: AsyncSession,
+    user: User,
+    pair: LoginFailure | None,
+    address: str,
+    now: datetime,
+    settings: Settings,
+) -> tuple[int, float]:
+    """One more failure on ``user`` from ``address``: the count, and the wait it now costs."""
+    assert user.id is not None
+    memory = timedelta(seconds=settings.LOGIN_FAILURE_MEMORY_SECS)
+    if pair is None:
+        pair = LoginFailure(user_id=user.id, address=address, last_failure_at=now)
+    pair.failures, pair.last_failure_at = pair.failures + 1, now
+    session.add(pair)
+    # This account's other addresses' failures, from long ago: forgotten.
+    await session.exec(
+        delete(LoginFailure).where(
+            col(LoginFailure.user_id) == user.id,
+            col(LoginFailure.address) != address,
+            col(LoginFailure.last_failure_at) < now - memory,
+        )
+    )
+    user.failed_logins += 1
+    session.add(user)
+    return pair.failures, wait_after(pair.failures, settings)
+
+
+async def verify_second_factor(
+    audit: AuditLog,
+    clock: Clock,
+    settings: Settings,
+    limits: RateLimits,
+    *,
+    user_id: int,
+    totp: str,
+    remote: str,
+) -> bool:
+    """Lifeline's TOTP code after a single sign-on whose provider showed no second factor
+    (server/actions/oidc_login.py): the address's allowance, the wait after failures and the
+    one use of a code are those of a local sign-in, and so are the audit entries (marked
+    ``via: oidc``; the chain's ``oidc_login`` before them names the provider).
+
+    Raises:
+        AppError: ``RATE_LIMITED``, the address has used its allowance of tries.
+    """
+    address = address_key(remote)
+    await check_allowance(audit, limits, settings, address)
+    now = clock.now()
+    async with audit.transaction() as session:
+        user = await session.get(User, user_id)
+        if user is None or user.id is None:
+            return False
+        name = user.username
+
+        async def record(action: str, **data: object) -> None:
+            await audit.record(
+                session,
+                actor=name,
+                action=action,
+                subject=f"user:{name}",
+                data={"remote": remote, "via": "oidc", **data},
+            )
+
+        if user.disabled:
+            await record("login_refused", reason="disabled")
+            return False
+        pair, left = await _failures_here(session, user.id, address, now, settings)
+        if left:
+            await record("login_refused", reason="waiting", wait_secs=left)
+            return False
+        step = None
+        if user.totp_confirmed and user.totp_secret:
+            step = accepted_step(user.totp_secret, totp, now, user.totp_last_step)
+        if step is not None:
+            if pair is not None:
+                await session.delete(pair)
+            user.failed_logins, user.locked_until, user.totp_last_step = 0, None, step
+            session.add(user)
+            await record("login", second_factor="totp")
+            log.info("login", extra={"user": name, "via": "oidc"})
+            return True
+        failures, wait = await _count_failure(session, user, pair, address, now, settings)
+        await record("login_failed", reason="bad_totp", failures=failures, wait_secs=wait)
+        log.info("login failed", extra={"user": name, "reason": "bad_totp"})
+        return False

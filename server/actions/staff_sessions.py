@@ -59,10 +59,13 @@ def first_stage(services: Services, user: User) -> str:
     return SessionStage.ACTIVE
 
 
-async def do_open_session(services: Services, user: User, *, remote: str) -> OpenedSession:
-    """Open a session for ``user`` at the first stage they still have to pass."""
+async def do_open_session(
+    services: Services, user: User, *, remote: str, stage: str | None = None
+) -> OpenedSession:
+    """Open a session for ``user`` at the first stage they still have to pass (or at
+    ``stage``: single sign-on decides it by what the provider vouched for)."""
     now = services.clock.now()
-    stage = first_stage(services, user)
+    stage = stage or first_stage(services, user)
     token = new_token()
     assert user.id is not None
     async with services.db.session() as session:

@@ -22,10 +22,12 @@ SESSION_EXPIRED_KEY = web.RequestKey("session_expired", bool)
 __all__ = ["SESSION_COOKIE", "SESSION_EXPIRED_KEY", "StaffContext", "session_middleware"]
 
 
-async def create_session(request: web.Request, response: web.StreamResponse, user: User) -> str:
+async def create_session(
+    request: web.Request, response: web.StreamResponse, user: User, stage: str | None = None
+) -> str:
     """Open a session for ``user`` and set its cookie; the stage they still have to pass."""
     services = request.app[SERVICES_KEY]
-    opened = await do_open_session(services, user, remote=client_address(request))
+    opened = await do_open_session(services, user, remote=client_address(request), stage=stage)
     response.set_cookie(
         SESSION_COOKIE,
         opened.token,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from config.pmtiles_header import read_header
@@ -30,6 +30,54 @@ def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+class OidcProvider(BaseModel):
+    """One OpenID Connect provider staff may sign in with (``OIDC_PROVIDERS``, docs/staff.md).
+
+    ``group_roles`` maps a group (in the ``groups_claim`` of the ID token) to a Lifeline role;
+    when set, a sign-in is let through only if one of the member's groups maps to the role the
+    account has in Lifeline: the provider vouches for the role, it never changes it. MFA counts
+    as done at the provider when the token's ``acr`` is one of ``mfa_acr`` or its ``amr`` has
+    one of ``mfa_amr``; else Lifeline asks for its own TOTP code.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    name: str = Field(min_length=1, max_length=60)
+    issuer: str = Field(min_length=8, max_length=512)
+    client_id: str = Field(min_length=1, max_length=256)
+    client_secret_file: Path
+    username_claim: str = Field(default="preferred_username", min_length=1, max_length=64)
+    scopes: str = Field(default="openid profile", max_length=256)
+    groups_claim: str = Field(default="groups", min_length=1, max_length=64)
+    group_roles: dict[str, Literal["operator", "supervisor", "internal_security", "admin"]] = Field(
+        default_factory=dict
+    )
+    mfa_acr: list[str] = Field(default_factory=list)
+    mfa_amr: list[str] = Field(default_factory=lambda: ["mfa"])
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(
+                "use the provider's issuer URL, e.g. https://sso.example/realms/police"
+            )
+        return value.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError("the scopes must include openid")
+        return value
+
+    @property
+    def client_secret(self) -> str:
+        """Read anew each time, so a rotated secret takes effect without a restart."""
+        return self.client_secret_file.read_text().strip()
 
 
 class Settings(BaseSettings):
@@ -104,6 +152,12 @@ class Settings(BaseSettings):
     LOGIN_FAILURE_MEMORY_SECS: int = Field(default=24 * 3600, ge=60)
     # Tries from one address, any account: beyond this, 429 before any password is checked.
     LOGIN_RATE_LIMIT: str = "30/minute;300/hour"
+    # Single sign-on (docs/staff.md): the OpenID Connect providers, as a JSON list of objects
+    # (OidcProvider's fields). A sign-in started at one must come back within OIDC_LOGIN_SECS;
+    # each request to a provider waits at most OIDC_TIMEOUT_SECS.
+    OIDC_PROVIDERS: list[OidcProvider] = Field(default_factory=list)
+    OIDC_LOGIN_SECS: int = Field(default=600, ge=30, le=3600)
+    OIDC_TIMEOUT_SECS: float = Field(default=10.0, gt=0, le=60)
     # Calls per caller (device, else network) before a call is marked suspected_abuse: never
     # refused. And how many device cookies one network is handed.
     CALL_RATE_LIMIT: str = "6/minute;30/hour"
@@ -453,6 +507,31 @@ class Settings(BaseSettings):
         if len(secret) < 16:
             raise ValueError("CAD_WEBHOOK_SECRET_FILE: the secret must be 16 bytes or more")
         return self
+
+    @field_validator("OIDC_PROVIDERS", mode="before")
+    @classmethod
+    def _oidc_unset(cls, value: Any) -> Any:
+        return [] if value == "" else value
+
+    @model_validator(mode="after")
+    def _oidc_providers(self) -> Settings:
+        """Ids are unique (they are in the routes) and each secret file can be read now."""
+        ids = [provider.id for provider in self.OIDC_PROVIDERS]
+        if len(set(ids)) != len(ids):
+            raise ValueError("OIDC_PROVIDERS: each provider needs an id of its own")
+        for provider in self.OIDC_PROVIDERS:
+            try:
+                secret = provider.client_secret
+            except OSError as exc:
+                raise ValueError(
+                    f"OIDC_PROVIDERS {provider.id}: cannot read client_secret_file ({exc.strerror})"
+                ) from None
+            if not secret:
+                raise ValueError(f"OIDC_PROVIDERS {provider.id}: client_secret_file is empty")
+        return self
+
+    def oidc_provider(self, provider_id: str) -> OidcProvider | None:
+        return next((p for p in self.OIDC_PROVIDERS if p.id == provider_id), None)
 
     @model_validator(mode="after")
     def _node_id(self) -> Settings:

@@ -70,6 +70,7 @@ from server.http import receipts as receipt_routes
 from server.http import recordings as call_recordings
 from server.http import threads as thread_routes
 from server.http.access_log import echo_request_id, request_id_middleware
+from server.http.auth import oidc as oidc_routes
 from server.http.auth import routes as auth_routes
 from server.http.auth.sessions import session_middleware
 from server.http.errors import error_middleware
@@ -95,6 +96,7 @@ from server.http.threats import public as threat_public
 from server.http.threats import staff as threat_staff
 from server.http.uploads import body_limit_middleware, clip_body_limit
 from server.node import MEDIA_HUB_KEY, MEDIA_SECRET_KEY, SIO_KEY
+from server.oidc_http import AiohttpOidc
 from server.security.evidence_key import load_evidence_key
 from server.security.pseudonyms import load_pseudonyms
 from server.sms import sms_gateway_from_settings
@@ -303,6 +305,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             sms=sms_gateway_from_settings(settings, clock),
             areas=areas,
             cad=cad_webhook_from_settings(settings),
+            oidc=AiohttpOidc(timeout_secs=settings.OIDC_TIMEOUT_SECS),
         )
         services_box.append(services)
         checkpoints = CheckpointSchedule(services)
@@ -344,6 +347,7 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
             await background.close()
             await services.sms.close()
             await services.cad.close()
+            await services.oidc.close()
             image_pool.close()
             redaction_pool.close()
             if hub is not None:
@@ -401,6 +405,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     for table in (
         health.routes,
         auth_routes.routes,
+        oidc_routes.routes,
         admin.routes,
         account_recovery.routes,
         security.routes,

@@ -190,8 +190,29 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
         )
     ]
     return [
-        ("login.html", {"error": "x", "notice": "y", "next": "/console", "username": ""}),
-        ("login.html", {"error": None, "notice": None, "next": "", "username": "someone"}),
+        (
+            "login.html",
+            {
+                "error": "x",
+                "notice": "y",
+                "next": "/console",
+                "username": "",
+                "oidc_providers": [SimpleNamespace(id="police-sso", name="Police SSO")],
+            },
+        ),
+        (
+            "login.html",
+            {
+                "error": None,
+                "notice": None,
+                "next": "",
+                "username": "someone",
+                "oidc_providers": [],
+            },
+        ),
+        ("oidc_continue.html", {"where": "/console"}),
+        ("login_totp.html", {"staff": staff("operator"), "error": "x"}),
+        ("login_totp.html", {"staff": staff("operator"), "error": None}),
         ("change_password.html", {"staff": staff("operator"), "error": "x", "forced": False}),
         ("change_password.html", {"staff": staff("operator"), "error": None, "forced": True}),
         (

@@ -257,7 +257,8 @@ async def waiting_accounts(db: Database, settings: Settings, now: datetime) -> s
 
 
 async def last_sign_ins(db: Database, usernames: Sequence[str]) -> dict[str, datetime]:
-    """Each account's last successful sign-in, as the audit chain has it (``login``)."""
+    """Each account's last successful sign-in, as the audit chain has it (``login``, or
+    ``oidc_login``: a single sign-on the provider vouched for)."""
     subjects = [f"user:{name}" for name in usernames]
     if not subjects:
         return {}
@@ -265,7 +266,10 @@ async def last_sign_ins(db: Database, usernames: Sequence[str]) -> dict[str, dat
         rows = (
             await session.exec(
                 select(AuditEntry.subject, func.max(AuditEntry.at))
-                .where(col(AuditEntry.action) == "login", col(AuditEntry.subject).in_(subjects))
+                .where(
+                    col(AuditEntry.action).in_(("login", "oidc_login")),
+                    col(AuditEntry.subject).in_(subjects),
+                )
                 .group_by(col(AuditEntry.subject))
             )
         ).all()

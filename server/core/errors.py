@@ -57,6 +57,8 @@ class ErrorCode(enum.StrEnum):
     SIGN_IN_INCOMPLETE = "sign_in_incomplete", 403
     ROLE_FORBIDDEN = "role_forbidden", 403
     CSRF_FAILED = "csrf_failed", 403
+    OIDC_UNKNOWN_PROVIDER = "oidc_unknown_provider", 404
+    OIDC_PROVIDER_UNAVAILABLE = "oidc_provider_unavailable", 502
     BAD_CODE = "bad_code", 422
     PASSWORD_REFUSED = "password_refused", 422
     ORIGIN_REQUIRED = "origin_required", 403

@@ -261,3 +261,26 @@ class CadWebhook(Protocol):
     async def post(self, body: bytes, headers: dict[str, str]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class OidcHttpFailed(Exception):
+    """An OpenID Connect provider did not answer as it should: an error status, a body that is
+    not a JSON object, no answer in time, or no connection (``detail`` says which, without
+    secrets)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class OidcHttp(Protocol):
+    """The HTTP to OpenID Connect providers (server/oidc_http.py): their discovery documents,
+    key sets and token endpoints. What is asked and what is believed is the actions'."""
+
+    async def get_json(self, url: str) -> dict[str, Any]: ...
+
+    async def post_form(
+        self, url: str, form: dict[str, str], *, basic_auth: tuple[str, str]
+    ) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...

@@ -20,6 +20,7 @@ from server.core.ports import (
     Media,
     MediaNodes,
     Notifier,
+    OidcHttp,
     Presence,
     Redactor,
     SmsGateway,
@@ -67,5 +68,7 @@ class Services:
     sms: SmsGateway
     # The centre's CAD: each police call's EIDO document, posted at its answer and its end.
     cad: CadWebhook
+    # The OpenID Connect providers of single sign-on (OIDC_PROVIDERS): their HTTP.
+    oidc: OidcHttp
     # The statistics' named areas (STATS_AREAS_FILE); none: grid cells.
     areas: NamedAreas = field(default_factory=NamedAreas.none)

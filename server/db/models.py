@@ -39,6 +39,8 @@ class SessionStage(enum.StrEnum):
 
     CHANGE_PASSWORD = "change_password"
     ENROL_TOTP = "enrol_totp"
+    # Signed in at an OpenID Connect provider that showed no second factor: Lifeline's TOTP.
+    VERIFY_TOTP = "verify_totp"
     ACTIVE = "active"
 
 
@@ -98,6 +100,24 @@ class LoginFailure(SQLModel, table=True):
     address: str = Field(primary_key=True, max_length=64)
     failures: int = 0
     last_failure_at: datetime = Field(sa_column=_ts())
+
+
+class OidcLogin(SQLModel, table=True):
+    """A sign-in started at an OpenID Connect provider, until its callback: the ``state`` (its
+    hash is the key), the ``nonce`` and the PKCE verifier stay here, never in the browser, and
+    bound to the browser that started it (the hash of its ``lifeline_oidc`` cookie). The
+    callback deletes the row: a state is good once."""
+
+    __tablename__ = "oidc_logins"
+    __table_args__ = (Index("ix_oidc_logins_created_at", "created_at"),)
+
+    state_hash: str = Field(primary_key=True, max_length=64)
+    browser_hash: str = Field(max_length=64)
+    provider: str = Field(max_length=32)
+    nonce: str = Field(max_length=128)
+    code_verifier: str = Field(max_length=128)
+    next_path: str = Field(default="", max_length=512)
+    created_at: datetime = Field(sa_column=_ts())
 
 
 class Call(SQLModel, table=True):

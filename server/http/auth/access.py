@@ -34,6 +34,7 @@ HOME_BY_ROLE = {
 _STAGE_PAGES = {
     SessionStage.CHANGE_PASSWORD: "/account/password",
     SessionStage.ENROL_TOTP: "/account/totp",
+    SessionStage.VERIFY_TOTP: "/login/totp",
 }
 
 

@@ -32,7 +32,7 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
-def _t(request: web.Request, key: str, **values: object) -> str:
+def translate(request: web.Request, key: str, **values: object) -> str:
     catalogs: Catalogs = request.app[CATALOGS_KEY]
     return catalogs.gettext(request.get(LANG_KEY, "en"), key, **values)
 
@@ -60,12 +60,12 @@ def safe_next(value: str) -> str:
     return value
 
 
-async def _form(request: web.Request) -> dict[str, str]:
+async def read_fields(request: web.Request) -> dict[str, str]:
     data = await read_form(request)
     return {key: value for key, value in data.items() if isinstance(value, str)}
 
 
-def _login_page(
+def render_login(
     request: web.Request,
     *,
     status: int = 200,
@@ -73,7 +73,7 @@ def _login_page(
     username: str = "",
     next_path: str = "",
 ) -> web.Response:
-    notice = _t(request, "login.notice.expired") if request.query.get("expired") else None
+    notice = translate(request, "login.notice.expired") if request.query.get("expired") else None
     return request.app[PAGES_KEY].render(
         request,
         "login.html",
@@ -82,6 +82,7 @@ def _login_page(
         notice=notice,
         next=next_path or safe_next(request.query.get("next", "")),
         username=username,
+        oidc_providers=request.app[SERVICES_KEY].settings.OIDC_PROVIDERS,
     )
 
 
@@ -90,12 +91,12 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     staff = request.get(STAFF_KEY)
     if staff is not None:
         raise web.HTTPSeeOther(home_for(staff))
-    return _login_page(request)
+    return render_login(request)
 
 
 @routes.post("/login")
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    form = await _form(request)
+    form = await read_fields(request)
     check_csrf(request, form.get(CSRF_FIELD))
     username = form.get("username", "")
     next_path = safe_next(form.get("next", ""))
@@ -115,10 +116,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if refused.code is not ErrorCode.RATE_LIMITED or wants_json(request):
             raise
         seconds = int(refused.data["retry_after"])
-        page = _login_page(
+        page = render_login(
             request,
             status=429,
-            error=_t(request, "login.error.throttled", seconds=seconds),
+            error=translate(request, "login.error.throttled", seconds=seconds),
             username=username[:64],
             next_path=next_path,
         )
@@ -126,10 +127,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return page
     if result.outcome is not Outcome.OK or result.user is None:
         # One answer for every failure (server/actions/login.py): the audit chain has why.
-        return _login_page(
+        return render_login(
             request,
             status=401,
-            error=_t(request, "login.error.failed"),
+            error=translate(request, "login.error.failed"),
             username=username[:64],
             next_path=next_path,
         )
@@ -146,7 +147,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    form = await _form(request)
+    form = await read_fields(request)
     check_csrf(request, form.get(CSRF_FIELD))
     response = see_other("/login")
     await account.do_log_out(
@@ -177,7 +178,7 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     forced = staff.stage == SessionStage.CHANGE_PASSWORD
     if not forced and not staff.active:
         raise web.HTTPSeeOther(home_for(staff))
-    form = await _form(request)
+    form = await read_fields(request)
     check_csrf(request, form.get(CSRF_FIELD))
     change = await account.do_change_password(
         request.app[SERVICES_KEY],
@@ -192,7 +193,7 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
             request,
             "change_password.html",
             http_status=400,
-            error=_t(request, change.problem, min=MIN_PASSWORD_LENGTH),
+            error=translate(request, change.problem, min=MIN_PASSWORD_LENGTH),
             forced=forced,
             min_length=MIN_PASSWORD_LENGTH,
         )
@@ -226,12 +227,12 @@ async def totp_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/account/totp")
 async def totp_submit(request: web.Request) -> web.StreamResponse:
     staff = require_stage(request, SessionStage.ENROL_TOTP)
-    form = await _form(request)
+    form = await read_fields(request)
     check_csrf(request, form.get(CSRF_FIELD))
     services = request.app[SERVICES_KEY]
     if not await account.do_confirm_totp(services, staff, form.get("totp", "")):
         secret, username = await account.pending_totp_secret(services, staff.user_id)
         return _totp_page(
-            request, secret, username, error=_t(request, "totp.error.code"), status=400
+            request, secret, username, error=translate(request, "totp.error.code"), status=400
         )
     raise web.HTTPSeeOther(HOME_BY_ROLE.get(Role(staff.role), "/"))

@@ -23,7 +23,7 @@ from config import Settings
 from server.core.errors import ErrorCode
 from server.core.events import ResyncEvent
 from server.core.media_rpc import NAMESPACE as MEDIA_NAMESPACE
-from server.core.outages import Outages
+from server.core.outages import Outages, reason_of
 from signaling.frames import (
     CheckedPacket,
     MalformedFrames,
@@ -44,6 +44,7 @@ REDIS_CONNECT_SECS = 1.0
 # consoles told to resync): within the 5 s a console must match the database again.
 LISTEN_RETRY_MAX_SECS = 2.0
 CLOSE_WAIT_SECS = 2.0
+PUBLISH_TRIES = 2
 
 
 class BroadcastManager(socketio.AsyncManager):
@@ -109,21 +110,47 @@ class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
         self.connected: bool = False
         # Set by ``close``: the listener stops rather than listen again.
         self.closing = False
+        # Set when an event of this node's did not reach Redis: the other nodes missed it.
+        self.unheard = False
 
     async def _publish(self, data: Any) -> None:
-        """One try, and the outage said once, not two ERROR lines per emit: while Redis is
-        away every emit reaches this node's own sockets (delivered before publishing) and the
-        consoles on other nodes catch up when they resync."""
-        try:
-            if not self.connected:
-                self._redis_connect()
-            assert self.redis is not None
-            await self.redis.publish(self.channel, self.json.dumps(data))
-        except Exception as exc:  # noqa: BLE001 - whatever the client raises, the emit went out here
-            self.connected = False
-            self._outages.failed("redis", PART, repr(exc))
-        else:
+        """Two tries, and the outage said once, not two ERROR lines per emit: while Redis is
+        away every emit reaches this node's own sockets (delivered before publishing).
+
+        The first publish after Redis restarts can meet a pooled connection the old server
+        closed: the second try takes a fresh one. An event that still did not go out is lost
+        to the other nodes (Socket.IO is at most once), and their listeners may already be
+        subscribed again, so nothing else would tell their consoles: this node asks every
+        node's consoles to resync as soon as it can publish again (``tell_all_to_resync``)."""
+        failure: Exception = ConnectionError("not tried")
+        for _ in range(PUBLISH_TRIES):
+            try:
+                if self.redis is None:
+                    self._redis_connect()
+                assert self.redis is not None
+                await self.redis.publish(self.channel, self.json.dumps(data))
+            except Exception as exc:  # noqa: BLE001 - whatever the client raises, the emit went out here
+                failure = exc
+                continue
             self._outages.answered("redis", PART)
+            if self.unheard:
+                await self.tell_all_to_resync()
+            return
+        self.unheard = True
+        self._outages.failed("redis", PART, reason_of(failure))
+
+    async def tell_all_to_resync(self) -> None:
+        """Every node's consoles read what they show again (this node's directly, the others'
+        through the bus): the other nodes missed at least one of this node's events."""
+        self.unheard = False
+        resync = ResyncEvent().model_dump(mode="json")
+        try:
+            await self.emit("event", resync, namespace=CONSOLE_NS)
+        except Exception:  # the caller (an emit or the listener) must go on whatever happens
+            log.exception("telling every node's consoles to resync failed")
+        else:
+            if not self.unheard:
+                log.info("every node's consoles told to resync: this node's events were lost")
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         """The library's listener doubles its wait after every failure without a bound: after
@@ -144,7 +171,10 @@ class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
                     await self.pubsub.subscribe(self.channel)
                     subscribed, wait = True, 0.5
                     self._outages.answered("redis", PART)
-                    if missed:
+                    if self.unheard:  # the others missed this node's events too
+                        missed = False
+                        await self.tell_all_to_resync()
+                    elif missed:
                         missed = False
                         await self.resync_local()
                 assert self.pubsub is not None
@@ -155,7 +185,7 @@ class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
             except Exception as exc:  # noqa: BLE001 - any failure: listen again shortly
                 if self.closing:
                     return
-                self._outages.failed("redis", PART, repr(exc))
+                self._outages.failed("redis", PART, reason_of(exc))
                 subscribed, missed = False, True
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, LISTEN_RETRY_MAX_SECS)

@@ -15,7 +15,7 @@ import logging
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from server.core.events import DegradedEvent
-from server.core.outages import Outages
+from server.core.outages import Outages, reason_of
 from server.core.services import Services
 
 log = logging.getLogger("lifeline.database_watch")
@@ -32,7 +32,7 @@ async def do_check_database(services: Services, outages: Outages) -> bool:
     try:
         await asyncio.wait_for(services.db.ping(), PING_TIMEOUT_SECS)
     except Exception as exc:  # noqa: BLE001 - whatever the driver raises, the database is away
-        outages.failed("database", PART, repr(exc))
+        outages.failed("database", PART, reason_of(exc))
         up = False
     else:
         outages.answered("database", PART)

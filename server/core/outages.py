@@ -14,6 +14,12 @@ import logging
 log = logging.getLogger("lifeline.outages")
 
 
+def reason_of(exc: BaseException) -> str:
+    """The exception's class and message: redis-py 8's ``repr`` says only
+    ``network:ConnectionError``, which does not tell a refused connect from a closed one."""
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Outages:
     def __init__(self) -> None:
         self._down: dict[str, set[str]] = {}

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server.core.clock import Clock
-from server.core.outages import Outages
+from server.core.outages import Outages, reason_of
 from server.core.ports import MediaNode
 
 STALE_SECS = 5.0
@@ -58,7 +58,7 @@ class RedisMediaNodes:
         self._local = LocalMediaNodes(clock)
 
     def _failed(self, exc: Exception) -> None:
-        self._outages.failed("redis", PART, repr(exc))
+        self._outages.failed("redis", PART, reason_of(exc))
 
     async def report(self, node: MediaNode) -> None:
         await self._local.report(node)

@@ -13,7 +13,7 @@ from typing import TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.core.outages import Outages
+from server.core.outages import Outages, reason_of
 
 T = TypeVar("T")
 PART = "presence"
@@ -61,7 +61,7 @@ class RedisPresence:
         try:
             result = await work()
         except (RedisError, OSError) as exc:
-            self._outages.failed("redis", PART, repr(exc))
+            self._outages.failed("redis", PART, reason_of(exc))
             return local
         self._outages.answered("redis", PART)
         return result

@@ -108,7 +108,13 @@ from signaling.console import ConsoleNamespace
 from signaling.media_bus import SocketIOMediaBus
 from signaling.media_ns import MediaNamespace
 from signaling.notifier import SocketIONotifier
-from signaling.server import attach, close_manager, connection_counts, create_sio
+from signaling.server import (
+    attach,
+    broadcast_channel,
+    close_manager,
+    connection_counts,
+    create_sio,
+)
 from signaling.thread import ThreadNamespace
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
@@ -206,7 +212,11 @@ def _node(settings: Settings, clock: Clock, sio: socketio.AsyncServer) -> Cleanu
         app[REDIS_KEY] = redis
         outages = app[OUTAGES_KEY]
         media_nodes = (
-            RedisMediaNodes(redis, clock, outages) if redis is not None else LocalMediaNodes(clock)
+            RedisMediaNodes(
+                redis, clock, outages, bus_channel=broadcast_channel(settings.REDIS_URL)
+            )
+            if redis is not None
+            else LocalMediaNodes(clock)
         )
         limits = RateLimits(settings.REDIS_URL, outages)
         background = Background()

@@ -14,7 +14,7 @@ import contextlib
 
 import socketio
 
-from server.actions.media_liveness import LOST_SECS
+from server.actions.media_liveness import LOST_SECS, home_gone, silent
 from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
 from server.core.media_rpc import (
@@ -93,10 +93,11 @@ class SocketIOMediaBus:
         patience = asyncio.get_running_loop().time() + LOST_SECS
         try:
             while not (await asyncio.wait({call}, timeout=SILENCE_CHECK_SECS))[0]:
-                # Only a request that itself waited LOST_SECS gives up early: a clock moved on
-                # in a test makes every node look silent for a moment, and a live node answers
-                # well within that.
-                if asyncio.get_running_loop().time() >= patience and await self._silent(node_id):
+                # Only a request that itself waited LOST_SECS gives up early on a late report: a
+                # clock moved on in a test makes every node look silent for a moment, and a live
+                # node answers well within that. A home process gone is no such guess.
+                waited = asyncio.get_running_loop().time() >= patience
+                if await self._given_up(node_id, waited=waited):
                     raise AppError(
                         ErrorCode.MEDIA_UNREACHABLE,
                         f"Media node {node_id} went silent during {request.event}",
@@ -114,11 +115,12 @@ class SocketIOMediaBus:
                     await call
         return reply_to(request, raw)
 
-    async def _silent(self, node_id: str) -> bool:
-        """Not heard from for LOST_SECS, or gone from the registry (a registry that does not
-        answer tells nothing: then the timeout decides)."""
+    async def _given_up(self, node_id: str, *, waited: bool) -> bool:
+        """Its home process gone, or (``waited``: the request itself waited LOST_SECS) silent
+        (server/actions/media_liveness.py). A registry that does not answer tells nothing:
+        then the timeout decides."""
         seen = await self._nodes.last_seen()
         if seen is None:
             return False
-        at = seen.get(node_id)
-        return at is None or self._clock.now().timestamp() - at > LOST_SECS
+        heard, now = seen.get(node_id), self._clock.now().timestamp()
+        return home_gone(heard, now) or (waited and silent(heard, now))

@@ -24,6 +24,7 @@ from server.core.errors import ErrorCode
 from server.core.events import ResyncEvent
 from server.core.media_rpc import NAMESPACE as MEDIA_NAMESPACE
 from server.core.outages import Outages, reason_of
+from server.state.media_nodes import home_channel
 from signaling.frames import (
     CheckedPacket,
     MalformedFrames,
@@ -101,12 +102,14 @@ class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
     shutdown; a node that stops (and every test) must close them. Its local deliveries go
     through BroadcastManager (next in the method order after the pub/sub manager)."""
 
-    def __init__(self, url: str, *, channel: str, outages: Outages) -> None:
+    def __init__(self, url: str, *, channel: str, home: str, outages: Outages) -> None:
         # Only a connect timeout: the listener blocks reading between messages by design.
         super().__init__(
             url, channel=channel, redis_options={"socket_connect_timeout": REDIS_CONNECT_SECS}
         )
         self._outages = outages
+        # Held while this process lives (server/state/media_nodes.py: home_channel).
+        self.home_channel = home_channel(channel, home)
         self.connected: bool = False
         # Set by ``close``: the listener stops rather than listen again.
         self.closing = False
@@ -168,7 +171,7 @@ class ClosingRedisManager(socketio.AsyncRedisManager, BroadcastManager):
                 if not subscribed:
                     self._redis_connect()
                     assert self.pubsub is not None
-                    await self.pubsub.subscribe(self.channel)
+                    await self.pubsub.subscribe(self.channel, self.home_channel)
                     subscribed, wait = True, 0.5
                     self._outages.answered("redis", PART)
                     if self.unheard:  # the others missed this node's events too
@@ -323,7 +326,10 @@ def broadcast_channel(redis_url: str) -> str:
 def create_sio(settings: Settings, outages: Outages) -> socketio.AsyncServer:
     manager: socketio.AsyncManager = (
         ClosingRedisManager(
-            settings.REDIS_URL, channel=broadcast_channel(settings.REDIS_URL), outages=outages
+            settings.REDIS_URL,
+            channel=broadcast_channel(settings.REDIS_URL),
+            home=settings.NODE_ID,
+            outages=outages,
         )
         if settings.REDIS_URL
         else BroadcastManager()

@@ -11,22 +11,27 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import socketio
 
 from config import Settings
-from server.actions.media_liveness import LOST_SECS, MediaSilence, media_silence
+from server.actions.media_liveness import HOME_GONE_SECS, LOST_SECS, MediaSilence, media_silence
 from server.actions.media_watch import WATCH_SECS
+from server.app import create_app
 from server.core.clock import FrozenClock
 from server.core.media_rpc import LOAD, NAMESPACE
 from server.db.models import Call
 from server.http.keys import SERVICES_KEY
-from server.node import MEDIA_SECRET_KEY
+from server.node import MEDIA_SECRET_KEY, SIO_KEY
 from server.state.media_nodes import STALE_SECS
+from signaling.server import close_manager
+from tests.conftest import ClientFactory
 from tests.sockets import Peer, base_url, citizen, console, start_call
 from tests.staff import Client, add_account, another_browser, sign_in
+from tests.test_redis_outage import OwnRedis
 
 OFFER = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 ANSWER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -65,7 +70,8 @@ async def _report(client: Client, node: socketio.AsyncClient, node_id: str) -> N
     now = services.clock.now().timestamp()
     for _ in range(250):  # until the server has handled the report, not for a time
         seen = await services.media_nodes.last_seen()
-        if seen is not None and seen.get(node_id) == now:
+        heard = None if seen is None else seen.get(node_id)
+        if heard is not None and heard.seen == now:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{node_id}'s report never arrived")
@@ -177,3 +183,41 @@ async def test_media_in_this_very_process_is_never_lost_and_no_registry_means_no
     assert (await media_silence(services)).lost(node_id)  # with workers: not a media node
     assert not (await media_silence(services)).lost(None)  # a call with no media yet
     assert not MediaSilence(frozenset(), known=False).lost("w.m1")  # registry away
+
+
+async def test_a_media_node_whose_home_process_is_gone_is_lost_after_one_missed_report(
+    aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path, clock: FrozenClock
+) -> None:
+    """Two nodes on a Redis of the test's own; a media node reports through node A. Node B
+    counts it lost after three missed reports while A's process lives (a slow node), but after
+    one once A's subscription to the bus is gone, which is what Redis does the moment a killed
+    process's socket closes (here A's manager is closed instead of the process killed)."""
+    redis_server = OwnRedis(tmp_path)
+    redis_server.start()
+    try:
+        shared = settings.model_copy(update={"REDIS_URL": redis_server.url})
+        node_a = await aiohttp_client(create_app(shared.model_copy(update={"NODE_ID": "a"}), clock))
+        node_b = await aiohttp_client(create_app(shared.model_copy(update={"NODE_ID": "b"}), clock))
+        assert node_a.app is not None and node_b.app is not None
+        services_b = node_b.app[SERVICES_KEY]
+        async with fake_media_node(node_a, "a.m1") as media_node:
+            await _report(node_a, media_node, "a.m1")
+
+            async def home_listening() -> bool | None:
+                seen = await services_b.media_nodes.last_seen()
+                return None if seen is None else seen["a.m1"].home_listening
+
+            for _ in range(250):  # A's listener subscribes once its first socket connected
+                if await home_listening():
+                    break
+                await asyncio.sleep(0.02)
+            assert await home_listening() is True
+            clock.advance(HOME_GONE_SECS + 0.01)
+            assert not (await media_silence(services_b)).lost("a.m1")  # late, home alive
+
+            await close_manager(node_a.app[SIO_KEY])  # what kill -9 does to A's subscription
+            assert await home_listening() is False
+            assert (await media_silence(services_b)).lost("a.m1")
+            assert HOME_GONE_SECS + 0.01 < LOST_SECS  # lost sooner than a silence alone is
+    finally:
+        redis_server.stop()

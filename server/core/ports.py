@@ -85,6 +85,16 @@ class MediaNode:
     seen: float  # the clock's wall time (epoch seconds) of its last report
 
 
+@dataclass(frozen=True)
+class Heard:
+    """When a media node last reported, and whether the server process it reports through
+    still holds its connection to the bus (False only where the bus says so: Redis drops a
+    killed process's subscription at once, long before its reports are missed)."""
+
+    seen: float  # the clock's wall time (epoch seconds)
+    home_listening: bool = True
+
+
 class MediaNodes(Protocol):
     """The live media nodes and their load: where a new call's media is placed."""
 
@@ -94,9 +104,9 @@ class MediaNodes(Protocol):
         """The ones whose last report is within the registry's limit."""
         ...
 
-    async def last_seen(self) -> dict[str, float] | None:
-        """Every listed node's last report (the clock's epoch seconds); None when the registry
-        does not answer."""
+    async def last_seen(self) -> dict[str, Heard] | None:
+        """Every listed node's last report and whether its home still listens; None when the
+        registry does not answer."""
         ...
 
 

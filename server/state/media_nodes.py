@@ -17,11 +17,19 @@ from redis.exceptions import RedisError
 
 from server.core.clock import Clock
 from server.core.outages import Outages, reason_of
-from server.core.ports import MediaNode
+from server.core.ports import Heard, MediaNode
 
 STALE_SECS = 5.0
 REDIS_KEY = "lifeline:media-nodes"
 PART = "media-node registry"
+
+
+def home_channel(bus_channel: str, node_id: str) -> str:
+    """The pub/sub channel a node's Socket.IO listener subscribes to besides the bus itself:
+    Redis drops the subscription the moment the node's process dies (its socket closes), so
+    the others see a killed node within a report, not after three missed ones. Nothing is
+    published on it."""
+    return f"{bus_channel}:home:{node_id}"
 
 
 def _fresh(node: MediaNode, now: float) -> bool:
@@ -43,16 +51,17 @@ class LocalMediaNodes:
         now = self._clock.now().timestamp()
         return [n for n in self._nodes.values() if _fresh(n, now)]
 
-    async def last_seen(self) -> dict[str, float] | None:
-        return {node.id: node.seen for node in self._nodes.values()}
+    async def last_seen(self) -> dict[str, Heard] | None:
+        return {node.id: Heard(node.seen) for node in self._nodes.values()}
 
 
 class RedisMediaNodes:
     """The registry in Redis; this node's own media nodes also in memory, which is what calls
     are placed on while Redis does not answer (video keeps starting, on this node's workers)."""
 
-    def __init__(self, redis: Redis, clock: Clock, outages: Outages) -> None:
+    def __init__(self, redis: Redis, clock: Clock, outages: Outages, *, bus_channel: str) -> None:
         self._redis = redis
+        self._bus_channel = bus_channel
         self._clock = clock
         self._outages = outages
         self._local = LocalMediaNodes(clock)
@@ -93,11 +102,21 @@ class RedisMediaNodes:
                 self._failed(exc)
         return [node for node in nodes if _fresh(node, now)]
 
-    async def last_seen(self) -> dict[str, float] | None:
+    async def last_seen(self) -> dict[str, Heard] | None:
         try:
             raw = await self._redis.hgetall(REDIS_KEY)
+            nodes = [MediaNode(**json.loads(value)) for value in raw.values()]
+            homes = sorted({node.home for node in nodes})
+            counts = (
+                await self._redis.pubsub_numsub(
+                    *(home_channel(self._bus_channel, home) for home in homes)
+                )
+                if homes
+                else []
+            )
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return None
         self._outages.answered("redis", PART)
-        return {node.id: node.seen for node in (MediaNode(**json.loads(v)) for v in raw.values())}
+        listening = {home for home, (_, count) in zip(homes, counts, strict=True) if count > 0}
+        return {node.id: Heard(node.seen, node.home in listening) for node in nodes}

@@ -120,6 +120,40 @@ class OidcLogin(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_ts())
 
 
+class WebAuthnCredential(SQLModel, table=True):
+    """A staff member's hardware key or passkey (WebAuthn), named by them: its public key, the
+    count it last signed with (a count that goes back is a cloned key) and its transports."""
+
+    __tablename__ = "webauthn_credentials"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    # The authenticator's credential id, base64url: unique across every account.
+    credential_id: str = Field(max_length=1400, unique=True)
+    public_key: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    sign_count: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
+    transports: str = Field(default="", max_length=200)
+    name: str = Field(max_length=60)
+    created_at: datetime = Field(sa_column=_ts())
+    last_used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class WebAuthnChallenge(SQLModel, table=True):
+    """A challenge handed to a browser, kept here until its one use or its expiry: every node
+    of a deployment sees it, whichever node the answer reaches."""
+
+    __tablename__ = "webauthn_challenges"
+
+    id: str = Field(primary_key=True, max_length=64)
+    # "register" (a signed-in user adds a key), "second_factor" (after a password), "passkey".
+    purpose: str = Field(max_length=16)
+    challenge: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    # The username a second factor's challenge was asked for (the account need not exist).
+    username: str = Field(default="", max_length=64)
+    expires_at: datetime = Field(sa_column=_ts())
+
+
 class Call(SQLModel, table=True):
     __tablename__ = "calls"
     __table_args__ = (

@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     OIDC_PROVIDERS: list[OidcProvider] = Field(default_factory=list)
     OIDC_LOGIN_SECS: int = Field(default=600, ge=30, le=3600)
     OIDC_TIMEOUT_SECS: float = Field(default=10.0, gt=0, le=60)
+    # Hardware keys and passkeys (docs/staff.md): their relying party is PUBLIC_URL's host (a
+    # name, not an IP address). PASSWORDLESS: a registered passkey alone signs in (the key
+    # verifies its user: PIN or fingerprint). A challenge is good once, for CHALLENGE_SECS.
+    WEBAUTHN_PASSWORDLESS: bool = False
+    WEBAUTHN_CHALLENGE_SECS: int = Field(default=120, ge=10, le=600)
     # Calls per caller (device, else network) before a call is marked suspected_abuse: never
     # refused. And how many device cookies one network is handed.
     CALL_RATE_LIMIT: str = "6/minute;30/hour"
@@ -467,6 +472,12 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("use the full URL the browsers open, e.g. https://lifeline.example")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _passwordless(self) -> Settings:
+        if self.WEBAUTHN_PASSWORDLESS and not self.PUBLIC_URL:
+            raise ValueError("WEBAUTHN_PASSWORDLESS needs PUBLIC_URL (the keys' relying party)")
+        return self
 
     @field_validator("SMS_HTTP_URL")
     @classmethod

@@ -72,6 +72,7 @@ from server.http import threads as thread_routes
 from server.http.access_log import echo_request_id, request_id_middleware
 from server.http.auth import oidc as oidc_routes
 from server.http.auth import routes as auth_routes
+from server.http.auth import webauthn as webauthn_routes
 from server.http.auth.sessions import session_middleware
 from server.http.errors import error_middleware
 from server.http.forwarded import forwarded_middleware
@@ -416,6 +417,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         health.routes,
         auth_routes.routes,
         oidc_routes.routes,
+        webauthn_routes.routes,
         admin.routes,
         account_recovery.routes,
         security.routes,

@@ -158,6 +158,9 @@ def user(user_id: int, role: str, *, flags: bool) -> SimpleNamespace:
     )
 
 
+NOW = "2026-12-03T18:00:00+00:00"
+
+
 def page_cases() -> list[tuple[str, dict[str, Any]]]:
     """Each page with the values its handler passes, in the states that change its markup."""
     created = SimpleNamespace(username="new-operator", password="one-time-secret")
@@ -198,6 +201,8 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
                 "next": "/console",
                 "username": "",
                 "oidc_providers": [SimpleNamespace(id="police-sso", name="Police SSO")],
+                "keys_available": True,
+                "passkeys": True,
             },
         ),
         (
@@ -208,11 +213,23 @@ def page_cases() -> list[tuple[str, dict[str, Any]]]:
                 "next": "",
                 "username": "someone",
                 "oidc_providers": [],
+                "keys_available": False,
+                "passkeys": False,
             },
         ),
         ("oidc_continue.html", {"where": "/console"}),
         ("login_totp.html", {"staff": staff("operator"), "error": "x"}),
         ("login_totp.html", {"staff": staff("operator"), "error": None}),
+        (
+            "account_keys.html",
+            {"staff": staff("operator"), "keys_available": True, "max_name_chars": 60}
+            | {"keys": [SimpleNamespace(id=1, name="Blue", created_at=NOW, last_used_at=None)]},
+        ),
+        (
+            "account_keys.html",
+            {"staff": staff("operator"), "keys_available": False, "max_name_chars": 60}
+            | {"keys": []},
+        ),
         ("change_password.html", {"staff": staff("operator"), "error": "x", "forced": False}),
         ("change_password.html", {"staff": staff("operator"), "error": None, "forced": True}),
         (

@@ -25,6 +25,7 @@ from server.actions.access import check_account_change
 from server.actions.evidence import check_reason
 from server.actions.login import wait_after
 from server.actions.users import Actor, check_username, current_authority
+from server.actions.webauthn_keys import drop_keys
 from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
 from server.core.services import Services
@@ -147,9 +148,10 @@ async def _lift_waits(session: AsyncSession, user: User) -> int:
 async def reset_account(
     audit: AuditLog, clock: Clock, *, actor: Actor, user_id: int, reason: str
 ) -> Administered:
-    """A new one-time password, the TOTP secret dropped, failed sign-ins forgotten, every
-    session ended: at the next sign-in the password must be changed and TOTP enrolled again
-    (the old authenticator's codes open nothing any more)."""
+    """A new one-time password, the TOTP secret and every hardware key dropped, failed sign-ins
+    forgotten, every session ended: at the next sign-in the password must be changed and TOTP
+    enrolled again (the old authenticator's codes, and a key that was lost with it, open
+    nothing any more)."""
     password = one_time_password()
     # argon2 off the event loop, and before the transaction (which holds the chain's lock).
     password_hash = await asyncio.to_thread(hash_password, password)
@@ -162,7 +164,13 @@ async def reset_account(
         user.totp_secret, user.totp_confirmed, user.totp_last_step = None, False, None
         addresses = await _lift_waits(session, user)
         ended = await _end_sessions(session, user.id)
-        data = {"totp_dropped": had_totp, "sessions_ended": len(ended), "waits_lifted": addresses}
+        keys = await drop_keys(session, user.id)
+        data = {
+            "totp_dropped": had_totp,
+            "keys_removed": keys,
+            "sessions_ended": len(ended),
+            "waits_lifted": addresses,
+        }
         return ended, data
 
     user, ended = await _administer(

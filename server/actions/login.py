@@ -18,6 +18,7 @@ import asyncio
 import enum
 import ipaddress
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,6 +41,11 @@ log = logging.getLogger("lifeline.auth")
 THROTTLE_AUDIT_RULE = "1/minute"
 # Longer waits than this are the cap anyway; it only keeps 2 ** n small.
 _MAX_DOUBLINGS = 40
+
+
+# A hardware key as the second factor (server/actions/webauthn_login.py): after the password
+# matched, in the sign-in's transaction, whether the key's answer opens this account.
+KeyCheck = Callable[[AsyncSession, User], Awaitable[bool]]
 
 
 class Outcome(enum.StrEnum):
@@ -116,6 +122,7 @@ async def authenticate(
     password: str,
     totp: str,
     remote: str,
+    key: KeyCheck | None = None,
 ) -> LoginResult:
     """Decide a sign-in attempt and record it in the audit chain, in one transaction.
 
@@ -123,6 +130,9 @@ async def authenticate(
     outcome (against a stand-in hash for an unknown user), so the time an answer takes tells
     nothing either. It runs in a thread and outside the transaction: a flood of tries must
     neither stall the event loop (and the calls on it) nor hold the chain's write lock.
+
+    With ``key``, a hardware key's answer is the second factor instead of the TOTP code, and
+    it alone decides (a refused key is not made up for by an account without TOTP).
 
     Raises:
         AppError: ``RATE_LIMITED``, the address has used its allowance of tries.
@@ -169,18 +179,21 @@ async def authenticate(
         if password_ok and user.totp_confirmed and user.totp_secret:
             step = accepted_step(user.totp_secret, totp, now, user.totp_last_step)
         needs_totp = user.totp_confirmed and bool(user.totp_secret)
-        if password_ok and (step is not None or not needs_totp):
+        second_ok = step is not None or not needs_totp
+        if key is not None:
+            second_ok = password_ok and await key(session, user)
+        if password_ok and second_ok:
             if pair is not None:
                 await session.delete(pair)
             user.failed_logins, user.locked_until = 0, None
             if step is not None:
                 user.totp_last_step = step
             session.add(user)
-            await record("login")
+            await record("login", **({"method": "webauthn"} if key is not None else {}))
             log.info("login", extra={"user": name})
             return LoginResult(Outcome.OK, user)
 
-        reason = "bad_totp" if password_ok else "bad_password"
+        reason = ("bad_key" if key is not None else "bad_totp") if password_ok else "bad_password"
         failures, wait = await _count_failure(session, user, pair, address, now, settings)
         await record("login_failed", reason=reason, failures=failures, wait_secs=wait)
         log.info("login failed", extra={"user": name, "reason": reason})

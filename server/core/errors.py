@@ -60,6 +60,14 @@ class ErrorCode(enum.StrEnum):
     OIDC_UNKNOWN_PROVIDER = "oidc_unknown_provider", 404
     OIDC_PROVIDER_UNAVAILABLE = "oidc_provider_unavailable", 502
     BAD_CODE = "bad_code", 422
+    # Every refused sign-in, whatever went wrong (server/actions/login.py).
+    LOGIN_FAILED = "login_failed", 401
+    # Hardware keys and passkeys (server/actions/webauthn_*.py).
+    WEBAUTHN_UNAVAILABLE = "webauthn_unavailable", 409
+    WEBAUTHN_REFUSED = "webauthn_refused", 400
+    PASSKEYS_OFF = "passkeys_off", 403
+    INVALID_KEY_NAME = "invalid_key_name", 422
+    KEY_NOT_FOUND = "key_not_found", 404
     PASSWORD_REFUSED = "password_refused", 422
     ORIGIN_REQUIRED = "origin_required", 403
     FOREIGN_ORIGIN = "foreign_origin", 403

@@ -22,6 +22,7 @@ from server.http.keys import CATALOGS_KEY, LANG_KEY, PAGES_KEY, SERVICES_KEY, ST
 from server.security.passwords import (
     MIN_PASSWORD_LENGTH,
 )
+from server.security.relying_party import key_sign_in_offers
 from server.security.totp import provisioning_uri, qr_svg
 
 routes = web.RouteTableDef()
@@ -83,6 +84,7 @@ def render_login(
         next=next_path or safe_next(request.query.get("next", "")),
         username=username,
         oidc_providers=request.app[SERVICES_KEY].settings.OIDC_PROVIDERS,
+        **key_sign_in_offers(request.app[SERVICES_KEY].settings),
     )
 
 

@@ -40,7 +40,11 @@ async function signIn(passkey) {
     window.location.assign(answer.location);
   } catch (error) {
     const code = /** @type {Error} */ (error).message;
-    errorBox.textContent = t(code === 'rate_limited' ? 'login.key.error.throttled' : 'login.key.error.failed');
+    const texts = {
+      rate_limited: () => t('login.key.error.throttled'),
+      cancelled: () => t('keys.error.cancelled'),
+    };
+    errorBox.textContent = (texts[code] || (() => t('login.key.error.failed')))();
     errorBox.dataset.code = code;
     errorBox.hidden = false;
     buttons.forEach((b) => { b.disabled = false; });

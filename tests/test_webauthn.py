@@ -6,6 +6,7 @@ deployment allows it; removal by the user and by an admin's reset."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -166,6 +167,23 @@ async def test_a_challenge_is_good_once_and_not_after_it_expires(
     assert status == 401
     assert (await _entries(client, account.username))[-2][1]["reason"] == "challenge"
     await replay.close()
+
+
+async def test_two_answers_at_once_to_one_challenge_open_one_session(
+    client: Client, clock: FrozenClock
+) -> None:
+    account, key = await _with_key(client, clock)
+    csrf, options = await _key_options(client, account.username)
+    answer = key.get(options)
+    other = await another_browser(client)
+    # The other browser's own pre-login CSRF cookie, and the same answer sent from both.
+    csrf2 = await page_csrf(other)
+    results = await asyncio.gather(
+        _key_sign_in(client, csrf, options, answer, account),
+        _key_sign_in(other, csrf2, options, answer, account),
+    )
+    assert sorted(status for status, _ in results) == [200, 401], results
+    await other.close()
 
 
 async def test_a_count_that_goes_back_is_a_cloned_key(client: Client, clock: FrozenClock) -> None:

@@ -117,7 +117,7 @@ async def registration_options(services: Services, staff: StaffContext) -> dict[
     """Options for ``navigator.credentials.create``, with a challenge kept for the answer. A
     passkey is preferred (a key that can hold one may later sign in alone)."""
     party = party_of(services)
-    async with services.audit.transaction() as session:
+    async with services.db.session() as session:
         existing = await keys_of(session, staff.user_id)
         if len(existing) >= MAX_KEYS:
             raise AppError(ErrorCode.CONFLICT, f"At most {MAX_KEYS} keys per account")
@@ -128,6 +128,7 @@ async def registration_options(services: Services, staff: StaffContext) -> dict[
             purpose=challenges.REGISTER,
             user_id=staff.user_id,
         )
+        await session.commit()
     options = generate_registration_options(
         rp_id=party.id,
         rp_name=party.name,

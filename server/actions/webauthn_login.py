@@ -71,7 +71,7 @@ async def second_factor_options(
     party = party_of(services)
     await check_allowance(services.audit, services.limits, services.settings, address_key(remote))
     name = username.strip().lower()[:64]
-    async with services.audit.transaction() as session:
+    async with services.db.session() as session:
         user = (await session.exec(select(User).where(col(User.username) == name))).first()
         keys = await keys_of(session, user.id) if user is not None and user.id else []
         issued = await challenges.issue(
@@ -81,6 +81,7 @@ async def second_factor_options(
             purpose=challenges.SECOND_FACTOR,
             username=name,
         )
+        await session.commit()
     allow = descriptors(keys) or [
         PublicKeyCredentialDescriptor(
             id=bytes.fromhex(services.pseudonyms.of("webauthn-stand-in", name))[:STAND_IN_BYTES]
@@ -98,10 +99,11 @@ async def passkey_options(services: Services, *, remote: str) -> dict[str, Any]:
         raise AppError(ErrorCode.PASSKEYS_OFF, "This deployment signs in with a password first")
     party = party_of(services)
     await check_allowance(services.audit, services.limits, services.settings, address_key(remote))
-    async with services.audit.transaction() as session:
+    async with services.db.session() as session:
         issued = await challenges.issue(
             session, services.clock, services.settings, purpose=challenges.PASSKEY
         )
+        await session.commit()
     return _options(
         services, party, issued.id, issued.challenge, [], UserVerificationRequirement.REQUIRED
     )
@@ -183,10 +185,11 @@ async def key_check(
     """The key's answer as ``login.authenticate``'s second factor. The challenge is taken now, in
     a transaction of its own: used once, whatever the password turns out to be."""
     party = party_of(services)
-    async with services.audit.transaction() as session:
+    async with services.db.session() as session:
         taken = await challenges.take(
             session, services.clock, challenge_id, challenges.SECOND_FACTOR
         )
+        await session.commit()
 
     async def check(session: AsyncSession, user: User) -> bool:
         try:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, expect
 
 from server.http.basemap import BASEMAP_PATH
 from tests.browser.conftest import RunningServer, start_server, stop_server
@@ -335,6 +335,28 @@ def test_streets_are_drawn_at_zoom_17_on_a_phone(
     assert fetches.tile_server == []
 
 
+def _drag_marker_under_the_pill(page: Page, marker: Locator) -> None:
+    """Drags the map (as a finger would, with the mouse) until ``marker`` stands just under
+    the "Reports on the map" pill."""
+    box, pill = marker.bounding_box(), page.locator(".report-counter").bounding_box()
+    assert box is not None and pill is not None
+    top = pill["y"] + pill["height"] + 40
+    x, y = PHONE["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, top, steps=8)
+    page.wait_for_timeout(200)  # held still before lifting: Leaflet adds no inertia
+    page.mouse.up()
+    moved = None
+    for _ in range(50):  # the markers are drawn again once the map has its new view
+        expect(marker).to_be_visible()
+        moved = marker.bounding_box()
+        if moved is not None:
+            break
+        page.wait_for_timeout(100)
+    assert moved is not None and moved["y"] + moved["height"] / 2 < top + 24, moved
+
+
 def test_a_report_pinned_on_a_street_is_there_on_the_console(
     browser: Browser,
     phone: BrowserContext,
@@ -361,9 +383,17 @@ def test_a_report_pinned_on_a_street_is_there_on_the_console(
     page.get_by_test_id("report-done-close").tap()
     marker = page.locator(f"[data-testid=map-report][data-report-id='{report_id}']")
     expect(marker).to_be_visible()
+    # The map dragged until the marker stands just under the "Reports on the map" pill: its
+    # popup, opening upwards, would cover the pill's line (or the pill its title) unless the
+    # map pans it clear.
+    _drag_marker_under_the_pill(page, marker)
     marker.tap()
     expect(page.get_by_test_id("report-popup")).to_contain_text("Cars parked")
-    page.wait_for_timeout(300)  # the popup fades in (Leaflet), for the screenshot only
+    page.wait_for_timeout(300)  # the popup fades in and the map pans (Leaflet)
+    pill = page.locator(".report-counter").bounding_box()
+    popup = page.locator(".leaflet-popup-content-wrapper").bounding_box()
+    assert pill is not None and popup is not None
+    assert popup["y"] >= pill["y"] + pill["height"], f"the pill covers the popup: {pill} {popup}"
     page.screenshot(path=str(artifacts / "map-streets-360-popup.png"))
 
     # The operator's map: the marker stands on the same crossing, in the dark flavour.

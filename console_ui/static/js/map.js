@@ -32,6 +32,9 @@ const FINEST_CLUSTER_ZOOM = 22;
 const CLUSTER_LIST_MAX = 20;
 /** A pan or zoom asks for its view once the map has stopped this long. */
 const VIEW_SETTLE_MS = 40;
+// A popup opens clear of the "Reports on the map" pill (top left, above the map's panes) and
+// of the report button (bottom right): Leaflet pans the map until it fits inside these.
+const POPUP_PAN = { autoPanPaddingTopLeft: [16, 72], autoPanPaddingBottomRight: [16, 96] };
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
@@ -169,7 +172,7 @@ function reportMarker(feature) {
     keyboard: true,
     title: `${categoryLabel(props.category || '')}: ${statusLabel(props.status)}`,
   });
-  marker.bindPopup(() => reportPopup(feature));
+  marker.bindPopup(() => reportPopup(feature), POPUP_PAN);
   marker.on('add', () => {
     const element = marker.getElement();
     if (element) {
@@ -233,7 +236,7 @@ async function showClusterList(latlng, props) {
   const heading = document.createElement('strong');
   heading.textContent = t('map.cluster_here', { count: props.count });
   const list = document.createElement('ul');
-  const popup = L.popup({ maxHeight: 280, autoPanPadding: [16, 96] }).setLatLng(latlng);
+  const popup = L.popup({ maxHeight: 280, ...POPUP_PAN }).setLatLng(latlng);
   for (const feature of collection.features || []) {
     const item = document.createElement('li');
     const open = document.createElement('button');

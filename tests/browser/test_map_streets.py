@@ -394,6 +394,10 @@ def test_a_report_pinned_on_a_street_is_there_on_the_console(
     popup = page.locator(".leaflet-popup-content-wrapper").bounding_box()
     assert pill is not None and popup is not None
     assert popup["y"] >= pill["y"] + pill["height"], f"the pill covers the popup: {pill} {popup}"
+    zoom = page.locator(".leaflet-control-zoom").bounding_box()
+    assert zoom is not None and popup["x"] + popup["width"] <= zoom["x"], (
+        f"the zoom buttons cover the popup's close button: {zoom} {popup}"
+    )
     page.screenshot(path=str(artifacts / "map-streets-360-popup.png"))
 
     # The operator's map: the marker stands on the same crossing, in the dark flavour.

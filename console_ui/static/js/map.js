@@ -32,9 +32,17 @@ const FINEST_CLUSTER_ZOOM = 22;
 const CLUSTER_LIST_MAX = 20;
 /** A pan or zoom asks for its view once the map has stopped this long. */
 const VIEW_SETTLE_MS = 40;
-// A popup opens clear of the "Reports on the map" pill (top left, above the map's panes) and
-// of the report button (bottom right): Leaflet pans the map until it fits inside these.
-const POPUP_PAN = { autoPanPaddingTopLeft: [16, 72], autoPanPaddingBottomRight: [16, 96] };
+// A popup opens clear of the "Reports on the map" pill (top left), of the zoom and locate
+// buttons (right) and of the report button (bottom right), all above the map's panes: Leaflet
+// pans the map until it fits inside these, and on a phone it is narrow enough to fit at all
+// (its own padding is about 40 px).
+const POPUP_LEFT = 16;
+const POPUP_RIGHT = 64;
+const popupOptions = () => ({
+  autoPanPaddingTopLeft: [POPUP_LEFT, 72],
+  autoPanPaddingBottomRight: [POPUP_RIGHT, 96],
+  maxWidth: Math.max(200, Math.min(300, window.innerWidth - POPUP_LEFT - POPUP_RIGHT - 40)),
+});
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
@@ -172,7 +180,7 @@ function reportMarker(feature) {
     keyboard: true,
     title: `${categoryLabel(props.category || '')}: ${statusLabel(props.status)}`,
   });
-  marker.bindPopup(() => reportPopup(feature), POPUP_PAN);
+  marker.bindPopup(() => reportPopup(feature), popupOptions());
   marker.on('add', () => {
     const element = marker.getElement();
     if (element) {
@@ -236,7 +244,7 @@ async function showClusterList(latlng, props) {
   const heading = document.createElement('strong');
   heading.textContent = t('map.cluster_here', { count: props.count });
   const list = document.createElement('ul');
-  const popup = L.popup({ maxHeight: 280, ...POPUP_PAN }).setLatLng(latlng);
+  const popup = L.popup({ maxHeight: 280, ...popupOptions() }).setLatLng(latlng);
   for (const feature of collection.features || []) {
     const item = document.createElement('li');
     const open = document.createElement('button');

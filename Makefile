@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 setup: system-packages install vendor migrate
 
 # What the tests need from Debian (Chromium, fonts, nginx, coturn, systemd-analyze, sqlite3,
-# Node.js):
+# Node.js, slapd for the directory sign-in tests):
 # installed with apt-get as root, else named in one line (tools/system-packages.sh).
 system-packages:
 	@sh tools/system-packages.sh

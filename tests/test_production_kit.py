@@ -440,7 +440,7 @@ def test_setup_names_the_missing_system_packages(sysroot: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "make setup: missing system packages; as root run: apt-get install -y "
-        "chromium fonts-noto-core nginx coturn systemd sqlite3 nodejs npm"
+        "chromium fonts-noto-core nginx coturn systemd sqlite3 nodejs npm slapd ldap-utils"
     ]
     for path in (
         "usr/bin/chromium",
@@ -450,6 +450,8 @@ def test_setup_names_the_missing_system_packages(sysroot: Path) -> None:
         "usr/bin/npm",
         "usr/bin/systemd-analyze",
         "usr/bin/sqlite3",
+        "usr/sbin/slapd",
+        "usr/bin/ldapsearch",
     ):
         (sysroot / path).parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         (sysroot / path).touch()

@@ -16,6 +16,8 @@ systemd              /usr/bin/systemd-analyze
 sqlite3              /usr/bin/sqlite3
 nodejs               /usr/bin/node
 npm                  /usr/bin/npm
+slapd                /usr/sbin/slapd
+ldap-utils           /usr/bin/ldapsearch
 '
 
 have() {
@@ -45,9 +47,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086 # one word per package
 apt-get install -y -qq $missing >/dev/null
-# Debian enables (and on a systemd machine starts) the system nginx and coturn on install; the
-# tests run their own on ports of their own, so the ones installed here are turned off.
-for service in nginx coturn; do
+# Debian enables (and on a systemd machine starts) the system nginx, coturn and slapd on
+# install; the tests run their own on ports of their own, so the ones installed here are turned
+# off. slapd's package asks no questions with DEBIAN_FRONTEND=noninteractive (a placeholder
+# directory the tests never use).
+for service in nginx coturn slapd; do
   case " $missing " in
     *" $service "*) systemctl disable --now "$service" >/dev/null 2>&1 || true ;;
   esac

@@ -20,6 +20,8 @@ from config.pmtiles_header import read_header
 
 Language = Literal["en", "ru", "kk", "pl"]
 LANGUAGES: tuple[Language, ...] = ("en", "ru", "kk", "pl")
+# The staff roles' names (server/db/models.py: Role), which settings may name.
+STAFF_ROLES = ("operator", "supervisor", "internal_security", "admin")
 
 
 class SettingsError(Exception):
@@ -294,6 +296,26 @@ class Settings(BaseSettings):
     CAD_WEBHOOK_TIMEOUT_SECS: float = Field(default=10.0, gt=0, le=120)
     CAD_WEBHOOK_SWEEP_SECS: float = Field(default=1.0, ge=0.2, le=60)
     CAD_AGENCY_ID: str = Field(default="lifeline.local", pattern=r"^[A-Za-z0-9._:@-]{1,128}$")
+    # Directory sign-in (docs/staff.md): with LDAP_URL set (ldap:// or ldaps://; LDAP_STARTTLS
+    # upgrades ldap://, LDAP_CA_FILE the CAs that vouch for the directory, unset: the system's),
+    # the login form's password of every account not named in LDAP_LOCAL_ACCOUNTS is checked
+    # by binding as the entry that LDAP_USER_FILTER ({username} filled in, escaped) finds under
+    # LDAP_USER_BASE, searched as LDAP_BIND_DN with the password in LDAP_BIND_PASSWORD_FILE
+    # (no DN: anonymously). An entry that LDAP_DISABLED_FILTER also matches is refused.
+    # LDAP_GROUP_ROLES ({"group DN": "role", ...}; empty: the role set in Lifeline) gives the
+    # role of the first group listed whose member the entry is. The whole exchange of one
+    # sign-in with the directory takes at most LDAP_TIMEOUT_SECS.
+    LDAP_URL: str = ""
+    LDAP_STARTTLS: bool = False
+    LDAP_CA_FILE: Path | None = None
+    LDAP_BIND_DN: str = ""
+    LDAP_BIND_PASSWORD_FILE: Path | None = None
+    LDAP_USER_BASE: str = ""
+    LDAP_USER_FILTER: str = "(uid={username})"
+    LDAP_DISABLED_FILTER: str = ""
+    LDAP_GROUP_ROLES: dict[str, str] = Field(default_factory=dict)
+    LDAP_TIMEOUT_SECS: int = Field(default=5, ge=1, le=60)
+    LDAP_LOCAL_ACCOUNTS: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator(
         "MEDIA_ADDRESSES",
@@ -544,6 +566,59 @@ class Settings(BaseSettings):
     def oidc_provider(self, provider_id: str) -> OidcProvider | None:
         return next((p for p in self.OIDC_PROVIDERS if p.id == provider_id), None)
 
+    @field_validator("LDAP_LOCAL_ACCOUNTS", mode="before")
+    @classmethod
+    def _local_accounts(cls, value: Any) -> Any:
+        value = _split_commas(value)
+        return [str(name).strip().lower() for name in value] if isinstance(value, list) else value
+
+    @field_validator("LDAP_CA_FILE", "LDAP_BIND_PASSWORD_FILE", mode="before")
+    @classmethod
+    def _ldap_paths(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("LDAP_USER_FILTER", "LDAP_DISABLED_FILTER")
+    @classmethod
+    def _ldap_filter(cls, value: str) -> str:
+        value = value.strip()
+        if value and not (value.startswith("(") and value.endswith(")")):
+            raise ValueError("an LDAP filter in parentheses, e.g. (uid={username})")
+        if value.count("(") != value.count(")"):
+            raise ValueError("the filter's parentheses do not pair up")
+        return value
+
+    @field_validator("LDAP_GROUP_ROLES")
+    @classmethod
+    def _ldap_group_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        for group, role in value.items():
+            if role not in STAFF_ROLES:
+                raise ValueError(f"{group!r}: {role!r} is not a role ({', '.join(STAFF_ROLES)})")
+        return value
+
+    @model_validator(mode="after")
+    def _ldap(self) -> Settings:
+        """Directory sign-in is whole or off: a URL, where to look, how to look, a password."""
+        if not self.LDAP_URL:
+            return self
+        if not self.LDAP_URL.startswith(("ldap://", "ldaps://")):
+            raise ValueError("LDAP_URL: use ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
+        if self.LDAP_STARTTLS and self.LDAP_URL.startswith("ldaps://"):
+            raise ValueError("LDAP_STARTTLS is for ldap:// (ldaps:// is TLS from the start)")
+        if not self.LDAP_USER_BASE:
+            raise ValueError("LDAP_URL needs LDAP_USER_BASE (where the staff's entries are)")
+        if "{username}" not in self.LDAP_USER_FILTER:
+            raise ValueError("LDAP_USER_FILTER must contain {username}")
+        if self.LDAP_BIND_DN:
+            if self.LDAP_BIND_PASSWORD_FILE is None:
+                raise ValueError("LDAP_BIND_DN needs LDAP_BIND_PASSWORD_FILE")
+            try:
+                self.LDAP_BIND_PASSWORD_FILE.read_bytes()
+            except OSError as exc:
+                raise ValueError(
+                    f"LDAP_BIND_PASSWORD_FILE: cannot read it ({exc.strerror})"
+                ) from None
+        return self
+
     @model_validator(mode="after")
     def _node_id(self) -> Settings:
         if not self.NODE_ID:
@@ -580,6 +655,15 @@ class Settings(BaseSettings):
         if self.CAD_WEBHOOK_SECRET_FILE is None:
             return b""
         return self.CAD_WEBHOOK_SECRET_FILE.read_bytes().strip()
+
+    @property
+    def ldap_bind_password(self) -> str:
+        """The service account's password (its file's first line), read anew each time so that
+        a rotated file takes effect without a restart."""
+        if self.LDAP_BIND_PASSWORD_FILE is None:
+            return ""
+        lines = self.LDAP_BIND_PASSWORD_FILE.read_text().splitlines()
+        return lines[0] if lines else ""
 
     @property
     def checkpoint_file(self) -> Path:

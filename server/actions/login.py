@@ -10,6 +10,10 @@ address waits before its next try on that account (``LOGIN_FIRST_DELAY_SECS``, d
 each further failure, at most ``LOGIN_LOCKOUT_SECS``), while the operator at their own desk
 signs in as usual. Above all that, one address gets ``LOGIN_RATE_LIMIT`` tries whatever the
 account; the rest are refused before any password is checked (a flood must not buy argon2).
+
+A password may be judged elsewhere than against the account's hash (the centre's directory:
+``server/actions/directory_login.py``); the rest of the decision, the account, the wait, TOTP,
+the one answer, stays the same.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import enum
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import col, delete, select
@@ -57,6 +61,23 @@ class Outcome(enum.StrEnum):
 class LoginResult:
     outcome: Outcome
     user: User | None = None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A password judged elsewhere than against the account's hash: ``ok``, else the chain's
+    ``reason``; a failure that is nobody's guess (a directory that does not answer) does not
+    ``count`` toward the address's wait. ``role``: the role that judge gives the account."""
+
+    ok: bool
+    reason: str = "bad_password"
+    counts: bool = True
+    role: str | None = None
+    facts: dict[str, object] = field(default_factory=dict)
+
+
+# The account's name and the password typed; ``None``: not this judge's account, its own hash.
+PasswordJudge = Callable[[str, str], Awaitable[Judged | None]]
 
 
 def address_key(remote: str) -> str:
@@ -123,6 +144,7 @@ async def authenticate(
     totp: str,
     remote: str,
     key: KeyCheck | None = None,
+    judge: PasswordJudge | None = None,
 ) -> LoginResult:
     """Decide a sign-in attempt and record it in the audit chain, in one transaction.
 
@@ -143,7 +165,11 @@ async def authenticate(
     async with audit.db.session() as session:
         found = (await session.exec(select(User).where(col(User.username) == name))).first()
     checked_hash = found.password_hash if found is not None else None
-    password_matches = await asyncio.to_thread(verify_password, checked_hash, password)
+    judged = await judge(name, password) if judge is not None else None
+    password_matches = judged is None and await asyncio.to_thread(
+        verify_password, checked_hash, password
+    )
+    elsewhere = judged.facts if judged is not None else {}
     now = clock.now()
     failed = LoginResult(Outcome.FAILED)
     async with audit.transaction() as session:
@@ -155,7 +181,7 @@ async def authenticate(
                 actor=name or "-",
                 action=action,
                 subject=f"user:{name}",
-                data={"remote": remote, **data},
+                data={"remote": remote, **elsewhere, **data},
             )
 
         if user is None or user.id is None:
@@ -173,8 +199,14 @@ async def authenticate(
             log.info("login failed", extra={"user": name, "reason": "waiting"})
             return failed
 
+        if judged is not None and not judged.ok and not judged.counts:
+            await record("login_refused", reason=judged.reason)
+            log.info("login failed", extra={"user": name, "reason": judged.reason})
+            return failed
         # A password changed between the check and now was not the one checked.
         password_ok = password_matches and user.password_hash == checked_hash
+        if judged is not None:
+            password_ok = judged.ok
         step = None
         if password_ok and user.totp_confirmed and user.totp_secret:
             step = accepted_step(user.totp_secret, totp, now, user.totp_last_step)
@@ -188,12 +220,21 @@ async def authenticate(
             user.failed_logins, user.locked_until = 0, None
             if step is not None:
                 user.totp_last_step = step
+            granted: dict[str, object] = {}
+            if judged is not None:
+                user.must_change_password = False  # the judge's to change, never Lifeline's
+                if judged.role is not None and judged.role != user.role:
+                    granted = {"role": judged.role, "previous_role": user.role}
+                    user.role = judged.role
             session.add(user)
-            await record("login", **({"method": "webauthn"} if key is not None else {}))
+            await record(
+                "login", **granted, **({"method": "webauthn"} if key is not None else {})
+            )
             log.info("login", extra={"user": name})
             return LoginResult(Outcome.OK, user)
 
-        reason = ("bad_key" if key is not None else "bad_totp") if password_ok else "bad_password"
+        second = "bad_key" if key is not None else "bad_totp"
+        reason = second if password_ok else judged.reason if judged else "bad_password"
         failures, wait = await _count_failure(session, user, pair, address, now, settings)
         await record("login_failed", reason=reason, failures=failures, wait_secs=wait)
         log.info("login failed", extra={"user": name, "reason": reason})

@@ -48,7 +48,7 @@ from server.http.keys import Handler
 log = logging.getLogger("lifeline.metrics")
 
 # The shared stores a node can work without for a while (server/core/outages.py).
-SHARED_STORES = ("redis", "database")
+SHARED_STORES = ("redis", "database", "directory")
 OUTCOMES: tuple[CallOutcome, ...] = ("answered", "transferred", "abandoned", "ended")
 CAUSES: tuple[RefusalCause, ...] = ("loop_lag", "cpu", "host_cpu")
 STORE_FAILURES: tuple[StoreFailure, ...] = ("conflict", "error")

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from server.actions import account
+from server.actions.directory_login import directory_judge
 from server.actions.login import Outcome, authenticate
 from server.actions.staff_sessions import SESSION_COOKIE
 from server.core.errors import AppError, ErrorCode
@@ -18,7 +19,14 @@ from server.http.bodies import read_form
 from server.http.client_address import client_address
 from server.http.errors import wants_json
 from server.http.i18n import Catalogs
-from server.http.keys import CATALOGS_KEY, LANG_KEY, PAGES_KEY, SERVICES_KEY, STAFF_KEY
+from server.http.keys import (
+    CATALOGS_KEY,
+    LANG_KEY,
+    OUTAGES_KEY,
+    PAGES_KEY,
+    SERVICES_KEY,
+    STAFF_KEY,
+)
 from server.security.passwords import (
     MIN_PASSWORD_LENGTH,
 )
@@ -113,6 +121,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             password=form.get("password", ""),
             totp=form.get("totp", ""),
             remote=client_address(request),
+            # Directory sign-in, when LDAP_URL is set (server/actions/directory_login.py).
+            judge=directory_judge(services.settings, request.app[OUTAGES_KEY]),
         )
     except AppError as refused:
         if refused.code is not ErrorCode.RATE_LIMITED or wants_json(request):

@@ -42,6 +42,7 @@ ANNA = Person("anna", "anna's directory passphrase", groups=("dispatch",))
 BORIS = Person("boris", "boris's directory passphrase", disabled=True)
 VERA = Person("vera", "vera's directory passphrase")  # in the directory, not in Lifeline
 SAM = Person("sam", "sam's directory passphrase", groups=("supervisors", "dispatch"))
+IRIS = Person("iris", "iris's directory passphrase", groups=("dispatch",))
 # A filter under which an unescaped "*" or ")(" would match every person: the injection test.
 USER_FILTER = "(&(objectClass=inetOrgPerson)(uid={username}))"
 TIMEOUT_SECS = 1
@@ -53,7 +54,7 @@ FAILED = "Sign-in failed"
 
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
-    server = Directory(tmp_path_factory.mktemp("slapd"), [ANNA, BORIS, VERA, SAM])
+    server = Directory(tmp_path_factory.mktemp("slapd"), [ANNA, BORIS, VERA, SAM, IRIS])
     server.start()
     yield server
     server.stop()
@@ -200,6 +201,16 @@ async def test_group_mapping_gives_the_role(
     async with services(client).db.session() as session:
         row = (await session.exec(select(User).where(col(User.username) == "sam"))).one()
     assert row.role == Role.SUPERVISOR
+
+    # The directory never gives or takes internal security, the unit's own: iris keeps it.
+    iris = await add_account(client, IRIS.uid, "internal_security")
+    signed_in = await post_login(client, IRIS.uid, IRIS.password, iris.code(clock))
+    assert signed_in.status == 303, await signed_in.text()
+    entry = (await audit(client, "login"))[-1]
+    assert (entry["role_kept"], entry["role_offered"]) == ("internal_security", "operator")
+    async with services(client).db.session() as session:
+        row = (await session.exec(select(User).where(col(User.username) == "iris"))).one()
+    assert row.role == Role.INTERNAL_SECURITY
 
     # In no mapped group: no role, no sign-in (vera has a Lifeline account here).
     vera = await add_account(client, VERA.uid, "supervisor")

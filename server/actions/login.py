@@ -30,10 +30,11 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config import Settings
+from server.actions.access import check_account_change
 from server.core.clock import Clock
 from server.core.errors import AppError, ErrorCode
 from server.db.audit import AuditLog
-from server.db.models import LoginFailure, User
+from server.db.models import LoginFailure, Role, User
 from server.security.passwords import verify_password
 from server.security.totp import accepted_step
 from server.state.ratelimit import RateLimits, parse_rules
@@ -133,6 +134,19 @@ async def check_allowance(
         ) from None
 
 
+def _take_role(user: User, role: str | None) -> dict[str, object]:
+    """The judge's role on the account, as an admin could set it: never into or out of
+    internal security, the unit's own (access.py); such an account keeps its role."""
+    if role is None or role == user.role:
+        return {}
+    try:
+        check_account_change(Role.ADMIN, before=user.role, after=role)
+    except AppError:
+        return {"role_kept": user.role, "role_offered": role}
+    previous, user.role = user.role, role
+    return {"role": role, "previous_role": previous}
+
+
 async def authenticate(
     audit: AuditLog,
     clock: Clock,
@@ -223,9 +237,7 @@ async def authenticate(
             granted: dict[str, object] = {}
             if judged is not None:
                 user.must_change_password = False  # the judge's to change, never Lifeline's
-                if judged.role is not None and judged.role != user.role:
-                    granted = {"role": judged.role, "previous_role": user.role}
-                    user.role = judged.role
+                granted = _take_role(user, judged.role)
             session.add(user)
             await record(
                 "login", **granted, **({"method": "webauthn"} if key is not None else {})

@@ -78,16 +78,23 @@ def _ldif(people: list[Person]) -> str:
 class Directory:
     """One slapd on 127.0.0.1:<free port> serving ``SUFFIX`` from ``folder``."""
 
-    def __init__(self, folder: Path, people: list[Person]) -> None:
+    def __init__(
+        self, folder: Path, people: list[Person], tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """``tls``: a certificate and its key, for StartTLS on ``url`` and ``ldaps_url``."""
         self.folder = folder
         self.port = _free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
+        self.ldaps_url = f"ldaps://127.0.0.1:{_free_port()}" if tls else ""
         self._process: subprocess.Popen[bytes] | None = None
         (folder / "db").mkdir(parents=True, exist_ok=True)
         self._config = folder / "slapd.conf"
         schema = "".join(f"include /etc/ldap/schema/{name}.schema\n" for name in SCHEMAS)
+        certificate = (
+            f"TLSCertificateFile {tls[0]}\nTLSCertificateKeyFile {tls[1]}\n" if tls else ""
+        )
         self._config.write_text(
-            f"{schema}"
+            f"{schema}{certificate}"
             f"pidfile {folder}/slapd.pid\n"
             "modulepath /usr/lib/ldap\nmoduleload back_mdb\n"
             f"database mdb\nsuffix {SUFFIX}\nrootdn cn=admin,{SUFFIX}\n"
@@ -104,7 +111,7 @@ class Directory:
     def start(self) -> None:
         """Serve, in the foreground (-d 0), and return once the port takes connections."""
         self._process = subprocess.Popen(
-            ["slapd", "-d", "0", "-f", str(self._config), "-h", self.url],
+            ["slapd", "-d", "0", "-f", str(self._config), "-h", f"{self.url} {self.ldaps_url}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + START_WITHIN_SECS

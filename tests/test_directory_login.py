@@ -7,6 +7,7 @@ wait, a refusal and an outage of the node, never a 500 or a hung sign-in.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -26,6 +27,7 @@ from server.core.outages import Outages
 from server.db.models import AuditEntry, LoginFailure, Role, User
 from server.http.keys import OUTAGES_KEY
 from tests.conftest import ClientFactory
+from tests.edge import self_signed
 from tests.ldap_directory import (
     PEOPLE,
     SERVICE_DN,
@@ -179,6 +181,58 @@ async def test_the_typed_name_is_escaped_in_the_search(settings: Settings) -> No
         assert (judged.ok, judged.reason) == (False, "not_in_directory"), name
     judged = await ask_directory(settings, outages, ANNA.uid, ANNA.password)
     assert judged.ok and judged.facts["directory_dn"] == ANNA.dn
+
+
+@pytest.fixture(scope="module")
+def tls_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Directory, Path]]:
+    """A second slapd, with a certificate of its own (StartTLS and ldaps://); and its CA."""
+    folder = tmp_path_factory.mktemp("slapd-tls")
+    certificate, key = self_signed(folder)
+    server = Directory(folder / "tree", [ANNA], tls=(certificate, key))
+    server.start()
+    yield server, certificate
+    server.stop()
+
+
+async def test_tls_to_the_directory_checks_its_certificate(
+    settings: Settings, tls_directory: tuple[Directory, Path], tmp_path: Path
+) -> None:
+    server, ca = tls_directory
+    outages = Outages()
+    starttls = settings.model_copy(
+        update={"LDAP_URL": server.url, "LDAP_STARTTLS": True, "LDAP_CA_FILE": ca}
+    )
+    ldaps = settings.model_copy(update={"LDAP_URL": server.ldaps_url, "LDAP_CA_FILE": ca})
+    for tls in (starttls, ldaps):
+        judged = await ask_directory(tls, outages, ANNA.uid, ANNA.password)
+        assert judged.ok, (tls.LDAP_URL, judged)
+    other_ca, _ = self_signed(tmp_path)  # a certificate the directory's does not chain to
+    for tls in (starttls, ldaps):
+        wrong = tls.model_copy(update={"LDAP_CA_FILE": other_ca})
+        judged = await ask_directory(wrong, outages, ANNA.uid, ANNA.password)
+        assert (judged.ok, judged.reason, judged.counts) == (False, "directory_unavailable", False)
+        assert "certificate verify failed" in str(judged.facts["directory_error"])
+    assert outages.is_down("directory", "sign-in")
+
+
+# ldap3 checks the name after the handshake and drops the TLS socket unclosed when it does not
+# match (ldap3/core/tls.py: wrap_socket): the collector closes it, with a ResourceWarning.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_tls_to_the_directory_checks_its_name(
+    settings: Settings, tls_directory: tuple[Directory, Path]
+) -> None:
+    server, ca = tls_directory
+    port = server.ldaps_url.rsplit(":", 1)[1]
+    outages = Outages()
+    for url in (server.ldaps_url, f"ldaps://localhost:{port}"):
+        renamed = settings.model_copy(update={"LDAP_URL": url, "LDAP_CA_FILE": ca})
+        judged = await ask_directory(renamed, outages, ANNA.uid, ANNA.password)
+        if url == server.ldaps_url:
+            assert judged.ok, judged
+        else:  # the right CA, another name: the certificate names 127.0.0.1 only
+            assert (judged.ok, judged.reason) == (False, "directory_unavailable"), judged
+            assert "doesn't match" in str(judged.facts["directory_error"])
+    gc.collect()
 
 
 async def test_group_mapping_gives_the_role(

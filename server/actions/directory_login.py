@@ -19,6 +19,7 @@ the log and an outage of the node (``/readyz``'s degraded ``directory``) until i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from dataclasses import replace
@@ -98,14 +99,21 @@ def _connect(server: Server, settings: Settings, dn: str | None, password: str |
     )
     try:
         connection.open()
-    except LDAPException:
-        if connection.socket is not None:  # ldap3 leaves a refused connection's socket open
-            connection.socket.close()
+        if settings.LDAP_STARTTLS and not connection.start_tls():
+            raise Unanswered(f"StartTLS refused: {connection.result['description']}")
+    except (LDAPException, Unanswered):
+        _close(connection)
         raise
-    if settings.LDAP_STARTTLS and not connection.start_tls():
-        connection.unbind()
-        raise Unanswered(f"StartTLS refused: {connection.result}")
     return connection
+
+
+def _close(connection: Any) -> None:
+    """Unbind, and close the socket that ldap3 leaves open after a refused connection or a
+    failed TLS handshake."""
+    with contextlib.suppress(LDAPException):
+        connection.unbind()
+    if connection.socket is not None:
+        connection.socket.close()
 
 
 def _ask(settings: Settings, name: str, password: str) -> Judged:
@@ -147,7 +155,7 @@ def _ask(settings: Settings, name: str, password: str) -> Judged:
             if role is None:
                 return Judged(ok=False, reason="no_directory_role", facts=facts)
     finally:
-        service.unbind()
+        _close(service)
     if not password:
         # An empty password is an unauthenticated bind (RFC 4513 5.1.2), which many
         # directories let "succeed": it proves nothing.
@@ -158,5 +166,5 @@ def _ask(settings: Settings, name: str, password: str) -> Judged:
             facts["directory_said"] = str(person.result["description"])
             return Judged(ok=False, reason="bad_password", facts=facts)
     finally:
-        person.unbind()
+        _close(person)
     return Judged(ok=True, role=role, facts=facts)

@@ -20,12 +20,14 @@ from sqlmodel import col, select
 from config import Settings, SettingsError, load_settings
 from config.settings import STAFF_ROLES
 from server.actions.directory_login import ask_directory
+from server.actions.login import NO_PASSWORD
 from server.actions.users import Actor, do_create_user
 from server.app import create_app
 from server.core.clock import FrozenClock
 from server.core.outages import Outages
 from server.db.models import AuditEntry, LoginFailure, Role, User
 from server.http.keys import OUTAGES_KEY
+from server.security.passwords import verify_password
 from tests.conftest import ClientFactory
 from tests.edge import self_signed
 from tests.ldap_directory import (
@@ -278,17 +280,25 @@ async def test_a_first_directory_sign_in_skips_the_password_change(
 ) -> None:
     """A new account made with a one-time password: with the directory's password, the next
     step is TOTP enrolment, never choosing a Lifeline password."""
-    await do_create_user(
+    made = await do_create_user(
         services(client).audit,
         clock,
         actor=Actor.command_line("test"),
         username=ANNA.uid,
         role="operator",
     )
+    assert made.password is not None
     signed_in = await post_login(client, ANNA.uid, ANNA.password)
     assert signed_in.status == 303, await signed_in.text()
     assert signed_in.headers["Location"] == "/account/totp"
     assert (await client.get("/account/totp")).status == 200
+    # The one-time password is gone: it would open nothing even with directory sign-in off.
+    async with services(client).db.session() as session:
+        row = (await session.exec(select(User).where(col(User.username) == "anna"))).one()
+    assert row.password_hash == NO_PASSWORD and not row.must_change_password
+    assert not verify_password(row.password_hash, made.password)
+    [entry] = await audit(client, "login")
+    assert entry["one_time_password_dropped"] is True
 
 
 async def test_a_directory_that_does_not_answer_is_a_bounded_refusal_and_an_outage(

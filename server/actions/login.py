@@ -44,6 +44,9 @@ log = logging.getLogger("lifeline.auth")
 # A throttled address is entered in the audit chain once a minute, not once a try: a flood
 # must not become a flood of writes.
 THROTTLE_AUDIT_RULE = "1/minute"
+# The hash of an account whose one-time password a judge made needless: not an argon2 hash, so
+# no password matches it (verify_password).
+NO_PASSWORD = "!judged-elsewhere"
 # Longer waits than this are the cap anyway; it only keeps 2 ** n small.
 _MAX_DOUBLINGS = 40
 
@@ -236,8 +239,12 @@ async def authenticate(
                 user.totp_last_step = step
             granted: dict[str, object] = {}
             if judged is not None:
-                user.must_change_password = False  # the judge's to change, never Lifeline's
                 granted = _take_role(user, judged.role)
+                if user.must_change_password:
+                    # The password is the judge's: the one-time password is never needed, and
+                    # left, it would open the account without the change if the judge went.
+                    user.password_hash, user.must_change_password = NO_PASSWORD, False
+                    granted["one_time_password_dropped"] = True
             session.add(user)
             await record(
                 "login", **granted, **({"method": "webauthn"} if key is not None else {})

@@ -246,9 +246,7 @@ async def authenticate(
                     user.password_hash, user.must_change_password = NO_PASSWORD, False
                     granted["one_time_password_dropped"] = True
             session.add(user)
-            await record(
-                "login", **granted, **({"method": "webauthn"} if key is not None else {})
-            )
+            await record("login", **granted, **({"method": "webauthn"} if key is not None else {}))
             log.info("login", extra={"user": name})
             return LoginResult(Outcome.OK, user)
 

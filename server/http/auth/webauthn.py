@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.actions import webauthn_keys, webauthn_login
+from server.actions.directory_login import directory_judge
 from server.actions.login import Outcome, authenticate
 from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
@@ -25,7 +26,7 @@ from server.http.auth.routes import safe_next, see_other
 from server.http.auth.sessions import create_session
 from server.http.bodies import read_form, read_json
 from server.http.client_address import client_address
-from server.http.keys import PAGES_KEY, SERVICES_KEY, STAFF_KEY
+from server.http.keys import OUTAGES_KEY, PAGES_KEY, SERVICES_KEY, STAFF_KEY
 from server.http.path_ids import ID
 from server.security.relying_party import relying_party
 
@@ -106,6 +107,8 @@ async def sign_in(request: web.Request) -> web.Response:
             totp="",
             remote=remote,
             key=check,
+            # The password of a directory account is the directory's here too.
+            judge=directory_judge(services.settings, request.app[OUTAGES_KEY]),
         )
     if result.outcome is not Outcome.OK or result.user is None:
         raise AppError(ErrorCode.LOGIN_FAILED, "Sign-in failed")

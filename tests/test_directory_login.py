@@ -39,8 +39,9 @@ from tests.ldap_directory import (
     Person,
     group_dn,
 )
-from tests.staff import PASSWORD, Client, add_account, another_browser, post_login
+from tests.staff import PASSWORD, Client, add_account, another_browser, page_csrf, post_login
 from tests.staff import services_of as services
+from tests.test_webauthn import ORIGIN, _post, _with_key
 
 ANNA = Person("anna", "anna's directory passphrase", groups=("dispatch",))
 BORIS = Person("boris", "boris's directory passphrase", disabled=True)
@@ -385,3 +386,36 @@ def test_settings_refuse_a_half_configured_directory(tmp_path: Path) -> None:
             load_settings(**{**whole, **wrong})
         assert named in str(caught.value), (wrong, caught.value)
     assert set(STAFF_ROLES) == {role.value for role in Role}
+
+
+async def test_a_passkey_alone_opens_nothing_for_someone_the_directory_disabled(
+    settings: Settings, clock: FrozenClock, aiohttp_client: ClientFactory
+) -> None:
+    """Keys registered while each could sign in (here on a node without directory sign-in,
+    same database); then, with the directory on, anna's passkey alone signs her in, and boris's,
+    whom the directory marks disabled, is refused with that reason in the chain."""
+    keys = {"PUBLIC_URL": ORIGIN, "WEBAUTHN_PASSWORDLESS": True}
+    local = await aiohttp_client(
+        create_app(settings.model_copy(update={**keys, "LDAP_URL": ""}), clock)
+    )
+    _, anna_key = await _with_key(local, clock, ANNA.uid)
+    _, boris_key = await _with_key(local, clock, BORIS.uid)
+    node = await aiohttp_client(create_app(settings.model_copy(update=keys), clock))
+    for person, key, status in ((ANNA, anna_key, 200), (BORIS, boris_key, 401)):
+        browser = await another_browser(node)
+        try:
+            csrf = await page_csrf(browser)
+            _, options = await _post(browser, "/login/key/options", csrf, {"passkey": True})
+            body = {
+                "challenge_id": options["challenge_id"],
+                "credential": key.get(options),
+                "passkey": True,
+            }
+            answered, answer = await _post(browser, "/login/key", csrf, body)
+            assert answered == status, (person.uid, answer)
+        finally:
+            await browser.close()
+    passkeys = [e["actor"] for e in await audit(node, "login") if e.get("method") == "passkey"]
+    assert passkeys == ["anna"]
+    [refusal] = await audit(node, "webauthn_refused")
+    assert refusal["actor"] == "boris" and refusal["reason"] == "directory_disabled", refusal

@@ -30,7 +30,7 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
 from config import Settings
-from server.actions.login import Judged, PasswordJudge
+from server.actions.login import Judged, PasswordJudge, StandingJudge
 from server.core.outages import Outages
 
 log = logging.getLogger("lifeline.auth")
@@ -58,8 +58,27 @@ def directory_judge(settings: Settings, outages: Outages) -> PasswordJudge | Non
     return judge
 
 
-async def ask_directory(settings: Settings, outages: Outages, name: str, password: str) -> Judged:
-    """The directory's judgement of ``password`` for ``name``, within ``LDAP_TIMEOUT_SECS``."""
+def directory_standing(settings: Settings, outages: Outages) -> StandingJudge | None:
+    """For a sign-in that proves who the person is without a password (a passkey alone): is a
+    directory account still in the directory, not disabled there, and (with group roles) in
+    one of the groups? ``None``: directory sign-in is off. Without it, someone the directory
+    disabled would still get in with a passkey registered before."""
+    if not settings.LDAP_URL:
+        return None
+
+    async def judge(name: str) -> Judged | None:
+        if name in settings.LDAP_LOCAL_ACCOUNTS:
+            return None
+        return await ask_directory(settings, outages, name, None)
+
+    return judge
+
+
+async def ask_directory(
+    settings: Settings, outages: Outages, name: str, password: str | None
+) -> Judged:
+    """The directory's judgement of ``password`` for ``name``, within ``LDAP_TIMEOUT_SECS``;
+    with ``password`` None, of the entry's standing alone (found, not disabled, its groups)."""
     try:
         judged = await asyncio.wait_for(
             asyncio.to_thread(_ask, settings, name, password), settings.LDAP_TIMEOUT_SECS
@@ -116,7 +135,7 @@ def _close(connection: Any) -> None:
         connection.socket.close()
 
 
-def _ask(settings: Settings, name: str, password: str) -> Judged:
+def _ask(settings: Settings, name: str, password: str | None) -> Judged:
     """The whole exchange, on a thread: search, disabled mark, groups, the person's bind."""
     server = _server(settings)
     service = _connect(
@@ -156,6 +175,8 @@ def _ask(settings: Settings, name: str, password: str) -> Judged:
                 return Judged(ok=False, reason="no_directory_role", facts=facts)
     finally:
         _close(service)
+    if password is None:  # the standing alone: the person proved who they are otherwise
+        return Judged(ok=True, role=role, facts=facts)
     if not password:
         # An empty password is an unauthenticated bind (RFC 4513 5.1.2), which many
         # directories let "succeed": it proves nothing.

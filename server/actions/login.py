@@ -82,6 +82,9 @@ class Judged:
 
 # The account's name and the password typed; ``None``: not this judge's account, its own hash.
 PasswordJudge = Callable[[str, str], Awaitable[Judged | None]]
+# The account's name alone, for a sign-in without a password (a passkey): whether the judge
+# still stands behind the account; ``None``: not this judge's account.
+StandingJudge = Callable[[str], Awaitable[Judged | None]]
 
 
 def address_key(remote: str) -> str:

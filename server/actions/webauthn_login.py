@@ -31,7 +31,15 @@ from webauthn import (
 from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
 
 from server.actions import webauthn_challenges as challenges
-from server.actions.login import KeyCheck, LoginResult, Outcome, address_key, check_allowance
+from server.actions.login import (
+    Judged,
+    KeyCheck,
+    LoginResult,
+    Outcome,
+    StandingJudge,
+    address_key,
+    check_allowance,
+)
 from server.actions.webauthn_keys import REFUSED, descriptors, keys_of, party_of
 from server.actions.webauthn_verify import Refused, checked, credential_id_of, sign_count_goes_on
 from server.core.errors import AppError, ErrorCode
@@ -214,16 +222,42 @@ async def key_check(
     return check
 
 
+async def _owner_name(services: Services, credential: dict[str, Any]) -> str | None:
+    """The username of the account the key names, read before the sign-in's transaction (so
+    that the directory is not asked while the chain's lock is held); None if none does."""
+    try:
+        credential_id = credential_id_of(credential)
+    except Refused:
+        return None  # refused with its reason inside the transaction
+    async with services.db.session() as session:
+        return (
+            await session.exec(
+                select(User.username)
+                .join(WebAuthnCredential, col(WebAuthnCredential.user_id) == col(User.id))
+                .where(col(WebAuthnCredential.credential_id) == credential_id)
+            )
+        ).first()
+
+
 async def passkey_sign_in(
-    services: Services, *, challenge_id: str, credential: dict[str, Any], remote: str
+    services: Services,
+    *,
+    challenge_id: str,
+    credential: dict[str, Any],
+    remote: str,
+    standing: StandingJudge | None = None,
 ) -> LoginResult:
     """A passkey alone (``WEBAUTHN_PASSWORDLESS``): the key names its account, verifies its
     user, and signs our challenge. One transaction with its audit entries (``login`` with
-    ``method: passkey``)."""
+    ``method: passkey``). ``standing``: the directory's word on a directory account (found, not
+    disabled there), asked first: a key registered before the person was disabled in the
+    directory opens nothing."""
     if not services.settings.WEBAUTHN_PASSWORDLESS:
         raise AppError(ErrorCode.PASSKEYS_OFF, "This deployment signs in with a password first")
     party = party_of(services)
     await check_allowance(services.audit, services.limits, services.settings, address_key(remote))
+    named = await _owner_name(services, credential) if standing is not None else None
+    judged: Judged | None = await standing(named) if standing is not None and named else None
     async with services.audit.transaction() as session:
         taken = await challenges.take(session, services.clock, challenge_id, challenges.PASSKEY)
         user: User | None = None
@@ -243,6 +277,9 @@ async def passkey_sign_in(
                 raise Refused("unknown_key", "no account has this key")
             if user.disabled:
                 raise Refused("disabled", "the account is disabled")
+            if judged is not None and user.username == named and not judged.ok:
+                detail = str(judged.facts.get("directory_error", judged.facts.get("directory", "")))
+                raise Refused(judged.reason, detail)
             key = await _use_key(
                 services,
                 session,

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.actions import webauthn_keys, webauthn_login
-from server.actions.directory_login import directory_judge
+from server.actions.directory_login import directory_judge, directory_standing
 from server.actions.login import Outcome, authenticate
 from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
@@ -91,7 +91,11 @@ async def sign_in(request: web.Request) -> web.Response:
     remote = client_address(request)
     if body.passkey:
         result = await webauthn_login.passkey_sign_in(
-            services, challenge_id=body.challenge_id, credential=body.credential, remote=remote
+            services,
+            challenge_id=body.challenge_id,
+            credential=body.credential,
+            remote=remote,
+            standing=directory_standing(services.settings, request.app[OUTAGES_KEY]),
         )
     else:
         check = await webauthn_login.key_check(

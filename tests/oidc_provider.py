@@ -93,7 +93,9 @@ class LifelineClient(ClientMixin):
     """Lifeline, registered as a confidential client: HTTP Basic at the token endpoint, any
     loopback Lifeline's callback as its redirect URI."""
 
-    redirect_re = re.compile(r"^http://127\.0\.0\.1:\d+/login/oidc/[a-z0-9-]+/callback$")
+    redirect_re = re.compile(
+        r"^http://(127\.0\.0\.1:\d+|localhost(:\d+)?)/login/oidc/[a-z0-9-]+/callback$"
+    )
 
     def get_client_id(self) -> str:
         return CLIENT_ID

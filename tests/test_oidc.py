@@ -22,11 +22,15 @@ from sqlmodel import col, select
 
 from config import Settings, SettingsError, load_settings
 from config.settings import OidcProvider
+from server.app import create_app
 from server.core.clock import FrozenClock
 from server.db.models import AuditEntry
+from tests.conftest import ClientFactory
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, ProviderUser
 from tests.oidc_provider import running_provider as provider_running
+from tests.software_key import SoftwareKey
 from tests.staff import Client, add_account, csrf_of, services_of
+from tests.test_webauthn import ORIGIN, _post, _with_key
 
 PROVIDER = "police-sso"
 REFUSAL = "Sign-in failed: check the username"
@@ -221,6 +225,36 @@ async def test_mfa_missing_in_amr_asks_for_totp(
     [done] = await entries(client, "login")
     assert done["second_factor"] == "totp"
     assert done["via"] == "oidc"
+
+
+async def test_a_security_key_instead_of_the_code_after_a_sign_on_without_mfa(
+    settings: Settings, provider: Provider, clock: FrozenClock, aiohttp_client: ClientFactory
+) -> None:
+    """The second step after a single sign-on takes the account's hardware key as it takes
+    the code: another key is refused (401, ``bad_key``), the account's own opens the console."""
+    keyed = settings.model_copy(update={"PUBLIC_URL": ORIGIN})
+    client = await aiohttp_client(create_app(keyed, clock))
+    _, key = await _with_key(client, clock, "op.nowak")
+    provider.user = ProviderUser(sub="s-8", username="op.nowak", amr=["pwd"])
+    _, response = await sign_in_through(client)
+    assert next_page(await response.text()) == "/login/totp"
+    page = await client.get("/login/totp")
+    html = await page.text()
+    assert 'data-testid="login-keys"' in html and 'data-after-sso="true"' in html
+    token = csrf_of(html)
+    stranger = SoftwareKey("localhost", ORIGIN)
+    for answering, status in ((stranger, 401), (key, 200)):
+        got, options = await _post(client, "/login/totp/key/options", token, {})
+        assert got == 200, options
+        body = {"challenge_id": options["challenge_id"], "credential": answering.get(options)}
+        got, answer = await _post(client, "/login/totp/key", token, body)
+        assert got == status, answer
+    assert answer == {"location": "/console"}
+    assert (await client.get("/console", allow_redirects=False)).status == 200
+    failed = await entries(client, "login_failed")
+    assert [(e["reason"], e["via"]) for e in failed] == [("bad_key", "oidc")]
+    done = [e for e in await entries(client, "login") if e.get("via") == "oidc"]
+    assert [e["second_factor"] for e in done] == ["webauthn"]
 
 
 @pytest.mark.parametrize(

@@ -321,11 +321,13 @@ async def verify_second_factor(
     user_id: int,
     totp: str,
     remote: str,
+    key: KeyCheck | None = None,
 ) -> bool:
     """Lifeline's TOTP code after a single sign-on whose provider showed no second factor
     (server/actions/oidc_login.py): the address's allowance, the wait after failures and the
     one use of a code are those of a local sign-in, and so are the audit entries (marked
-    ``via: oidc``; the chain's ``oidc_login`` before them names the provider).
+    ``via: oidc``; the chain's ``oidc_login`` before them names the provider). With ``key``,
+    a hardware key's answer is the second factor instead, and it alone decides.
 
     Raises:
         AppError: ``RATE_LIMITED``, the address has used its allowance of tries.
@@ -356,17 +358,20 @@ async def verify_second_factor(
             await record("login_refused", reason="waiting", wait_secs=left)
             return False
         step = None
-        if user.totp_confirmed and user.totp_secret:
+        if key is None and user.totp_confirmed and user.totp_secret:
             step = accepted_step(user.totp_secret, totp, now, user.totp_last_step)
-        if step is not None:
+        if step is not None or (key is not None and await key(session, user)):
             if pair is not None:
                 await session.delete(pair)
-            user.failed_logins, user.locked_until, user.totp_last_step = 0, None, step
+            user.failed_logins, user.locked_until = 0, None
+            if step is not None:
+                user.totp_last_step = step
             session.add(user)
-            await record("login", second_factor="totp")
+            await record("login", second_factor="totp" if key is None else "webauthn")
             log.info("login", extra={"user": name, "via": "oidc"})
             return True
         failures, wait = await _count_failure(session, user, pair, address, now, settings)
-        await record("login_failed", reason="bad_totp", failures=failures, wait_secs=wait)
-        log.info("login failed", extra={"user": name, "reason": "bad_totp"})
+        reason = "bad_totp" if key is None else "bad_key"
+        await record("login_failed", reason=reason, failures=failures, wait_secs=wait)
+        log.info("login failed", extra={"user": name, "reason": reason})
         return False

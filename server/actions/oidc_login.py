@@ -35,7 +35,7 @@ from joserfc.jwk import KeySet
 from sqlmodel import col, delete, select
 
 from config.settings import OidcProvider
-from server.actions.login import address_key, check_allowance, verify_second_factor
+from server.actions.login import KeyCheck, address_key, check_allowance, verify_second_factor
 from server.actions.staff_sessions import StaffContext, do_set_stage
 from server.core.errors import AppError, ErrorCode
 from server.core.ports import OidcHttpFailed
@@ -370,10 +370,15 @@ async def do_complete(
 
 
 async def do_second_factor(
-    services: Services, staff: StaffContext, totp: str, *, remote: str
+    services: Services,
+    staff: StaffContext,
+    totp: str,
+    *,
+    remote: str,
+    key: KeyCheck | None = None,
 ) -> bool:
-    """Lifeline's TOTP code after a single sign-on without the provider's second factor: right,
-    the session becomes active.
+    """Lifeline's TOTP code (or, with ``key``, a hardware key's answer) after a single sign-on
+    without the provider's second factor: right, the session becomes active.
 
     Raises:
         AppError: ``RATE_LIMITED``, the address has used its allowance of tries.
@@ -388,6 +393,7 @@ async def do_second_factor(
         user_id=staff.user_id,
         totp=totp,
         remote=remote,
+        key=key,
     )
     if accepted:
         await do_set_stage(services, staff.session_id, SessionStage.ACTIVE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.actions.oidc_login import do_begin, do_complete, do_second_factor, provider_of
+from server.actions.webauthn_keys import keys_of
 from server.core.errors import AppError, ErrorCode
 from server.db.models import Role, SessionStage
 from server.http.auth.access import HOME_BY_ROLE, home_for, require_stage
@@ -17,6 +18,7 @@ from server.http.client_address import client_address
 from server.http.errors import wants_json
 from server.http.keys import PAGES_KEY, SERVICES_KEY, STAFF_KEY
 from server.http.origin import site_base
+from server.security.relying_party import relying_party
 from server.security.tokens import new_token
 
 routes = web.RouteTableDef()
@@ -134,18 +136,25 @@ async def oidc_callback(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _totp_page(
+async def _totp_page(
     request: web.Request, *, error: str | None = None, status: int = 200
 ) -> web.Response:
+    """The second step; a key button beside the code where the account has keys."""
+    staff = request[STAFF_KEY]
+    services = request.app[SERVICES_KEY]
+    keys = False
+    if staff is not None and relying_party(services.settings) is not None:
+        async with services.db.session() as session:
+            keys = bool(await keys_of(session, staff.user_id))
     return request.app[PAGES_KEY].render(
-        request, "login_totp.html", http_status=status, error=error
+        request, "login_totp.html", http_status=status, error=error, keys_available=keys
     )
 
 
 @routes.get("/login/totp")
 async def second_factor_page(request: web.Request) -> web.StreamResponse:
     require_stage(request, SessionStage.VERIFY_TOTP)
-    return _totp_page(request)
+    return await _totp_page(request)
 
 
 @routes.post("/login/totp")
@@ -161,11 +170,11 @@ async def second_factor_submit(request: web.Request) -> web.StreamResponse:
         if wants_json(request) or refused.code is not ErrorCode.RATE_LIMITED:
             raise
         seconds = int(refused.data["retry_after"])
-        page = _totp_page(
+        page = await _totp_page(
             request, error=translate(request, "login.error.throttled", seconds=seconds), status=429
         )
         page.headers["Retry-After"] = str(seconds)
         return page
     if not accepted:
-        return _totp_page(request, error=translate(request, "totp.error.code"), status=401)
+        return await _totp_page(request, error=translate(request, "totp.error.code"), status=401)
     raise web.HTTPSeeOther(HOME_BY_ROLE.get(Role(staff.role), "/"))

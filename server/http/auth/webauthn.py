@@ -17,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from server.actions import webauthn_keys, webauthn_login
 from server.actions.directory_login import directory_judge, directory_standing
 from server.actions.login import Outcome, authenticate
+from server.actions.oidc_login import do_second_factor
 from server.actions.staff_sessions import StaffContext
 from server.core.errors import AppError, ErrorCode
 from server.db.models import Role, SessionStage
-from server.http.auth.access import HOME_BY_ROLE
+from server.http.auth.access import HOME_BY_ROLE, require_stage
 from server.http.auth.csrf import CSRF_FIELD, check_csrf
 from server.http.auth.routes import safe_next, see_other
 from server.http.auth.sessions import create_session
@@ -49,6 +50,15 @@ class KeySignIn(BaseModel):
     password: str = Field(default="", max_length=1024)
     passkey: bool = False
     next: str = Field(default="", max_length=1024)
+
+
+class KeyAnswer(BaseModel):
+    """A key's answer at the second step after a single sign-on: the session names the
+    account."""
+
+    model_config = ConfigDict(extra="forbid")
+    challenge_id: str = Field(max_length=64)
+    credential: dict[str, Any]
 
 
 class NewKey(BaseModel):
@@ -126,6 +136,32 @@ async def sign_in(request: web.Request) -> web.Response:
         location = safe_next(body.next) or HOME_BY_ROLE.get(Role(result.user.role), "/")
     response.text = json.dumps({"location": location})
     return response
+
+
+@routes.post("/login/totp/key/options")
+async def after_sso_options(request: web.Request) -> web.Response:
+    """Options naming the keys of the account a single sign-on left at its second step."""
+    staff = require_stage(request, SessionStage.VERIFY_TOTP)
+    check_csrf(request, None)
+    options = await webauthn_login.second_factor_options(
+        request.app[SERVICES_KEY], username=staff.username, remote=client_address(request)
+    )
+    return web.json_response(options)
+
+
+@routes.post("/login/totp/key")
+async def after_sso_key(request: web.Request) -> web.Response:
+    """A key instead of the TOTP code after a single sign-on: the session becomes active."""
+    staff = require_stage(request, SessionStage.VERIFY_TOTP)
+    check_csrf(request, None)
+    body: KeyAnswer = await read_json(request, KeyAnswer)
+    services, remote = request.app[SERVICES_KEY], client_address(request)
+    check = await webauthn_login.key_check(
+        services, challenge_id=body.challenge_id, credential=body.credential, remote=remote
+    )
+    if not await do_second_factor(services, staff, "", remote=remote, key=check):
+        raise AppError(ErrorCode.LOGIN_FAILED, "Sign-in failed")
+    return web.json_response({"location": HOME_BY_ROLE.get(Role(staff.role), "/")})
 
 
 @routes.get("/account/keys")

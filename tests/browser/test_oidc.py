@@ -17,8 +17,9 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.browser.conftest import RunningServer, start_server, stop_server
-from tests.browser.staff import add_staff
-from tests.browser.test_first_admin import path_is
+from tests.browser.staff import STAFF_PASSWORD, add_staff
+from tests.browser.test_first_admin import login, logout, path_is
+from tests.browser.test_webauthn import _free_port, virtual_key
 from tests.oidc_provider import CLIENT_SECRET, Provider, ProviderUser, provider_setting
 from tests.oidc_provider import running_provider as provider_running
 
@@ -47,6 +48,33 @@ def sso_server(
     )
     yield server
     stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def sso_keys_server(
+    tmp_path_factory: pytest.TempPathFactory, provider: Provider
+) -> Iterator[RunningServer]:
+    """The same provider, on a server whose PUBLIC_URL names localhost: a relying party for
+    hardware keys (its id cannot be an IP address)."""
+    secret = tmp_path_factory.mktemp("oidc-keys") / "client-secret"
+    secret.write_text(CLIENT_SECRET + "\n")
+    port = _free_port()
+    server = start_server(
+        tmp_path_factory.mktemp("sso-keys"),
+        {
+            "LIFELINE_OIDC_PROVIDERS": provider_setting(provider, str(secret)),
+            "LIFELINE_PUBLIC_URL": f"http://localhost:{port}",
+        },
+        port=port,
+    )
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _servers_before_browser(sso_server: RunningServer, sso_keys_server: RunningServer) -> None:
+    """The servers start before Chromium (in scale-out a server's start resets PostgreSQL
+    with ``asyncio.run()``, which fails once sync Playwright's loop runs in this thread)."""
 
 
 @pytest.fixture
@@ -106,6 +134,37 @@ def test_no_second_factor_at_the_provider_asks_for_totp(
     page.get_by_test_id("verify-totp-submit").click()
     expect(page).to_have_url(path_is("/console"))
     expect(page.get_by_test_id("whoami-username")).to_have_text("op.zielinska")
+
+
+def test_a_security_key_instead_of_the_code_after_the_provider(
+    sso_keys_server: RunningServer,
+    provider: Provider,
+    context: BrowserContext,
+    page_errors: list[str],
+) -> None:
+    """A key added on /account/keys (Chromium's virtual authenticator) answers /login/totp's
+    second step after a provider that showed no second factor."""
+    base = sso_keys_server.base
+    secret = add_staff(sso_keys_server, "op.wisniewska", "operator")
+    page = open_login(context, page_errors, base)
+    _, _authenticator = virtual_key(context, page)
+    login(page, base, "op.wisniewska", STAFF_PASSWORD, pyotp.TOTP(secret).now())
+    expect(page).to_have_url(path_is("/console"))
+    page.goto(f"{base}/account/keys")
+    expect(page.get_by_test_id("webauthn-keys")).to_have_attribute("data-ready", "true")
+    page.get_by_test_id("webauthn-name").fill("Grey key")
+    page.get_by_test_id("webauthn-add").click()
+    expect(page.locator("[data-testid^='webauthn-key-']")).to_have_count(1)
+    logout(page)
+
+    provider.user = ProviderUser(sub="w-1", username="op.wisniewska", amr=["pwd"])
+    page.goto(f"{base}/login")
+    page.get_by_test_id(BUTTON).click()
+    expect(page).to_have_url(path_is("/login/totp"))
+    expect(page.get_by_test_id("login-keys")).to_have_attribute("data-ready", "true")
+    page.get_by_test_id("login-webauthn").click()
+    expect(page).to_have_url(path_is("/console"))
+    expect(page.get_by_test_id("whoami-username")).to_have_text("op.wisniewska")
 
 
 def test_the_button_on_a_phone(

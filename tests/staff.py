@@ -8,10 +8,12 @@ from dataclasses import dataclass
 import pyotp
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from sqlmodel import col, select
 
 from server.actions.users import Actor, do_create_user
 from server.core.clock import FrozenClock
 from server.core.services import Services
+from server.db.models import AuditEntry
 from server.http.keys import SERVICES_KEY
 
 Client = TestClient[web.Request, web.Application]
@@ -23,6 +25,19 @@ def services_of(client: Client) -> Services:
     """The services of the app behind ``client`` (tests call actions on them directly)."""
     assert client.app is not None
     return client.app[SERVICES_KEY]
+
+
+async def audit_rows(
+    client: Client, *, action: str | None = None, subject: str | None = None
+) -> list[AuditEntry]:
+    """The chain's entries of ``action`` and/or about ``subject``, oldest first."""
+    query = select(AuditEntry).order_by(col(AuditEntry.seq))
+    if action is not None:
+        query = query.where(col(AuditEntry.action) == action)
+    if subject is not None:
+        query = query.where(col(AuditEntry.subject) == subject)
+    async with services_of(client).db.session() as session:
+        return list((await session.exec(query)).all())
 
 
 @dataclass

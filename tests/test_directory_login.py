@@ -25,7 +25,7 @@ from server.actions.users import Actor, do_create_user
 from server.app import create_app
 from server.core.clock import FrozenClock
 from server.core.outages import Outages
-from server.db.models import AuditEntry, LoginFailure, Role, User
+from server.db.models import LoginFailure, Role, User
 from server.http.keys import OUTAGES_KEY
 from server.security.passwords import verify_password
 from tests.conftest import ClientFactory
@@ -39,7 +39,15 @@ from tests.ldap_directory import (
     Person,
     group_dn,
 )
-from tests.staff import PASSWORD, Client, add_account, another_browser, page_csrf, post_login
+from tests.staff import (
+    PASSWORD,
+    Client,
+    add_account,
+    another_browser,
+    audit_rows,
+    page_csrf,
+    post_login,
+)
 from tests.staff import services_of as services
 from tests.test_webauthn import ORIGIN, _post, _with_key
 
@@ -96,14 +104,7 @@ def settings(settings: Settings, running: Directory, tmp_path: Path) -> Settings
 
 
 async def audit(client: Client, action: str) -> list[dict[str, object]]:
-    async with services(client).db.session() as session:
-        rows = (
-            await session.exec(
-                select(AuditEntry)
-                .where(col(AuditEntry.action) == action)
-                .order_by(col(AuditEntry.seq))
-            )
-        ).all()
+    rows = await audit_rows(client, action=action)
     return [{"actor": row.actor, **json.loads(row.data)} for row in rows]
 
 

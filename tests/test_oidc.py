@@ -18,18 +18,16 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from sqlmodel import col, select
 
 from config import Settings, SettingsError, load_settings
 from config.settings import OidcProvider
 from server.app import create_app
 from server.core.clock import FrozenClock
-from server.db.models import AuditEntry
 from tests.conftest import ClientFactory
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, ProviderUser
 from tests.oidc_provider import running_provider as provider_running
 from tests.software_key import SoftwareKey
-from tests.staff import Client, add_account, csrf_of, services_of
+from tests.staff import Client, add_account, audit_rows, csrf_of
 from tests.test_webauthn import ORIGIN, _post, _with_key
 
 PROVIDER = "police-sso"
@@ -98,14 +96,7 @@ def next_page(html: str) -> str:
 
 
 async def entries(client: Client, action: str) -> list[dict[str, Any]]:
-    async with services_of(client).db.session() as session:
-        rows = (
-            await session.exec(
-                select(AuditEntry)
-                .where(col(AuditEntry.action) == action)
-                .order_by(col(AuditEntry.seq))
-            )
-        ).all()
+    rows = await audit_rows(client, action=action)
     return [{"actor": r.actor, "subject": r.subject, **json.loads(r.data)} for r in rows]
 
 

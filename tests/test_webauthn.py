@@ -18,7 +18,7 @@ from server.actions.account_admin import reset_account
 from server.actions.users import Actor
 from server.app import create_app
 from server.core.clock import FrozenClock
-from server.db.models import AuditEntry, User, WebAuthnCredential
+from server.db.models import User, WebAuthnCredential
 from tests.conftest import ClientFactory
 from tests.software_key import SoftwareKey
 from tests.staff import (
@@ -26,6 +26,7 @@ from tests.staff import (
     Client,
     add_account,
     another_browser,
+    audit_rows,
     page_csrf,
     services_of,
     sign_in,
@@ -40,14 +41,7 @@ def settings(settings: Settings) -> Settings:
 
 
 async def _entries(client: Client, username: str) -> list[tuple[str, dict[str, Any]]]:
-    async with services_of(client).db.session() as session:
-        rows = (
-            await session.exec(
-                select(AuditEntry)
-                .where(col(AuditEntry.subject) == f"user:{username}")
-                .order_by(col(AuditEntry.seq))
-            )
-        ).all()
+    rows = await audit_rows(client, subject=f"user:{username}")
     return [(row.action, json.loads(row.data)) for row in rows]
 
 
